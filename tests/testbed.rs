@@ -1,0 +1,162 @@
+//! The local R2Lab copy itself: the world every other test relies on behaves like R2Lab.
+
+mod common;
+
+use common::{unique, Testbed, MIRROR_URL, REPO_URL};
+use std::collections::BTreeSet;
+use std::thread;
+
+/// Runs `f` on every node at once, as users will, and returns results in node order.
+fn on_every_node<T: Send>(tb: &Testbed, f: impl Fn(&str) -> T + Sync) -> Vec<T> {
+    thread::scope(|s| {
+        let handles: Vec<_> = tb.nodes.iter().map(|n| s.spawn(|| f(n))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("node thread"))
+            .collect()
+    })
+}
+
+#[test]
+fn every_node_has_its_own_docker_engine_for_root_and_for_container() {
+    let tb = Testbed::get();
+    let ids = on_every_node(&tb, |node| {
+        tb.ssh_ok(node, "docker info --format '{{.ID}}'")
+    });
+    let distinct: BTreeSet<_> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        tb.nodes.len(),
+        "engines are shared between nodes: {ids:?}"
+    );
+    for (node, id) in tb.nodes.iter().zip(&ids) {
+        let out = tb.ssh_as("container", node, "docker info --format '{{.ID}}'");
+        assert!(
+            out.status.success(),
+            "container@{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            &String::from_utf8_lossy(&out.stdout),
+            id,
+            "container@{node} reaches another engine"
+        );
+    }
+}
+
+#[test]
+fn docker_pull_on_every_node_goes_through_the_mirror() {
+    let tb = Testbed::get();
+    let digests = on_every_node(&tb, |node| {
+        tb.ssh_ok(node, "docker pull -q busybox >/dev/null && docker image inspect --format '{{index .RepoDigests 0}}' busybox")
+    });
+    assert!(
+        digests.iter().all(|d| d == &digests[0]),
+        "nodes pulled different bits: {digests:?}"
+    );
+    assert!(
+        digests[0].starts_with("busybox@sha256:"),
+        "unexpected digest {}",
+        digests[0]
+    );
+    let (code, catalog) = tb.http_get(&format!("{MIRROR_URL}/v2/_catalog"));
+    assert_eq!(code, 200);
+    assert!(
+        catalog.contains("\"library/busybox\""),
+        "the mirror did not cache busybox: {catalog}"
+    );
+}
+
+#[test]
+fn the_80mb_image_is_pulled_through_the_mirror() {
+    let tb = Testbed::get();
+    let node = tb.nodes.last().unwrap();
+    let size = tb.ssh_ok(node, "docker pull -q bigbox >/dev/null && docker image inspect --format '{{.Size}} {{len .RootFS.Layers}}' bigbox");
+    let mut words = size.split_whitespace().map(|w| w.parse::<u64>().unwrap());
+    let (bytes, layers) = (words.next().unwrap(), words.next().unwrap());
+    assert!(
+        (70_000_000..100_000_000).contains(&bytes),
+        "bigbox is {bytes} bytes"
+    );
+    assert!(layers >= 4, "bigbox has {layers} layers");
+}
+
+#[test]
+fn a_node_pushes_to_the_repo_registry_as_faraday_repo() {
+    let tb = Testbed::get();
+    let name = unique("testbed-push");
+    tb.ssh_ok(
+        &tb.nodes[0],
+        &format!("docker pull -q busybox >/dev/null && docker tag busybox faraday.repo/{name}:v1 && docker push -q faraday.repo/{name}:v1 && docker rmi faraday.repo/{name}:v1"),
+    );
+    let (code, catalog) = tb.http_get(&format!("{REPO_URL}/v2/_catalog?n=1000"));
+    assert_eq!(code, 200);
+    assert!(
+        catalog.contains(&format!("\"{name}\"")),
+        "{name} missing from the repo catalog: {catalog}"
+    );
+    let (code, tags) = tb.http_get(&format!("{REPO_URL}/v2/{name}/tags/list"));
+    assert_eq!((code, tags.contains("\"v1\"")), (200, true), "tags: {tags}");
+}
+
+#[test]
+fn privileged_containers_run_with_r2lab_default_options() {
+    let tb = Testbed::get();
+    let out = tb.ssh_ok(
+        &tb.nodes[0],
+        "docker run --rm -v /home/container/container_fs:/var -v /lib/modules:/lib/modules \
+         -v /var/run/dbus:/var/run/dbus -v /sys/fs/cgroup:/sys/fs/cgroup --network=host \
+         --privileged --cap-add=ALL busybox sh -c 'echo ok > /var/probe && cat /var/probe'",
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn each_node_and_its_host_network_containers_are_named_like_the_node() {
+    let tb = Testbed::get();
+    let names = on_every_node(&tb, |node| {
+        tb.ssh_ok(
+            node,
+            "echo $(hostname) $(docker run --rm --network=host busybox hostname)",
+        )
+    });
+    for (node, names) in tb.nodes.iter().zip(names) {
+        assert_eq!(names.trim(), format!("{node} {node}"));
+    }
+}
+
+#[test]
+fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
+    let tb = Testbed::get();
+    let n = tb.nodes.len();
+    let out = tb.rhubarbe(&["nodes", &format!("1-{n}")]);
+    assert!(
+        out.status.success(),
+        "rhubarbe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let named: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(named, tb.nodes);
+    let all = tb.rhubarbe(&["nodes", "-a"]);
+    assert_eq!(
+        String::from_utf8_lossy(&all.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        named
+    );
+    let answers = on_every_node(&tb, |node| tb.ssh(node, "true").status.success());
+    assert!(
+        answers.iter().all(|ok| *ok),
+        "nodes not answering ssh: {answers:?}"
+    );
+    if n < 37 {
+        let beyond = format!("fit{:02}", n + 1);
+        assert!(
+            !tb.ssh(&beyond, "true").status.success(),
+            "{beyond} answers but is not in the testbed"
+        );
+    }
+}
