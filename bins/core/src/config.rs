@@ -1,0 +1,775 @@
+//! baleine.conf: settings shared by every tool, from layered files and the environment.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::nodes::{self, NodeNaming};
+use crate::reference::ImageRef;
+
+pub const SYSTEM_CONFIG: &str = "/etc/baleine/baleine.conf";
+/// Names one more config file, read last; it must exist since the user asked for it.
+pub const CONFIG_ENV_VAR: &str = "BALEINE_CONFIG";
+
+/// Every key a file may set, with its default. Environment variables of the
+/// same names override the files.
+const KEYS: &[(&str, &str)] = &[
+    ("REGISTRY_URL", "faraday"),
+    ("SAVE_URL", "faraday.repo"),
+    ("REGISTRY_PROTOCOL", "http://"),
+    ("DEFAULT_BOOTSTRAP_IMAGE", "baleine"),
+    ("SAVE_PORT", ""),
+    ("DNS_ADDR", ""),
+    ("SSH", "ssh"),
+    ("SSH_USER", "root"),
+    ("CONTAINER_NAME", "container"),
+    ("DOCKER", "docker"),
+    (
+        "RUN_OPTIONS",
+        "-v /home/container/container_fs:/var -v /lib/modules:/lib/modules \
+         -v /var/run/dbus:/var/run/dbus -v /sys/fs/cgroup:/sys/fs/cgroup \
+         --network=host --privileged --cap-add=ALL",
+    ),
+    ("NODE_PREFIX", "fit"),
+    ("ALL_SCOPE", "1-37"),
+    ("PARALLEL", "64"),
+    ("RHUBARBE", "rhubarbe"),
+    ("SSH_CONNECT_TIMEOUT", "10"),
+    ("REGISTRY_USER", ""),
+    ("REGISTRY_PASSWORD", ""),
+];
+
+/// Where a setting's value came from, so later errors can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File { path: PathBuf, line: usize },
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+/// One config file to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    /// The environment variable that named this file; such a file must exist.
+    pub named_by: Option<&'static str>,
+}
+
+impl Source {
+    /// A file that is skipped when missing.
+    pub fn optional(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            named_by: None,
+        }
+    }
+
+    pub fn named_by(variable: &'static str, path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            named_by: Some(variable),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        file: Source,
+        error: io::Error,
+    },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    Invalid {
+        key: &'static str,
+        origin: Origin,
+        problem: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { file, error } => match file.named_by {
+                Some(variable) => write!(f, "{variable}={}: {error}", file.path.display()),
+                None => write!(f, "{}: {error}", file.path.display()),
+            },
+            Self::Syntax {
+                path,
+                line,
+                problem,
+            } => write!(f, "{}:{line}: {problem}", path.display()),
+            Self::Invalid {
+                key,
+                origin,
+                problem,
+            } => write!(f, "{key} (from {origin}): {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `host[:port]` whose catalog lists the available images.
+    pub registry_url: String,
+    /// Registry address given to the nodes, which push saved images there.
+    pub save_url: String,
+    pub registry_protocol: String,
+    pub default_bootstrap_image: ImageRef,
+    pub save_port: Option<u16>,
+    pub dns_addr: Option<IpAddr>,
+    /// The ssh client command line, before any baleine options.
+    pub ssh: Vec<String>,
+    /// `None` lets ssh choose the user (e.g. from `~/.ssh/config`).
+    pub ssh_user: Option<String>,
+    pub container_name: String,
+    pub docker: Vec<String>,
+    /// RUN_OPTIONS as configured; [`Config::run_options`] adds the DNS server.
+    pub configured_run_options: Vec<String>,
+    pub node_naming: NodeNaming,
+    /// The nodes ALL_SCOPE selects, expanded.
+    pub all_nodes: Vec<String>,
+    /// How many nodes are worked on at once.
+    pub parallel: usize,
+    pub rhubarbe: Vec<String>,
+    pub ssh_connect_timeout: Duration,
+    pub registry_user: Option<String>,
+    pub registry_password: Option<String>,
+    origins: HashMap<&'static str, Origin>,
+}
+
+impl Config {
+    /// Options for `docker run`.
+    pub fn run_options(&self) -> Vec<String> {
+        let mut options = self.configured_run_options.clone();
+        if let Some(dns) = self.dns_addr {
+            options.extend(["--dns".to_owned(), dns.to_string()]);
+        }
+        options
+    }
+
+    /// Where the value of `key` (e.g. `"PARALLEL"`) came from; `None` for unknown keys.
+    pub fn origin(&self, key: &str) -> Option<&Origin> {
+        self.origins.get(key)
+    }
+}
+
+/// Loads the configuration from the standard files and the process environment.
+pub fn load() -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    load_from(&standard_sources(&env), &env)
+}
+
+/// The system file, the user's file and the one `BALEINE_CONFIG` names, in reading order.
+pub fn standard_sources(env: &dyn Fn(&str) -> Option<String>) -> Vec<Source> {
+    // An empty variable counts as unset, as the XDG spec says of XDG_CONFIG_HOME.
+    let set = |name: &str| env(name).filter(|value| !value.is_empty());
+    let user_config_dir = set("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|home| Path::new(&home).join(".config")));
+    let mut sources = vec![Source::optional(SYSTEM_CONFIG)];
+    sources.extend(user_config_dir.map(|dir| Source::optional(dir.join("baleine/baleine.conf"))));
+    sources.extend(set(CONFIG_ENV_VAR).map(|path| Source::named_by(CONFIG_ENV_VAR, path)));
+    sources
+}
+
+/// Reads `sources` in order, later ones overriding earlier ones, then lets
+/// `env` override any key.
+pub fn load_from(
+    sources: &[Source],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut settings = Settings(
+        KEYS.iter()
+            .map(|&(key, default)| (key, (default.to_owned(), Origin::Default)))
+            .collect(),
+    );
+    for source in sources {
+        let text = match fs::read_to_string(&source.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && source.named_by.is_none() => {
+                continue
+            }
+            Err(error) => {
+                return Err(ConfigError::Read {
+                    file: source.clone(),
+                    error,
+                })
+            }
+        };
+        for (key, value, line) in parse_file(&source.path, &text)? {
+            let origin = Origin::File {
+                path: source.path.clone(),
+                line,
+            };
+            settings.0.insert(key, (value, origin));
+        }
+    }
+    for &(key, _) in KEYS {
+        if let Some(value) = env(key) {
+            settings.0.insert(key, (value, Origin::Env(key.to_owned())));
+        }
+    }
+    settings.into_config()
+}
+
+/// The raw value and origin of every key.
+struct Settings(HashMap<&'static str, (String, Origin)>);
+
+impl Settings {
+    /// Converts one value, blaming its origin when it is invalid. Every known
+    /// key has a value (its default at least); a misspelt one reads as empty.
+    fn get<T>(
+        &self,
+        key: &'static str,
+        convert: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let (value, origin) = self
+            .0
+            .get(key)
+            .map_or(("", &Origin::Default), |(value, origin)| (value, origin));
+        convert(value).map_err(|problem| ConfigError::Invalid {
+            key,
+            origin: origin.clone(),
+            problem,
+        })
+    }
+
+    fn into_config(self) -> Result<Config, ConfigError> {
+        let node_naming = self.get("NODE_PREFIX", |prefix| {
+            if !prefix.is_empty() {
+                nodes::validate_node_name(prefix).map_err(|error| error.to_string())?;
+            }
+            Ok(NodeNaming {
+                prefix: prefix.to_owned(),
+            })
+        })?;
+        Ok(Config {
+            registry_url: self.get("REGISTRY_URL", text)?,
+            save_url: self.get("SAVE_URL", text)?,
+            registry_protocol: self.get("REGISTRY_PROTOCOL", text)?,
+            default_bootstrap_image: self.get("DEFAULT_BOOTSTRAP_IMAGE", |image| {
+                ImageRef::parse(image).map_err(|error| error.to_string())
+            })?,
+            save_port: self.get(
+                "SAVE_PORT",
+                unless_empty(|port| {
+                    port.parse::<u16>()
+                        .ok()
+                        .filter(|&port| port > 0)
+                        .ok_or_else(|| "not a port number (1-65535)".to_owned())
+                }),
+            )?,
+            dns_addr: self.get(
+                "DNS_ADDR",
+                unless_empty(|address| address.parse().map_err(|_| "not an IP address".to_owned())),
+            )?,
+            ssh: self.get("SSH", command)?,
+            ssh_user: self.get("SSH_USER", unless_empty(plain_name))?,
+            container_name: self.get("CONTAINER_NAME", plain_name)?,
+            docker: self.get("DOCKER", command)?,
+            configured_run_options: self.get("RUN_OPTIONS", words)?,
+            all_nodes: self.get("ALL_SCOPE", |specs| {
+                nodes::expand_specs(specs.split_whitespace(), &node_naming)
+                    .map_err(|error| error.to_string())
+            })?,
+            node_naming,
+            parallel: self.get("PARALLEL", positive_integer)?,
+            rhubarbe: self.get("RHUBARBE", command)?,
+            ssh_connect_timeout: self.get("SSH_CONNECT_TIMEOUT", |seconds| {
+                positive_integer(seconds).map(Duration::from_secs)
+            })?,
+            registry_user: self.get("REGISTRY_USER", unless_empty(text))?,
+            registry_password: self.get("REGISTRY_PASSWORD", unless_empty(text))?,
+            origins: self
+                .0
+                .into_iter()
+                .map(|(key, (_, origin))| (key, origin))
+                .collect(),
+        })
+    }
+}
+
+fn text(value: &str) -> Result<String, String> {
+    Ok(value.to_owned())
+}
+
+/// An empty value means "none", so only non-empty ones are converted.
+fn unless_empty<T>(
+    convert: impl FnOnce(&str) -> Result<T, String>,
+) -> impl FnOnce(&str) -> Result<Option<T>, String> {
+    move |value| match value {
+        "" => Ok(None),
+        _ => convert(value).map(Some),
+    }
+}
+
+fn words(value: &str) -> Result<Vec<String>, String> {
+    shell_words::split(value).map_err(|error| format!("cannot split into words: {error}"))
+}
+
+fn command(value: &str) -> Result<Vec<String>, String> {
+    let words = words(value)?;
+    if words.is_empty() {
+        return Err("empty command".to_owned());
+    }
+    Ok(words)
+}
+
+fn positive_integer<T: FromStr + Default + PartialEq>(value: &str) -> Result<T, String> {
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|number| *number != T::default())
+        .ok_or_else(|| "not a positive integer".to_owned())
+}
+
+/// Container and user names go into remote commands and `user@host`
+/// arguments, so they may not start with `-` nor hold shell metacharacters.
+fn plain_name(value: &str) -> Result<String, String> {
+    let mut chars = value.chars();
+    let is_valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !is_valid {
+        return Err(
+            "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'"
+                .to_owned(),
+        );
+    }
+    Ok(value.to_owned())
+}
+
+/// The known settings of one file as (key, value, line number); unknown keys
+/// are only warned about so that newer files still work with older tools.
+fn parse_file(path: &Path, text: &str) -> Result<Vec<(&'static str, String, usize)>, ConfigError> {
+    let mut settings = Vec::new();
+    for (line_number, line) in (1..).zip(text.lines()) {
+        let parsed = parse_line(line).map_err(|problem| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: line_number,
+            problem,
+        })?;
+        let Some((key, value)) = parsed else { continue };
+        match KEYS.iter().find(|(known, _)| *known == key) {
+            Some(&(known, _)) => settings.push((known, value, line_number)),
+            None => log::warn!(
+                "{}:{line_number}: unknown key {key:?} (ignored)",
+                path.display()
+            ),
+        }
+    }
+    Ok(settings)
+}
+
+/// `None` for blank and comment lines.
+fn parse_line(line: &str) -> Result<Option<(&str, String)>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (key, value) = line.split_once('=').ok_or("missing '='")?;
+    let key = key.trim();
+    let mut key_chars = key.chars();
+    let is_valid_key = key_chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && key_chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !is_valid_key {
+        return Err(format!("invalid key {key:?}"));
+    }
+    let value = value.trim_start();
+    let value = match value.strip_prefix('"') {
+        Some(quoted) => unquote(quoted)?,
+        None => value
+            .split_once('#')
+            .map_or(value, |(before, _)| before)
+            .trim_end()
+            .to_owned(),
+    };
+    Ok(Some((key, value)))
+}
+
+/// `after_quote` is what follows the opening quote.
+fn unquote(after_quote: &str) -> Result<String, String> {
+    let mut value = String::new();
+    let mut chars = after_quote.char_indices();
+    while let Some((index, c)) = chars.next() {
+        match c {
+            '"' => {
+                let rest = after_quote[index + 1..].trim_start();
+                if !rest.is_empty() && !rest.starts_with('#') {
+                    return Err("trailing text after closing quote".to_owned());
+                }
+                return Ok(value);
+            }
+            // As in shell double quotes, a backslash only escapes `"` and `\`,
+            // so Windows-like paths and regexes survive unchanged.
+            '\\' => match chars.next() {
+                Some((_, escaped @ ('"' | '\\'))) => value.push(escaped),
+                Some((_, other)) => value.extend(['\\', other]),
+                None => break,
+            },
+            _ => value.push(c),
+        }
+    }
+    Err("unterminated quote".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const R2LAB_FILE: &str = r#"#URL that will be called when listing available images
+REGISTRY_URL = "faraday"
+#URL that will be transmitted to the slave nodes to save images
+SAVE_URL = "faraday.repo"
+REGISTRY_PROTOCOL = "http://"
+DEFAULT_BOOTSTRAP_IMAGE="baleine"
+"#;
+
+    /// A scratch directory removed on drop, so tests never touch real config files.
+    struct ScratchDir(PathBuf);
+
+    impl ScratchDir {
+        fn new() -> Self {
+            static COUNT: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "baleine-config-test-{}-{}",
+                std::process::id(),
+                COUNT.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(name);
+            fs::create_dir_all(&path).expect("cannot create scratch directory");
+            Self(path)
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            fs::write(&path, text).expect("cannot write scratch file");
+            path
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load_text(text: &str) -> Result<Config, String> {
+        let dir = ScratchDir::new();
+        let path = dir.file("baleine.conf", text);
+        load_from(&[Source::optional(path)], &no_env).map_err(|error| {
+            error
+                .to_string()
+                .replace(&dir.0.display().to_string(), "DIR")
+        })
+    }
+
+    fn loaded(text: &str) -> Config {
+        load_text(text).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn value_of(line: &str) -> Result<Option<String>, String> {
+        parse_line(line).map(|parsed| parsed.map(|(_, value)| value))
+    }
+
+    #[test]
+    fn defaults() {
+        let config = load_from(&[], &no_env).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.registry_url, "faraday");
+        assert_eq!(config.save_url, "faraday.repo");
+        assert_eq!(config.registry_protocol, "http://");
+        assert_eq!(config.default_bootstrap_image.to_string(), "baleine");
+        assert_eq!(config.save_port, None);
+        assert_eq!(config.dns_addr, None);
+        assert_eq!(config.ssh, ["ssh"]);
+        assert_eq!(config.ssh_user.as_deref(), Some("root"));
+        assert_eq!(config.container_name, "container");
+        assert_eq!(config.docker, ["docker"]);
+        assert_eq!(config.run_options().len(), 11);
+        assert_eq!(
+            config.run_options()[..2],
+            ["-v", "/home/container/container_fs:/var"]
+        );
+        assert_eq!(
+            config.run_options().last().map(String::as_str),
+            Some("--cap-add=ALL")
+        );
+        assert_eq!(config.node_naming, NodeNaming::default());
+        assert_eq!(config.all_nodes.len(), 37);
+        assert_eq!(config.all_nodes.last().map(String::as_str), Some("fit37"));
+        assert_eq!(config.parallel, 64);
+        assert_eq!(config.rhubarbe, ["rhubarbe"]);
+        assert_eq!(config.ssh_connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.registry_user, None);
+        assert_eq!(config.registry_password, None);
+        assert_eq!(config.origin("PARALLEL"), Some(&Origin::Default));
+        assert_eq!(config.origin("NOPE"), None);
+    }
+
+    #[test]
+    fn parses_the_original_r2lab_file() {
+        let dir = ScratchDir::new();
+        let path = dir.file("baleine.conf", R2LAB_FILE);
+        let config = load_from(&[Source::optional(&path)], &no_env)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.registry_url, "faraday");
+        assert_eq!(config.save_url, "faraday.repo");
+        assert_eq!(config.registry_protocol, "http://");
+        assert_eq!(config.default_bootstrap_image.to_string(), "baleine");
+        assert_eq!(
+            config.origin("SAVE_URL"),
+            Some(&Origin::File { path, line: 4 })
+        );
+    }
+
+    #[test]
+    fn comments_quotes_and_escapes() {
+        assert_eq!(value_of(""), Ok(None));
+        assert_eq!(value_of("   # KEY = x"), Ok(None));
+        assert_eq!(value_of("KEY=plain"), Ok(Some("plain".into())));
+        assert_eq!(
+            value_of("  KEY   =  two words  # comment"),
+            Ok(Some("two words".into()))
+        );
+        assert_eq!(
+            value_of(r#"KEY = "a # b = c"  # comment"#),
+            Ok(Some("a # b = c".into()))
+        );
+        assert_eq!(
+            value_of(r#"KEY = "say \"hi\" \\ \n""#),
+            Ok(Some(r#"say "hi" \ \n"#.into()))
+        );
+        assert_eq!(value_of(r#"KEY = """#), Ok(Some(String::new())));
+        assert_eq!(value_of("KEY ="), Ok(Some(String::new())));
+        assert_eq!(
+            value_of(r#"SSH = ssh -o "ProxyJump=gw""#),
+            Ok(Some(r#"ssh -o "ProxyJump=gw""#.into()))
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let cases = [
+            ("NO_EQUAL_SIGN", "missing '='"),
+            (r#"KEY = "open"#, "unterminated quote"),
+            (r#"KEY = "open\""#, "unterminated quote"),
+            ("foo bar = 1", "invalid key \"foo bar\""),
+            ("lower = 1", "invalid key \"lower\""),
+            ("= 1", "invalid key \"\""),
+            (r#"KEY = "a" b"#, "trailing text after closing quote"),
+        ];
+        for (line, problem) in cases {
+            let error = load_text(&format!("# comment\nPARALLEL = 2\n{line}\n"));
+            assert_eq!(
+                error,
+                Err(format!("DIR/baleine.conf:3: {problem}")),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        assert_eq!(loaded("FUTURE_KEY = 1\nPARALLEL = 3\n").parallel, 3);
+    }
+
+    #[test]
+    fn later_sources_override_earlier_ones_and_env_overrides_all() {
+        let dir = ScratchDir::new();
+        let system = dir.file(
+            "system.conf",
+            "PARALLEL = 8\nSSH_USER = alice\nCONTAINER_NAME = box\n",
+        );
+        let user = dir.file("user.conf", "\nPARALLEL = 16\n");
+        let explicit = dir.file("explicit.conf", "SSH_USER = bob\n");
+        let sources = [
+            Source::optional(&system),
+            Source::optional(dir.0.join("missing.conf")),
+            Source::optional(&user),
+            Source::named_by(CONFIG_ENV_VAR, &explicit),
+        ];
+        let config = load_from(&sources, &no_env).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            (config.parallel, config.ssh_user.as_deref()),
+            (16, Some("bob"))
+        );
+        assert_eq!(config.container_name, "box");
+        assert_eq!(
+            config.origin("PARALLEL"),
+            Some(&Origin::File {
+                path: user,
+                line: 2
+            })
+        );
+
+        let env = |name: &str| (name == "PARALLEL").then(|| "32".to_owned());
+        let config = load_from(&sources, &env).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.parallel, 32);
+        assert_eq!(
+            config.origin("PARALLEL"),
+            Some(&Origin::Env("PARALLEL".into()))
+        );
+    }
+
+    #[test]
+    fn standard_sources_follow_xdg_and_baleine_config() {
+        let env_of = |pairs: &'static [(&str, &str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        assert_eq!(
+            standard_sources(&env_of(&[("HOME", "/home/me")])),
+            [
+                Source::optional(SYSTEM_CONFIG),
+                Source::optional("/home/me/.config/baleine/baleine.conf")
+            ]
+        );
+        assert_eq!(
+            standard_sources(&env_of(&[
+                ("HOME", "/home/me"),
+                ("XDG_CONFIG_HOME", "/x"),
+                ("BALEINE_CONFIG", "/b.conf")
+            ])),
+            [
+                Source::optional(SYSTEM_CONFIG),
+                Source::optional("/x/baleine/baleine.conf"),
+                Source::named_by(CONFIG_ENV_VAR, "/b.conf"),
+            ]
+        );
+        assert_eq!(
+            standard_sources(&env_of(&[("BALEINE_CONFIG", "")])),
+            [Source::optional(SYSTEM_CONFIG)]
+        );
+    }
+
+    #[test]
+    fn missing_baleine_config_file_is_an_error() {
+        let dir = ScratchDir::new();
+        let missing = dir.0.join("missing.conf");
+        let error = load_from(&[Source::named_by(CONFIG_ENV_VAR, &missing)], &no_env).map(drop);
+        let message = error.map_err(|error| error.to_string());
+        assert!(
+            message
+                .as_ref()
+                .is_err_and(|message| message
+                    .starts_with(&format!("BALEINE_CONFIG={}: ", missing.display()))),
+            "{message:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_origin() {
+        let cases = [
+            (
+                "SAVE_PORT = 70000",
+                "SAVE_PORT",
+                "not a port number (1-65535)",
+            ),
+            ("SAVE_PORT = 0", "SAVE_PORT", "not a port number (1-65535)"),
+            ("PARALLEL = 0", "PARALLEL", "not a positive integer"),
+            (
+                "SSH_CONNECT_TIMEOUT = -1",
+                "SSH_CONNECT_TIMEOUT",
+                "not a positive integer",
+            ),
+            ("DNS_ADDR = 8.8.8.8; x", "DNS_ADDR", "not an IP address"),
+            ("SSH = \"\"", "SSH", "empty command"),
+            (
+                "SSH = ssh 'unterminated",
+                "SSH",
+                "cannot split into words: missing closing quote",
+            ),
+            (
+                "CONTAINER_NAME = -x",
+                "CONTAINER_NAME",
+                "must start with a letter or digit",
+            ),
+            (
+                "SSH_USER = a;b",
+                "SSH_USER",
+                "must start with a letter or digit",
+            ),
+            ("ALL_SCOPE = 5-1", "ALL_SCOPE", "invalid node spec \"5-1\""),
+            (
+                "NODE_PREFIX = -o",
+                "NODE_PREFIX",
+                "invalid node name \"-o\"",
+            ),
+            (
+                "DEFAULT_BOOTSTRAP_IMAGE = Baleine",
+                "DEFAULT_BOOTSTRAP_IMAGE",
+                "invalid image reference",
+            ),
+        ];
+        for (line, key, problem) in cases {
+            let error = load_text(&format!("\n{line}\n")).map(drop);
+            let expected = format!("{key} (from DIR/baleine.conf:2): {problem}");
+            assert!(
+                error
+                    .as_ref()
+                    .is_err_and(|error| error.starts_with(&expected)),
+                "{line}: {error:?}"
+            );
+        }
+        let env = |name: &str| (name == "PARALLEL").then(|| "many".to_owned());
+        let error = load_from(&[], &env)
+            .map(drop)
+            .map_err(|error| error.to_string());
+        assert_eq!(
+            error,
+            Err("PARALLEL (from environment variable PARALLEL): not a positive integer".into())
+        );
+    }
+
+    #[test]
+    fn typed_values() {
+        let config = loaded(
+            "SAVE_PORT = 5000\nDNS_ADDR = 10.0.0.1\nSSH = ssh -o \"ConnectTimeout=3\" -q\n\
+             SSH_USER = \"\"\nALL_SCOPE = 1-3 ~2\nNODE_PREFIX = node\nRUN_OPTIONS =\nREGISTRY_USER = me\n",
+        );
+        assert_eq!(config.save_port, Some(5000));
+        assert_eq!(config.ssh, ["ssh", "-o", "ConnectTimeout=3", "-q"]);
+        assert_eq!(config.ssh_user, None);
+        assert_eq!(config.all_nodes, ["node01", "node03"]);
+        assert_eq!(config.run_options(), ["--dns", "10.0.0.1"]);
+        assert_eq!(config.registry_user.as_deref(), Some("me"));
+    }
+}

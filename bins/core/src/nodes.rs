@@ -1,0 +1,406 @@
+//! Node names and node lists: rhubarbe-style specs (`1-5`, `fit03`, `~7`) and stdin lines.
+
+use std::collections::HashSet;
+use std::fmt;
+
+/// Longest DNS name; anything longer cannot be an ssh destination anyway.
+const MAX_NODE_NAME_LEN: usize = 253;
+/// Keeps a typo like `1-99999999` from producing millions of names.
+const MAX_NODE_NUMBER: u32 = 9999;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeError {
+    InvalidName { name: String, reason: &'static str },
+    InvalidSpec { spec: String, reason: &'static str },
+    MalformedJson(String),
+    JsonWithoutNode,
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName { name, reason } => write!(f, "invalid node name {name:?}: {reason}"),
+            Self::InvalidSpec { spec, reason } => write!(f, "invalid node spec {spec:?}: {reason}"),
+            Self::MalformedJson(problem) => write!(f, "malformed JSON: {problem}"),
+            Self::JsonWithoutNode => f.write_str("JSON object has no string field \"node\""),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Node names end up as ssh destinations and inside remote shell commands, so
+/// refusing a leading `-` and anything but `[A-Za-z0-9.-]` rules out both
+/// ssh option injection and shell metacharacters.
+pub fn validate_node_name(name: &str) -> Result<(), NodeError> {
+    let invalid = |reason| NodeError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.len() > MAX_NODE_NAME_LEN {
+        return Err(invalid("longer than 253 characters"));
+    }
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !starts_well || !chars.all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        return Err(invalid(
+            "must start with a letter or digit and contain only letters, digits, '.' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// How node numbers become host names (`3` → `fit03`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNaming {
+    pub prefix: String,
+}
+
+impl Default for NodeNaming {
+    fn default() -> Self {
+        Self {
+            prefix: "fit".to_owned(),
+        }
+    }
+}
+
+impl NodeNaming {
+    /// Zero-padded to 2 digits because that is how R2Lab nodes are named in DNS.
+    pub fn name(&self, number: u32) -> Result<String, NodeError> {
+        let name = format!("{}{number:02}", self.prefix);
+        validate_node_name(&name)?;
+        Ok(name)
+    }
+
+    /// Numbers, with or without the prefix (`7`, `07`, `fit7`); `None` for anything else.
+    fn number_in<'w>(&self, word: &'w str) -> Option<&'w str> {
+        let digits = word.strip_prefix(self.prefix.as_str()).unwrap_or(word);
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+    }
+}
+
+/// An ordered set of node names, built one spec at a time so a streaming
+/// reader can start working on each node as soon as it is named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSelection {
+    names: Vec<String>,
+    members: HashSet<String>,
+}
+
+impl NodeSelection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Applies one spec; returns the names it added that were not already
+    /// selected. An exclusion (`~...`) removes from what has been selected so
+    /// far, and a later spec may add those nodes back.
+    pub fn add_spec(&mut self, spec: &str, naming: &NodeNaming) -> Result<Vec<String>, NodeError> {
+        let (excluding, body) = match spec.strip_prefix('~') {
+            Some(body) => (true, body),
+            None => (false, spec),
+        };
+        let names = expand_one(spec, body, naming)?;
+        if excluding {
+            let excluded: HashSet<String> = names.into_iter().collect();
+            self.names.retain(|name| !excluded.contains(name));
+            self.members.retain(|name| !excluded.contains(name));
+            return Ok(Vec::new());
+        }
+        let added: Vec<String> = names
+            .into_iter()
+            .filter(|name| self.members.insert(name.clone()))
+            .collect();
+        self.names.extend(added.iter().cloned());
+        Ok(added)
+    }
+}
+
+/// Expands specs into node names, in order, without duplicates.
+pub fn expand_specs<S: AsRef<str>>(
+    specs: impl IntoIterator<Item = S>,
+    naming: &NodeNaming,
+) -> Result<Vec<String>, NodeError> {
+    let mut selection = NodeSelection::new();
+    for spec in specs {
+        selection.add_spec(spec.as_ref(), naming)?;
+    }
+    Ok(selection.names)
+}
+
+/// `body` is `spec` without its `~`; `spec` is kept whole for error messages.
+fn expand_one(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<String>, NodeError> {
+    let invalid = |reason| NodeError::InvalidSpec {
+        spec: spec.to_owned(),
+        reason,
+    };
+    if body.is_empty() {
+        return Err(invalid("nothing to select"));
+    }
+    let parts: Vec<&str> = body.split('-').collect();
+    // A word made only of numbers and dashes is meant as a range, so a
+    // malformed one is an error rather than a host name like `3-`.
+    let looks_numeric = parts.iter().any(|part| naming.number_in(part).is_some())
+        && parts
+            .iter()
+            .all(|part| part.is_empty() || naming.number_in(part).is_some());
+    if !looks_numeric {
+        validate_node_name(body)?;
+        return Ok(vec![body.to_owned()]);
+    }
+    if parts.iter().any(|part| part.is_empty()) {
+        return Err(invalid("empty range bound"));
+    }
+    let number = |word: &str| -> Result<u32, NodeError> {
+        naming
+            .number_in(word)
+            .and_then(|digits| digits.parse().ok())
+            .filter(|&number| number <= MAX_NODE_NUMBER)
+            .ok_or_else(|| invalid("node numbers must be 9999 at most"))
+    };
+    let (first, last, step) = match parts[..] {
+        [single] => {
+            let number = number(single)?;
+            (number, number, 1)
+        }
+        [first, last] => (number(first)?, number(last)?, 1),
+        [first, last, step] if step.bytes().all(|b| b.is_ascii_digit()) => {
+            (number(first)?, number(last)?, number(step)?)
+        }
+        [_, _, _] => return Err(invalid("a range step must be a plain number")),
+        _ => return Err(invalid("expected NUMBER, FIRST-LAST or FIRST-LAST-STEP")),
+    };
+    if first > last {
+        return Err(invalid("range start is greater than its end"));
+    }
+    if step == 0 {
+        return Err(invalid("range step must be positive"));
+    }
+    (first..=last)
+        .step_by(step as usize)
+        .map(|number| naming.name(number))
+        .collect()
+}
+
+/// The specs on one stdin line. Lines are either plain words (as printed by
+/// `rhubarbe nodes`) or JSON objects from another baleine tool, whose `node`
+/// field is the spec, so tools can be chained with pipes.
+pub fn parse_input_line(line: &str) -> Result<Vec<String>, NodeError> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(Vec::new());
+    }
+    if !line.starts_with('{') {
+        return Ok(line.split_whitespace().map(str::to_owned).collect());
+    }
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).map_err(|error| NodeError::MalformedJson(error.to_string()))?;
+    match object.get("node") {
+        Some(serde_json::Value::String(node)) => Ok(vec![node.clone()]),
+        _ => Err(NodeError::JsonWithoutNode),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(specs: &str) -> Result<Vec<String>, NodeError> {
+        expand_specs(specs.split_whitespace(), &NodeNaming::default())
+    }
+
+    fn expanded(specs: &str) -> Vec<String> {
+        expand(specs).unwrap_or_else(|error| panic!("{specs}: {error}"))
+    }
+
+    fn spec_error(specs: &str) -> String {
+        match expand(specs) {
+            Ok(names) => panic!("{specs} was accepted as {names:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn accepts_host_names() {
+        for name in ["fit01", "node-a.example.org", "10.0.0.1", "a", "A-1"] {
+            assert_eq!(validate_node_name(name), Ok(()), "{name}");
+        }
+        assert_eq!(validate_node_name(&"a".repeat(253)), Ok(()));
+    }
+
+    #[test]
+    fn refuses_names_that_could_be_options_or_shell_code() {
+        for name in [
+            "-oProxyCommand=x",
+            "fit01;rm -rf /",
+            "$(x)",
+            "`x`",
+            "a b",
+            "",
+            ".a",
+            "a/b",
+            "é",
+        ] {
+            assert!(validate_node_name(name).is_err(), "{name}");
+        }
+        assert!(validate_node_name(&"a".repeat(254)).is_err());
+    }
+
+    #[test]
+    fn name_error_quotes_the_name() {
+        assert_eq!(
+            validate_node_name("-oProxyCommand=x")
+                .unwrap_err()
+                .to_string(),
+            "invalid node name \"-oProxyCommand=x\": must start with a letter or digit \
+             and contain only letters, digits, '.' and '-'"
+        );
+    }
+
+    #[test]
+    fn numbers_become_padded_names() {
+        assert_eq!(expanded("3 03 fit3 fit03 100"), ["fit03", "fit100"]);
+        assert_eq!(expanded("fit003"), ["fit03"]);
+    }
+
+    #[test]
+    fn ranges_are_inclusive_with_optional_step_and_prefixes() {
+        assert_eq!(expanded("1-3"), ["fit01", "fit02", "fit03"]);
+        assert_eq!(expanded("4-10-2"), ["fit04", "fit06", "fit08", "fit10"]);
+        assert_eq!(expanded("4-9-2"), ["fit04", "fit06", "fit08"]);
+        assert_eq!(expanded("fit1-fit3"), expanded("1-3"));
+        assert_eq!(expanded("fit01-03"), expanded("1-3"));
+        assert_eq!(expanded("1-fit03"), expanded("1-3"));
+        assert_eq!(expanded("5-5"), ["fit05"]);
+    }
+
+    #[test]
+    fn keeps_order_and_drops_duplicates() {
+        assert_eq!(expanded("3 1-4 2"), ["fit03", "fit01", "fit02", "fit04"]);
+        assert_eq!(expanded("node-a node-a fit01"), ["node-a", "fit01"]);
+    }
+
+    #[test]
+    fn excludes_apply_to_what_came_before() {
+        assert_eq!(expanded("1-5 ~2-4"), ["fit01", "fit05"]);
+        assert_eq!(expanded("1-3 ~2 2"), ["fit01", "fit03", "fit02"]);
+        assert_eq!(expanded("~2 1-3"), ["fit01", "fit02", "fit03"]);
+        assert_eq!(expanded("1-3 ~fit02"), ["fit01", "fit03"]);
+        assert_eq!(expanded("node-a fit01 ~node-a"), ["fit01"]);
+    }
+
+    #[test]
+    fn add_spec_reports_only_new_names() {
+        let naming = NodeNaming::default();
+        let mut selection = NodeSelection::new();
+        assert_eq!(
+            selection.add_spec("1-2", &naming),
+            Ok(vec!["fit01".into(), "fit02".into()])
+        );
+        assert_eq!(selection.add_spec("2-3", &naming), Ok(vec!["fit03".into()]));
+        assert_eq!(selection.add_spec("~1", &naming), Ok(vec![]));
+        assert_eq!(selection.add_spec("1", &naming), Ok(vec!["fit01".into()]));
+        assert_eq!(selection.names(), ["fit02", "fit03", "fit01"]);
+    }
+
+    #[test]
+    fn other_prefixes() {
+        let naming = NodeNaming {
+            prefix: "node".into(),
+        };
+        assert_eq!(
+            expand_specs(["1-2", "fit3"], &naming),
+            Ok(vec!["node01".into(), "node02".into(), "fit3".into()])
+        );
+        let bare = NodeNaming {
+            prefix: String::new(),
+        };
+        assert_eq!(expand_specs(["7"], &bare), Ok(vec!["07".into()]));
+        let hostile = NodeNaming {
+            prefix: "-o".into(),
+        };
+        assert!(expand_specs(["7"], &hostile).is_err());
+    }
+
+    #[test]
+    fn malformed_specs_are_errors_naming_the_spec() {
+        assert_eq!(
+            spec_error("5-1"),
+            "invalid node spec \"5-1\": range start is greater than its end"
+        );
+        assert_eq!(
+            spec_error("1-5-0"),
+            "invalid node spec \"1-5-0\": range step must be positive"
+        );
+        assert_eq!(
+            spec_error("3-"),
+            "invalid node spec \"3-\": empty range bound"
+        );
+        assert_eq!(
+            spec_error("1--5"),
+            "invalid node spec \"1--5\": empty range bound"
+        );
+        assert_eq!(
+            spec_error("~"),
+            "invalid node spec \"~\": nothing to select"
+        );
+        assert_eq!(
+            spec_error("10000"),
+            "invalid node spec \"10000\": node numbers must be 9999 at most"
+        );
+        assert!(spec_error("99999999999999999999").contains("9999 at most"));
+        assert!(spec_error("1-2-3-4").contains("FIRST-LAST-STEP"));
+        assert!(spec_error("1-5-fit2").contains("plain number"));
+        assert!(spec_error("~-x").starts_with("invalid node name \"-x\""));
+        assert!(spec_error("fit01;rm").starts_with("invalid node name"));
+        assert!(spec_error("$(x)").starts_with("invalid node name"));
+    }
+
+    #[test]
+    fn input_lines_of_words() {
+        assert_eq!(
+            parse_input_line("fit01 fit02\tfit03 \n"),
+            Ok(vec!["fit01".into(), "fit02".into(), "fit03".into()])
+        );
+        assert_eq!(
+            parse_input_line("  1-5 ~3"),
+            Ok(vec!["1-5".into(), "~3".into()])
+        );
+        assert_eq!(parse_input_line(""), Ok(vec![]));
+        assert_eq!(parse_input_line("   \t"), Ok(vec![]));
+        assert_eq!(parse_input_line("# fit01"), Ok(vec![]));
+        assert_eq!(parse_input_line("  # fit01"), Ok(vec![]));
+    }
+
+    #[test]
+    fn input_lines_of_json() {
+        let record = r#"{"node":"fit02","action":"deploy","ok":true}"#;
+        assert_eq!(parse_input_line(record), Ok(vec!["fit02".into()]));
+        assert_eq!(
+            parse_input_line(r#"  {"node": "fit03"}"#),
+            Ok(vec!["fit03".into()])
+        );
+    }
+
+    #[test]
+    fn bad_json_lines_say_what_is_wrong() {
+        let message = |line| parse_input_line(line).unwrap_err().to_string();
+        assert_eq!(
+            message("{ ,"),
+            "malformed JSON: key must be a string at line 1 column 3"
+        );
+        assert!(message(r#"{"node":"fit01"} x"#).starts_with("malformed JSON: trailing characters"));
+        assert_eq!(
+            message(r#"{"action":"deploy"}"#),
+            "JSON object has no string field \"node\""
+        );
+        assert_eq!(
+            message(r#"{"node":2}"#),
+            "JSON object has no string field \"node\""
+        );
+    }
+}
