@@ -101,3 +101,120 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// One of our built tools, pointed at the testbed's configuration and
+/// nothing else (no BALEINE_* overrides leak in from the caller).
+pub fn tool(tb: &Testbed, name: &str) -> Command {
+    let path = match name {
+        "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
+        "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
+        "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),
+        "baleine-list" => env!("CARGO_BIN_EXE_baleine-list"),
+        other => panic!("no tool {other}"),
+    };
+    let mut command = Command::new(path);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BALEINE_") || key == "NODES" {
+            command.env_remove(key);
+        }
+    }
+    command.env("BALEINE_CONFIG", tb.baleine_conf());
+    command
+}
+
+/// Runs `command` with `input` on stdin and waits for it.
+pub fn run_with_stdin(mut command: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tool starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("tool ends")
+}
+
+/// The JSON records a tool printed, one per line; every line must be JSON.
+pub fn records(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+        })
+        .collect()
+}
+
+/// The record for `node` among `records`; exactly one must exist.
+pub fn record_of<'a>(records: &'a [serde_json::Value], node: &str) -> &'a serde_json::Value {
+    let matching: Vec<_> = records.iter().filter(|r| r["node"] == node).collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "expected one record for {node}: {records:#?}"
+    );
+    matching[0]
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A testbed component stopped for a test, started again when dropped (even
+/// when the test fails), e.g. `fit02/sshd` or `fit03/docker`.
+pub struct Stopped<'a> {
+    tb: &'a Testbed,
+    target: String,
+}
+
+/// dockerd of a node frozen with SIGSTOP (a node that hangs), thawed on drop.
+pub struct Frozen {
+    pid: String,
+}
+
+impl Testbed {
+    fn control(&self, verb: &str, target: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/testbed");
+        let status = Command::new(script)
+            .args([verb, target])
+            .env("BALEINE_TESTBED_DIR", &self.dir)
+            .status()
+            .expect("testbed script runs");
+        assert!(status.success(), "testbed {verb} {target} failed");
+    }
+
+    pub fn stop(&self, target: &str) -> Stopped<'_> {
+        self.control("stop", target);
+        Stopped {
+            tb: self,
+            target: target.to_owned(),
+        }
+    }
+
+    pub fn freeze_docker(&self, node: &str) -> Frozen {
+        let pid = std::fs::read_to_string(self.dir.join(format!("pids/{node}.docker")))
+            .expect("dockerd pid file")
+            .trim()
+            .to_owned();
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        Frozen { pid }
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.tb.control("start", &self.target);
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
+    }
+}

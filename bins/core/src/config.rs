@@ -15,9 +15,11 @@ use crate::reference::ImageRef;
 pub const SYSTEM_CONFIG: &str = "/etc/baleine/baleine.conf";
 /// Names one more config file, read last; it must exist since the user asked for it.
 pub const CONFIG_ENV_VAR: &str = "BALEINE_CONFIG";
+/// `BALEINE_PARALLEL=8` overrides `PARALLEL` from the files.
+pub const ENV_PREFIX: &str = "BALEINE_";
 
-/// Every key a file may set, with its default. Environment variables of the
-/// same names override the files.
+/// Every key a file may set, with its default. Environment variables named
+/// BALEINE_<KEY> override the files.
 const KEYS: &[(&str, &str)] = &[
     ("REGISTRY_URL", "faraday"),
     ("SAVE_URL", "faraday.repo"),
@@ -232,9 +234,13 @@ pub fn load_from(
             settings.0.insert(key, (value, origin));
         }
     }
+    // BALEINE_-prefixed: bare names like CONTAINER_NAME, SSH or PARALLEL are
+    // already used by other tools (GNU parallel reads $PARALLEL) and by
+    // sandboxes, and would silently redirect a deploy.
     for &(key, _) in KEYS {
-        if let Some(value) = env(key) {
-            settings.0.insert(key, (value, Origin::Env(key.to_owned())));
+        let var = format!("{ENV_PREFIX}{key}");
+        if let Some(value) = env(&var) {
+            settings.0.insert(key, (value, Origin::Env(var)));
         }
     }
     settings.into_config()
@@ -636,13 +642,18 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
             })
         );
 
-        let env = |name: &str| (name == "PARALLEL").then(|| "32".to_owned());
+        let env = |name: &str| (name == "BALEINE_PARALLEL").then(|| "32".to_owned());
         let config = load_from(&sources, &env).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(config.parallel, 32);
         assert_eq!(
             config.origin("PARALLEL"),
-            Some(&Origin::Env("PARALLEL".into()))
+            Some(&Origin::Env("BALEINE_PARALLEL".into()))
         );
+        // A bare PARALLEL (GNU parallel's) or CONTAINER_NAME is not ours.
+        let env =
+            |name: &str| matches!(name, "PARALLEL" | "CONTAINER_NAME").then(|| "-j4".to_owned());
+        let config = load_from(&sources, &env).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.container_name, "box");
     }
 
     #[test]
@@ -749,13 +760,16 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
                 "{line}: {error:?}"
             );
         }
-        let env = |name: &str| (name == "PARALLEL").then(|| "many".to_owned());
+        let env = |name: &str| (name == "BALEINE_PARALLEL").then(|| "many".to_owned());
         let error = load_from(&[], &env)
             .map(drop)
             .map_err(|error| error.to_string());
         assert_eq!(
             error,
-            Err("PARALLEL (from environment variable PARALLEL): not a positive integer".into())
+            Err(
+                "PARALLEL (from environment variable BALEINE_PARALLEL): not a positive integer"
+                    .into()
+            )
         );
     }
 

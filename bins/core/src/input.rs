@@ -1,0 +1,199 @@
+//! Where the node list comes from: arguments, stdin (streamed), or `$NODES`, and how it reaches the workers.
+
+use crate::config::Config;
+use crate::nodes::{expand_specs, parse_input_line, NodeNaming, NodeSelection};
+use crate::record::{Failure, Record, Stage};
+use crate::UsageError;
+use crossbeam::channel::Sender;
+use std::io::{BufRead, IsTerminal};
+
+/// One unit of input for the workers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A node to work on.
+    Node(String),
+    /// A stdin line that could not be used; becomes an `input` record.
+    Invalid {
+        node: Option<String>,
+        line: usize,
+        error: String,
+    },
+}
+
+impl Input {
+    /// The record for this input when it is not worked on: `input` failure
+    /// for an invalid line, `interrupted` for a node.
+    pub fn into_record(self, action: &str) -> Record {
+        match self {
+            Input::Node(node) => Record::failure(
+                Some(&node),
+                action,
+                &Failure::new(Stage::Interrupted, "interrupted before starting"),
+            ),
+            Input::Invalid { node, line, error } => {
+                Record::failure(node.as_deref(), action, &Failure::new(Stage::Input, error))
+                    .with("line", line)
+            }
+        }
+    }
+}
+
+/// The node list, as chosen by the usual rules.
+pub enum NodeSource {
+    /// Known up front: positional specs, `--all`, or `$NODES`.
+    Listed(Vec<String>),
+    /// Read from stdin line by line; work starts as soon as a node is read.
+    Stdin,
+}
+
+/// Chooses the node source: positional specs (plus ALL_SCOPE with `--all`),
+/// else stdin when it is not a terminal, else `$NODES` (rhubarbe's convention).
+/// Spec errors here are usage errors: nothing has started yet.
+pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeSource, UsageError> {
+    let naming = &config.node_naming;
+    if all || !specs.is_empty() {
+        let mut words: Vec<String> = if all {
+            config.all_nodes.clone()
+        } else {
+            Vec::new()
+        };
+        words.extend(specs.iter().cloned());
+        return listed(&words, naming, "arguments");
+    }
+    if !std::io::stdin().is_terminal() {
+        return Ok(NodeSource::Stdin);
+    }
+    match std::env::var("NODES") {
+        Ok(nodes) if !nodes.trim().is_empty() => {
+            let words: Vec<String> = nodes.split_whitespace().map(String::from).collect();
+            listed(&words, naming, "$NODES")
+        }
+        _ => Err(UsageError(
+            "no nodes: give node specs (e.g. 1-5 fit07), pipe a node list on stdin, or set $NODES"
+                .into(),
+        )),
+    }
+}
+
+fn listed(words: &[String], naming: &NodeNaming, from: &str) -> Result<NodeSource, UsageError> {
+    let names = expand_specs(words, naming).map_err(|e| UsageError(format!("{from}: {e}")))?;
+    if names.is_empty() {
+        return Err(UsageError(format!("{from}: the node list is empty")));
+    }
+    Ok(NodeSource::Listed(names))
+}
+
+/// Feeds the source's nodes to `tx` and returns; stdin is read by a thread of
+/// its own so work starts with the first line, and that thread is left behind
+/// if we are interrupted while it waits for input.
+pub fn feed(source: NodeSource, naming: NodeNaming, tx: Sender<Input>) {
+    match source {
+        NodeSource::Listed(names) => {
+            for name in names {
+                let _ = tx.send(Input::Node(name));
+            }
+        }
+        NodeSource::Stdin => {
+            std::thread::spawn(move || read_stdin(std::io::stdin().lock(), &naming, &tx));
+        }
+    }
+}
+
+/// Reads node lines until EOF, sending every new node once (duplicates dropped).
+pub fn read_stdin(reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Input>) {
+    let mut selection = NodeSelection::new();
+    for (index, line) in reader.split(b'\n').enumerate() {
+        let line_no = index + 1;
+        let invalid = |node: Option<String>, error: String| Input::Invalid {
+            node,
+            line: line_no,
+            error: format!("stdin line {line_no}: {error}"),
+        };
+        let inputs: Vec<Input> = match line {
+            Err(e) => vec![invalid(None, format!("cannot read: {e}"))],
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Err(_) => vec![invalid(None, "not valid UTF-8".into())],
+                Ok(text) => match parse_input_line(&text) {
+                    Err(e) => vec![invalid(None, e.to_string())],
+                    Ok(specs) => specs
+                        .iter()
+                        .flat_map(|spec| match selection.add_spec(spec, naming) {
+                            Ok(new) => new.into_iter().map(Input::Node).collect(),
+                            Err(e) => vec![invalid(Some(spec.clone()), e.to_string())],
+                        })
+                        .collect(),
+                },
+            },
+        };
+        for input in inputs {
+            if tx.send(input).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam::channel::unbounded;
+
+    fn read(text: &str) -> Vec<Input> {
+        let (tx, rx) = unbounded();
+        read_stdin(text.as_bytes(), &NodeNaming::default(), &tx);
+        drop(tx);
+        rx.iter().collect()
+    }
+
+    #[test]
+    fn rhubarbe_output_and_records_both_work_and_duplicates_are_dropped() {
+        let inputs =
+            read("fit01 fit02 3\n{\"node\":\"fit02\",\"ok\":true}\n{\"node\":\"fit04\"}\n");
+        let nodes: Vec<_> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Node(n) => n.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(nodes, ["fit01", "fit02", "fit03", "fit04"]);
+    }
+
+    #[test]
+    fn bad_lines_name_their_line_number_and_the_rest_goes_on() {
+        let inputs = read("fit01\n{\"node\": 3}\n-oProxyCommand=x\n{oops\nfit02\n");
+        assert_eq!(inputs[0], Input::Node("fit01".into()));
+        assert!(
+            matches!(&inputs[1], Input::Invalid { line: 2, node: None, error } if error.starts_with("stdin line 2: "))
+        );
+        assert!(
+            matches!(&inputs[2], Input::Invalid { line: 3, node: Some(n), .. } if n == "-oProxyCommand=x")
+        );
+        assert!(
+            matches!(&inputs[3], Input::Invalid { line: 4, error, .. } if error.contains("malformed JSON"))
+        );
+        assert_eq!(inputs[4], Input::Node("fit02".into()));
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_input_error_not_a_stop() {
+        let (tx, rx) = unbounded();
+        read_stdin(&b"\xff\xfe\nfit05\n"[..], &NodeNaming::default(), &tx);
+        drop(tx);
+        let inputs: Vec<_> = rx.iter().collect();
+        assert!(matches!(&inputs[0], Input::Invalid { line: 1, .. }));
+        assert_eq!(inputs[1], Input::Node("fit05".into()));
+    }
+
+    #[test]
+    fn input_records_carry_line_and_stage() {
+        let record = Input::Invalid {
+            node: None,
+            line: 7,
+            error: "stdin line 7: bad".into(),
+        }
+        .into_record("destroy");
+        assert_eq!(record.stage(), Some("input"));
+        assert_eq!(record.get("line"), Some(&serde_json::Value::from(7)));
+    }
+}

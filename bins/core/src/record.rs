@@ -1,0 +1,198 @@
+//! The JSON record every tool writes, one line per node: built here so all tools agree on its shape.
+
+use serde_json::Value;
+use std::fmt;
+
+/// Where a node's work failed; the `stage` field of a failed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Input,
+    Connect,
+    Bootstrap,
+    Remove,
+    Pull,
+    Run,
+    Inspect,
+    Commit,
+    Push,
+    Verify,
+    Timeout,
+    Interrupted,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Input => "input",
+            Stage::Connect => "connect",
+            Stage::Bootstrap => "bootstrap",
+            Stage::Remove => "remove",
+            Stage::Pull => "pull",
+            Stage::Run => "run",
+            Stage::Inspect => "inspect",
+            Stage::Commit => "commit",
+            Stage::Push => "push",
+            Stage::Verify => "verify",
+            Stage::Timeout => "timeout",
+            Stage::Interrupted => "interrupted",
+        }
+    }
+
+    /// The stage named by a remote script's marker (see `remote`).
+    pub fn from_marker(name: &str) -> Option<Stage> {
+        [
+            Stage::Remove,
+            Stage::Pull,
+            Stage::Run,
+            Stage::Inspect,
+            Stage::Commit,
+            Stage::Push,
+            Stage::Verify,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a node failed: the stage and the real error text (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub error: String,
+}
+
+impl Failure {
+    pub fn new(stage: Stage, error: impl Into<String>) -> Failure {
+        Failure {
+            stage,
+            error: error.into(),
+        }
+    }
+}
+
+/// One output line. Fields keep the order they were added in (node, action and
+/// ok first), which makes the stream easy to read by eye as well as with jq.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl Record {
+    /// A record for `node` (None only for an input line that named no node).
+    pub fn new(node: Option<&str>, action: &str, ok: bool) -> Record {
+        let node = node.map_or(Value::Null, Value::from);
+        Record {
+            fields: vec![
+                ("node", node),
+                ("action", Value::from(action)),
+                ("ok", Value::from(ok)),
+            ],
+        }
+    }
+
+    pub fn success(node: &str, action: &str) -> Record {
+        Record::new(Some(node), action, true)
+    }
+
+    pub fn failure(node: Option<&str>, action: &str, failure: &Failure) -> Record {
+        Record::new(node, action, false)
+            .with("stage", failure.stage.as_str())
+            .with("error", failure.error.as_str())
+    }
+
+    /// Adds (or replaces) a field.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Record {
+        self.set(key, value);
+        self
+    }
+
+    pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
+        let value = value.into();
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    pub fn node(&self) -> Option<&str> {
+        self.get("node").and_then(Value::as_str)
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.get("ok") == Some(&Value::Bool(true))
+    }
+
+    pub fn stage(&self) -> Option<&str> {
+        self.get("stage").and_then(Value::as_str)
+    }
+
+    /// The record as one line of JSON, without the newline.
+    pub fn to_json_line(&self) -> String {
+        let mut line = String::from("{");
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&Value::from(*key).to_string());
+            line.push(':');
+            line.push_str(&value.to_string());
+        }
+        line.push('}');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_their_order_and_are_valid_json() {
+        let line = Record::success("fit01", "deploy")
+            .with("image", "busybox")
+            .with("elapsed_ms", 12)
+            .to_json_line();
+        assert_eq!(
+            line,
+            r#"{"node":"fit01","action":"deploy","ok":true,"image":"busybox","elapsed_ms":12}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["image"], "busybox");
+    }
+
+    #[test]
+    fn failures_carry_stage_and_error_and_escape_text() {
+        let failure = Failure::new(Stage::Pull, "manifest \"x\" not found\nline 2");
+        let record = Record::failure(Some("fit02"), "deploy", &failure);
+        assert!(!record.is_ok());
+        assert_eq!(record.stage(), Some("pull"));
+        let parsed: serde_json::Value = serde_json::from_str(&record.to_json_line()).unwrap();
+        assert_eq!(parsed["error"], "manifest \"x\" not found\nline 2");
+        assert_eq!(parsed["ok"], false);
+    }
+
+    #[test]
+    fn setting_a_field_twice_replaces_it() {
+        let record = Record::success("fit01", "destroy").with("ok", false);
+        assert_eq!(
+            record.to_json_line(),
+            r#"{"node":"fit01","action":"destroy","ok":false}"#
+        );
+    }
+
+    #[test]
+    fn input_records_may_have_no_node() {
+        let record = Record::failure(None, "deploy", &Failure::new(Stage::Input, "bad"));
+        assert!(record.to_json_line().starts_with(r#"{"node":null,"#));
+    }
+}

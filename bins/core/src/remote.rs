@@ -1,0 +1,335 @@
+//! Where every remote command is built: one POSIX shell script per node and session, every word quoted.
+//!
+//! A script announces each stage on stderr (`@@baleine-stage pull`) before
+//! doing it, and prints its results on stdout as `key=value` lines, so one
+//! ssh session tells us both what happened and, on failure, where.
+
+use crate::record::{Failure, Stage};
+use crate::transport::{Cut, SessionEnd};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const STAGE_MARK: &str = "@@baleine-stage ";
+/// Printed after a failure when it turns out to belong to another stage
+/// (a `docker run --pull missing` that failed because the pull did).
+const RESTAGE_MARK: &str = "@@baleine-restage ";
+
+/// Quotes each word for a POSIX shell and joins them.
+pub fn quote(words: &[String]) -> String {
+    shell_words::join(words)
+}
+
+/// A remote script under construction.
+#[derive(Debug, Clone)]
+pub struct Script {
+    text: String,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script::new()
+    }
+}
+
+impl Script {
+    pub fn new() -> Script {
+        Script {
+            text: format!("m() {{ echo \"{STAGE_MARK}$1\" >&2; }}\n"),
+        }
+    }
+
+    pub fn stage(&mut self, stage: Stage) -> &mut Script {
+        self.text.push_str(&format!("m {}\n", stage.as_str()));
+        self
+    }
+
+    /// A command that must succeed, or the script stops with its error.
+    pub fn must(&mut self, words: &[String]) -> &mut Script {
+        self.text.push_str(&format!("{} || exit 1\n", quote(words)));
+        self
+    }
+
+    /// A line of our own shell text. Anything coming from a user must go
+    /// through `quote` first: callers pass only fixed text and quoted words.
+    pub fn line(&mut self, text: &str) -> &mut Script {
+        self.text.push_str(text);
+        self.text.push('\n');
+        self
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The docker engine on a node, as the configuration names it.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    /// The engine command (`DOCKER`, default `docker`), split into words.
+    pub command: Vec<String>,
+    /// The one container baleine manages (`CONTAINER_NAME`).
+    pub container: String,
+}
+
+impl Docker {
+    /// The docker command line with these arguments, ready for `quote`.
+    pub fn words<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
+        let mut words = self.command.clone();
+        words.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        words
+    }
+
+    /// Removes the managed container, if any, and prints `removed=true|false`.
+    /// Only this container, by name: never a prune, never anything else.
+    /// `docker rm -f` of a missing container fails on older CLIs and succeeds
+    /// on newer ones, both saying "No such container".
+    pub fn remove_managed(&self, script: &mut Script, stop_timeout: Option<u32>) {
+        script.stage(Stage::Remove);
+        if let Some(seconds) = stop_timeout {
+            let stop = self.words(&["stop", "-t", &seconds.to_string(), &self.container]);
+            script.line(&format!("{} >/dev/null 2>&1", quote(&stop)));
+        }
+        let rm = quote(&self.words(&["rm", "-f", &self.container]));
+        script.line(&format!(
+            "out=$({rm} 2>&1); rc=$?\n\
+             case $out in\n\
+             *'No such container'*) echo removed=false ;;\n\
+             *) [ $rc -eq 0 ] || {{ printf '%s\\n' \"$out\" >&2; exit 1; }}; echo removed=true ;;\n\
+             esac"
+        ));
+    }
+
+    /// Runs `run_args` (a full `docker run` argument list) and prints
+    /// `container=<id>`. If it fails and `image` is absent afterwards, the
+    /// failure is the pull's.
+    pub fn run_container(&self, script: &mut Script, run_args: &[String], image: &str) {
+        script.stage(Stage::Run);
+        let run = quote(&self.words(run_args));
+        let inspect = quote(&self.words(&["image", "inspect", image]));
+        script.line(&format!(
+            "id=$({run}) || {{ {inspect} >/dev/null 2>&1 || echo '{RESTAGE_MARK}pull' >&2; exit 1; }}\n\
+             echo \"container=$id\""
+        ));
+    }
+}
+
+/// What a script printed on success: its `key=value` lines.
+pub type Values = HashMap<String, String>;
+
+/// Turns a finished session into the script's values, or the failure with its stage.
+pub fn interpret(end: &SessionEnd, timeout: Duration) -> Result<Values, Failure> {
+    let mut stage: Option<Stage> = None;
+    let mut restage: Option<Stage> = None;
+    let mut error_lines: Vec<&str> = Vec::new();
+    for line in end.stderr.lines() {
+        if let Some(name) = line.strip_prefix(STAGE_MARK) {
+            stage = Stage::from_marker(name.trim());
+            error_lines.clear();
+        } else if let Some(name) = line.strip_prefix(RESTAGE_MARK) {
+            restage = Stage::from_marker(name.trim());
+        } else if !is_progress_noise(line) {
+            error_lines.push(line);
+        }
+    }
+    let during = stage.map_or("connect", Stage::as_str);
+    match end.cut {
+        Some(Cut::Interrupted) => {
+            return Err(Failure::new(
+                Stage::Interrupted,
+                format!("interrupted during {during}"),
+            ))
+        }
+        Some(Cut::Timeout) => {
+            return Err(Failure::new(
+                Stage::Timeout,
+                format!(
+                    "no result after {} s (during {during}); ssh killed",
+                    timeout.as_secs()
+                ),
+            ))
+        }
+        None => {}
+    }
+    let error = error_lines.join("\n").trim().to_owned();
+    if end.status == Some(0) {
+        return Ok(parse_values(&end.stdout));
+    }
+    let status = end.status.map_or("killed by a signal".to_owned(), |s| {
+        format!("exit status {s}")
+    });
+    let error = if error.is_empty() {
+        format!("failed with {status}")
+    } else {
+        error
+    };
+    Err(Failure::new(
+        restage.or(stage).unwrap_or(Stage::Connect),
+        error,
+    ))
+}
+
+fn parse_values(stdout: &str) -> Values {
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Docker's pull progress and usage hints, which would bury the real error.
+fn is_progress_noise(line: &str) -> bool {
+    let line = line.trim();
+    const NOISE: [&str; 9] = [
+        "Pulling fs layer",
+        "Waiting",
+        "Verifying Checksum",
+        "Download complete",
+        "Pull complete",
+        "Already exists",
+        "Downloading",
+        "Extracting",
+        "Pulling from",
+    ];
+    line.is_empty()
+        || line.starts_with("Unable to find image")
+        || line.starts_with("Digest: ")
+        || line.starts_with("Status: ")
+        || (line.starts_with("Run '") && line.ends_with("for more information"))
+        || NOISE
+            .iter()
+            .any(|n| line.ends_with(n) || line.contains(&format!(": {n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(status: i32, stdout: &str, stderr: &str) -> SessionEnd {
+        SessionEnd {
+            status: Some(status),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            cut: None,
+        }
+    }
+
+    const T: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn hostile_words_stay_single_words() {
+        let docker = Docker {
+            command: vec!["docker".into()],
+            container: "container".into(),
+        };
+        let mut script = Script::new();
+        script.must(&docker.words(&[
+            "run",
+            "-e",
+            "MSG=hello world; rm -rf /",
+            "busybox",
+            "$(id)",
+            "`id`",
+            "a'b",
+        ]));
+        let line = script.text().lines().nth(1).unwrap();
+        let words = shell_words::split(line.trim_end_matches(" || exit 1")).unwrap();
+        assert_eq!(
+            words,
+            [
+                "docker",
+                "run",
+                "-e",
+                "MSG=hello world; rm -rf /",
+                "busybox",
+                "$(id)",
+                "`id`",
+                "a'b"
+            ]
+        );
+    }
+
+    #[test]
+    fn success_yields_the_printed_values() {
+        let values = interpret(
+            &end(
+                0,
+                "removed=true\ncontainer=abc\n",
+                "@@baleine-stage remove\n",
+            ),
+            T,
+        )
+        .unwrap();
+        assert_eq!(values["removed"], "true");
+        assert_eq!(values["container"], "abc");
+    }
+
+    #[test]
+    fn no_stage_reached_is_a_connect_failure_with_ssh_words() {
+        let failure = interpret(
+            &end(
+                255,
+                "",
+                "ssh: connect to host 127.0.1.3 port 22: Connection refused\n",
+            ),
+            T,
+        )
+        .unwrap_err();
+        assert_eq!(failure.stage, Stage::Connect);
+        assert_eq!(
+            failure.error,
+            "ssh: connect to host 127.0.1.3 port 22: Connection refused"
+        );
+    }
+
+    #[test]
+    fn failure_stage_is_the_last_marker_and_noise_is_dropped() {
+        let stderr = "@@baleine-stage remove\n@@baleine-stage pull\nUsing default tag: latest\n\
+                      Error response from daemon: manifest for nosuch:latest not found\n";
+        let failure = interpret(&end(1, "removed=false\n", stderr), T).unwrap_err();
+        assert_eq!(failure.stage, Stage::Pull);
+        assert_eq!(failure.error, "Using default tag: latest\nError response from daemon: manifest for nosuch:latest not found");
+    }
+
+    #[test]
+    fn a_run_that_failed_for_lack_of_the_image_is_a_pull_failure() {
+        let stderr = "@@baleine-stage run\nUnable to find image 'x@sha256:00' locally\n\
+                      docker: Error response from daemon: connection refused.\n\nRun 'docker run --help' for more information\n\
+                      @@baleine-restage pull\n";
+        let failure = interpret(&end(1, "", stderr), T).unwrap_err();
+        assert_eq!(failure.stage, Stage::Pull);
+        assert_eq!(
+            failure.error,
+            "docker: Error response from daemon: connection refused."
+        );
+    }
+
+    #[test]
+    fn cut_sessions_say_timeout_or_interrupted_and_where() {
+        let mut cut = end(255, "", "@@baleine-stage pull\n");
+        cut.cut = Some(Cut::Timeout);
+        let failure = interpret(&cut, T).unwrap_err();
+        assert_eq!(
+            (failure.stage, failure.error.as_str()),
+            (
+                Stage::Timeout,
+                "no result after 30 s (during pull); ssh killed"
+            )
+        );
+        cut.cut = Some(Cut::Interrupted);
+        assert_eq!(interpret(&cut, T).unwrap_err().stage, Stage::Interrupted);
+    }
+
+    #[test]
+    fn remove_step_only_ever_names_the_managed_container() {
+        let docker = Docker {
+            command: vec!["docker".into()],
+            container: "container".into(),
+        };
+        let mut script = Script::new();
+        docker.remove_managed(&mut script, Some(5));
+        let text = script.text();
+        assert!(text.contains("docker stop -t 5 container"));
+        assert!(text.contains("docker rm -f container"));
+        assert!(!text.contains("prune"));
+    }
+}

@@ -1,0 +1,51 @@
+//! Why a run stops early: Ctrl-C or SIGTERM, or nobody reading our output any more.
+//!
+//! Signal handlers only set a flag; workers, the watchdog and the writer poll
+//! it, so every node still gets its record (`interrupted`) before we exit 130.
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Routes SIGINT, SIGTERM and SIGHUP to the interrupted flag.
+pub fn install_handlers() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        if let Err(e) = unsafe { sigaction(signal, &action) } {
+            log::warn!("cannot handle {signal}: {e}");
+        }
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Our reader went away (`| head -1`): stop starting work, end quietly.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
+
+pub fn close_stdout() {
+    STDOUT_CLOSED.store(true, Ordering::SeqCst);
+}
+
+/// True once no new node work should start.
+pub fn stopping() -> bool {
+    interrupted() || stdout_closed()
+}

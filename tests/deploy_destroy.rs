@@ -1,0 +1,544 @@
+//! baleine-deploy and baleine-destroy on the testbed: real ssh, real docker, real registries.
+
+mod common;
+
+use common::{record_of, records, run_with_stdin, stderr, tool, Testbed};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// These tests all work on the same nodes' managed container: one at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static NODES: Mutex<()> = Mutex::new(());
+    NODES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn deploy(tb: &Testbed, args: &[&str]) -> Command {
+    let mut command = tool(tb, "baleine-deploy");
+    command.args(args);
+    command
+}
+
+fn state_of(tb: &Testbed, node: &str) -> String {
+    let out = tb.ssh(
+        node,
+        "docker inspect --format '{{.State.Status}} {{.Config.Image}}' container",
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn rhubarbe_node_list_deploys_the_same_digest_everywhere() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let nodes = tb.rhubarbe(&["nodes", &format!("1-{}", tb.nodes.len())]);
+    let out = run_with_stdin(
+        deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"]),
+        &String::from_utf8_lossy(&nodes.stdout),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(records.len(), tb.nodes.len());
+    let digest = &records[0]["digest"];
+    assert!(
+        digest.as_str().is_some_and(|d| d.starts_with("sha256:")),
+        "{records:#?}"
+    );
+    for node in &tb.nodes {
+        let record = record_of(&records, node);
+        assert_eq!(record["ok"], true, "{record}");
+        assert_eq!(&record["digest"], digest, "{node} runs other bits");
+        assert_eq!(record["action"], "deploy");
+        let state = state_of(&tb, node);
+        assert!(state.starts_with("running "), "{node}: {state}");
+        let id = tb.ssh_ok(node, "docker inspect --format '{{.Id}}' container");
+        assert_eq!(record["container"], id.trim());
+    }
+    // The first node resolved the digest; the others ran exactly it.
+    let pinned = records.iter().filter(|r| r["pinned"] == true).count();
+    assert_eq!(pinned, tb.nodes.len() - 1);
+    for record in records.iter().filter(|r| r["pinned"] == true) {
+        let node = record["node"].as_str().unwrap();
+        assert!(state_of(&tb, node).ends_with(&format!("busybox@{}", digest.as_str().unwrap())));
+    }
+}
+
+#[test]
+fn deploy_records_piped_into_destroy_remove_only_the_managed_container() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = &tb.nodes[0];
+    tb.ssh_ok(
+        node,
+        "docker rm -f decoy >/dev/null 2>&1; docker run -d --name decoy busybox sleep 100000",
+    );
+    let pipeline = format!(
+        "{deploy} -i busybox 1-{n} -- sleep 100000 | jq -c 'select(.ok)' | {destroy} -y",
+        deploy = env!("CARGO_BIN_EXE_baleine-deploy"),
+        destroy = env!("CARGO_BIN_EXE_baleine-destroy"),
+        n = tb.nodes.len(),
+    );
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", &pipeline])
+        .env("BALEINE_CONFIG", tb.baleine_conf())
+        .env_remove("NODES")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(records.len(), tb.nodes.len());
+    for node in &tb.nodes {
+        let record = record_of(&records, node);
+        assert_eq!(
+            (record["action"].as_str(), record["ok"].as_bool()),
+            (Some("destroy"), Some(true))
+        );
+        assert_eq!(record["removed"], true);
+        assert_eq!(state_of(&tb, node), "", "{node} still has its container");
+    }
+    let left = tb.ssh_ok(
+        node,
+        "docker ps --format '{{.Names}}'; docker image inspect --format ok busybox",
+    );
+    assert_eq!(
+        left.split_whitespace().collect::<Vec<_>>(),
+        ["decoy", "ok"],
+        "decoy or image touched"
+    );
+    tb.ssh_ok(node, "docker rm -f decoy");
+}
+
+#[test]
+fn destroying_where_nothing_runs_is_ok_and_says_so() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = &tb.nodes[1];
+    tb.ssh_ok(node, "docker rm -f container >/dev/null 2>&1; true");
+    let out = tool(&tb, "baleine-destroy")
+        .args(["-y", node])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(
+        (records[0]["ok"].as_bool(), records[0]["removed"].as_bool()),
+        (Some(true), Some(false))
+    );
+}
+
+#[test]
+fn destroy_without_yes_and_without_a_terminal_refuses_with_exit_2() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    // setsid: no controlling terminal, as in a cron job or CI.
+    let out = Command::new("setsid")
+        .args(["-w", env!("CARGO_BIN_EXE_baleine-destroy"), &tb.nodes[0]])
+        .env("BALEINE_CONFIG", tb.baleine_conf())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pass -y"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn hostile_options_and_command_arrive_as_typed() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = &tb.nodes[0];
+    let canary = "/tmp/baleine-pwned";
+    tb.ssh_ok(node, &format!("rm -f {canary}"));
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            "--options",
+            &format!("-e 'MSG=hello world; touch {canary}' --label \"note=$(touch {canary})\""),
+            node,
+            "--",
+            "sh",
+            "-c",
+            // Docker's log only shows whole lines: end with a newline.
+            "printf '[%s]' \"$MSG\" \"$0\" \"$1\"; echo; sleep 100000",
+            "a  b",
+            &format!("`touch {canary}`"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = tb.ssh_ok(node, "docker logs container");
+    assert_eq!(
+        logs,
+        format!("[hello world; touch {canary}][a  b][`touch {canary}`]\n")
+    );
+    let label = tb.ssh_ok(
+        node,
+        "docker inspect --format '{{index .Config.Labels \"note\"}}' container",
+    );
+    assert_eq!(label.trim(), format!("$(touch {canary})"));
+    assert!(
+        !tb.ssh(node, &format!("test -e {canary}")).status.success(),
+        "a word was run by a shell"
+    );
+}
+
+#[test]
+fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let (no_sshd, no_docker) = (&tb.nodes[1], &tb.nodes[2]);
+    let _sshd = tb.stop(&format!("{no_sshd}/sshd"));
+    let _docker = tb.stop(&format!("{no_docker}/docker"));
+    let canary = "/tmp/baleine-proxycommand";
+    let _ = std::fs::remove_file(canary);
+    let input = format!(
+        "{}\n-oProxyCommand=touch${{IFS}}{canary}\n{{\"node\": 3}}\n{{oops\n{}\n",
+        tb.nodes.join(" "),
+        tb.nodes[0]
+    );
+    let out = run_with_stdin(
+        deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"]),
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let records = records(&out);
+    let connect = record_of(&records, no_sshd);
+    assert_eq!(
+        (connect["ok"].as_bool(), connect["stage"].as_str()),
+        (Some(false), Some("connect"))
+    );
+    assert!(
+        connect["error"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{connect}"
+    );
+    let engine = record_of(&records, no_docker);
+    assert_eq!(engine["stage"], "remove");
+    assert!(
+        engine["error"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot connect to the Docker daemon"),
+        "{engine}"
+    );
+    for node in [&tb.nodes[0], &tb.nodes[3]] {
+        assert_eq!(record_of(&records, node)["ok"], true);
+    }
+    let injected = record_of(&records, &format!("-oProxyCommand=touch${{IFS}}{canary}"));
+    assert_eq!(
+        (injected["stage"].as_str(), injected["line"].as_u64()),
+        (Some("input"), Some(2))
+    );
+    assert!(
+        !std::path::Path::new(canary).exists(),
+        "a node name became an ssh option"
+    );
+    let bad_lines: Vec<u64> = records
+        .iter()
+        .filter(|r| r["node"].is_null())
+        .map(|r| {
+            assert_eq!(r["stage"], "input");
+            r["line"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(bad_lines.len(), 2, "{records:#?}");
+    assert!(bad_lines.contains(&3) && bad_lines.contains(&4));
+    assert_eq!(
+        records.len(),
+        tb.nodes.len() + 3,
+        "one record per node and per bad input"
+    );
+}
+
+#[test]
+fn a_missing_image_fails_at_pull_with_the_registry_error() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "faraday.repo/no-such-image:v1",
+            &tb.nodes[0],
+            &tb.nodes[1],
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    for record in records(&out) {
+        assert_eq!(
+            (record["ok"].as_bool(), record["stage"].as_str()),
+            (Some(false), Some("pull")),
+            "{record}"
+        );
+        assert!(
+            record["error"].as_str().unwrap().contains("not found"),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn a_hung_node_times_out_while_the_others_deploy() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let hung = &tb.nodes[3];
+    let frozen = tb.freeze_docker(hung);
+    let started = Instant::now();
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            "--timeout",
+            "3",
+            &tb.nodes[0],
+            hung,
+            "--",
+            "sleep",
+            "100000",
+        ],
+    )
+    .output()
+    .unwrap();
+    drop(frozen);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(record_of(&records, &tb.nodes[0])["ok"], true);
+    let timeout = record_of(&records, hung);
+    assert_eq!(timeout["stage"], "timeout", "{timeout}");
+    assert!(
+        timeout["error"].as_str().unwrap().contains("after 3 s"),
+        "{timeout}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the timeout did not cut the node"
+    );
+}
+
+#[test]
+fn head_1_ends_the_run_quietly() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let pipeline = format!(
+        "{} -i busybox 1-{} -- sleep 100000 | head -1",
+        env!("CARGO_BIN_EXE_baleine-deploy"),
+        tb.nodes.len()
+    );
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{pipeline}; echo \"status=${{PIPESTATUS[0]}}\" >&2"),
+        ])
+        .env("BALEINE_CONFIG", tb.baleine_conf())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(
+        stderr(&out).trim(),
+        "status=0",
+        "not quiet: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    for node in &tb.nodes {
+        tb.ssh_ok(
+            node,
+            "docker rm -f container >/dev/null 2>&1; docker rmi bigbox >/dev/null 2>&1; true",
+        );
+    }
+    let child = deploy(
+        &tb,
+        &[
+            "-i",
+            "bigbox",
+            &format!("1-{}", tb.nodes.len()),
+            "--",
+            "sleep",
+            "100000",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(records.len(), tb.nodes.len());
+    for node in &tb.nodes {
+        let record = record_of(&records, node);
+        assert!(
+            record["ok"] == true || record["stage"] == "interrupted",
+            "{record}"
+        );
+    }
+    assert!(records.iter().any(|r| r["stage"] == "interrupted"));
+}
+
+#[test]
+fn stdin_is_streamed_work_starts_before_eof() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let mut child = deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", tb.nodes[0]).unwrap();
+    stdin.flush().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let record: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (record["node"].as_str(), record["ok"].as_bool()),
+        (Some(tb.nodes[0].as_str()), Some(true))
+    );
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn redeploy_replaces_the_running_container() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = &tb.nodes[2];
+    let first = records(
+        &deploy(&tb, &["-i", "busybox", node, "--", "sleep", "100000"])
+            .output()
+            .unwrap(),
+    );
+    let second = records(
+        &deploy(&tb, &["-i", "busybox", node, "--", "sleep", "200000"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        (first[0]["ok"].as_bool(), second[0]["ok"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(second[0]["replaced"], true);
+    assert_ne!(first[0]["container"], second[0]["container"]);
+    let cmd = tb.ssh_ok(
+        node,
+        "docker inspect --format '{{json .Config.Cmd}}' container",
+    );
+    assert_eq!(cmd.trim(), r#"["sleep","200000"]"#);
+}
+
+#[test]
+fn dry_run_prints_quoted_commands_and_changes_nothing() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            "--dry-run",
+            "--options",
+            "-e 'A=b c'",
+            &tb.nodes[0],
+            "--",
+            "echo",
+            "it's",
+        ],
+    )
+    .env("BALEINE_CONTAINER_NAME", "dry-run-probe")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = &records(&out)[0];
+    assert_eq!(record["dry_run"], true);
+    let script = record["script"].as_str().unwrap();
+    assert!(script.contains("--name dry-run-probe"), "{script}");
+    assert!(
+        script.contains(r"-e 'A=b c' busybox echo 'it'\''s'"),
+        "{script}"
+    );
+    let ssh: Vec<&str> = record["ssh"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &ssh[ssh.len() - 3..ssh.len() - 1],
+        ["--", tb.nodes[0].as_str()]
+    );
+    assert!(!tb
+        .ssh(&tb.nodes[0], "docker inspect dry-run-probe")
+        .status
+        .success());
+}
+
+#[test]
+fn usage_errors_exit_2_before_any_work() {
+    let tb = Testbed::get();
+    let cases: [&[&str]; 5] = [
+        &["-i", "busybox", "5-3"],
+        &["-i", "Not/An:Image:", "1"],
+        &["-i", "busybox", "--pull", "sometimes", "1"],
+        &["-i", "busybox", "--options", "-e 'unterminated", "1"],
+        &["-oProxyCommand=x", "1"],
+    ];
+    for args in cases {
+        let out = deploy(&tb, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+        assert!(!stderr(&out).is_empty());
+    }
+    let version = deploy(&tb, &["--version"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("baleine-deploy {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_bad_configuration_line_is_reported_with_file_and_line() {
+    let tb = Testbed::get();
+    let conf = std::env::temp_dir().join(common::unique("baleine-bad.conf"));
+    std::fs::write(&conf, "SSH = \"ssh\"\nPARALLEL = \"unterminated\n").unwrap();
+    let out = deploy(&tb, &["-i", "busybox", "1"])
+        .env("BALEINE_CONFIG", &conf)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&conf);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("{}:2", conf.display())),
+        "{}",
+        stderr(&out)
+    );
+}
