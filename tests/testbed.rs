@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{unique, Testbed, MIRROR_URL, REPO_URL};
+use common::{unique, Testbed};
 use std::collections::BTreeSet;
 use std::thread;
 
@@ -59,7 +59,7 @@ fn docker_pull_on_every_node_goes_through_the_mirror() {
         "unexpected digest {}",
         digests[0]
     );
-    let (code, catalog) = tb.http_get(&format!("{MIRROR_URL}/v2/_catalog"));
+    let (code, catalog) = tb.http_get(&format!("{}/v2/_catalog", tb.mirror_url));
     assert_eq!(code, 200);
     assert!(
         catalog.contains("\"library/busybox\""),
@@ -89,13 +89,13 @@ fn a_node_pushes_to_the_repo_registry_as_faraday_repo() {
         &tb.nodes[0],
         &format!("docker pull -q busybox >/dev/null && docker tag busybox faraday.repo/{name}:v1 && docker push -q faraday.repo/{name}:v1 && docker rmi faraday.repo/{name}:v1"),
     );
-    let (code, catalog) = tb.http_get(&format!("{REPO_URL}/v2/_catalog?n=1000"));
+    let (code, catalog) = tb.http_get(&format!("{}/v2/_catalog?n=1000", tb.repo_url));
     assert_eq!(code, 200);
     assert!(
         catalog.contains(&format!("\"{name}\"")),
         "{name} missing from the repo catalog: {catalog}"
     );
-    let (code, tags) = tb.http_get(&format!("{REPO_URL}/v2/{name}/tags/list"));
+    let (code, tags) = tb.http_get(&format!("{}/v2/{name}/tags/list", tb.repo_url));
     assert_eq!((code, tags.contains("\"v1\"")), (200, true), "tags: {tags}");
 }
 

@@ -8,6 +8,10 @@ use std::process::{Command, Output, Stdio};
 pub struct Testbed {
     pub dir: PathBuf,
     pub nodes: Vec<String>,
+    /// The repo registry (faraday.repo:80) and the mirror (faraday.repo:81),
+    /// as the gateway reaches them.
+    pub repo_url: String,
+    pub mirror_url: String,
 }
 
 impl Testbed {
@@ -28,7 +32,18 @@ impl Testbed {
             .parse()
             .expect("node-count holds a number");
         let nodes = (1..=count).map(|i| format!("fit{i:02}")).collect();
-        Testbed { dir, nodes }
+        let url = |name: &str| {
+            std::fs::read_to_string(dir.join(format!("registries/{name}/url")))
+                .expect("testbed registry url")
+                .trim()
+                .to_owned()
+        };
+        Testbed {
+            repo_url: url("repo"),
+            mirror_url: url("mirror"),
+            dir,
+            nodes,
+        }
     }
 
     pub fn ssh_config(&self) -> PathBuf {
@@ -77,7 +92,7 @@ impl Testbed {
             .expect("rhubarbe runs")
     }
 
-    /// GET on a testbed registry from the gateway, e.g. `http://127.0.2.1:81/v2/_catalog`.
+    /// GET on a testbed registry from the gateway, e.g. `{mirror_url}/v2/_catalog`.
     pub fn http_get(&self, url: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-s", "-w", "\n%{http_code}", url])
@@ -88,10 +103,6 @@ impl Testbed {
         (code.parse().unwrap_or(0), body.to_string())
     }
 }
-
-/// Where the repo registry (faraday.repo:80) and the mirror (faraday.repo:81) answer from the gateway.
-pub const REPO_URL: &str = "http://127.0.2.1:80";
-pub const MIRROR_URL: &str = "http://127.0.2.1:81";
 
 /// A name no other test run uses, for things a test creates in shared registries.
 pub fn unique(prefix: &str) -> String {
