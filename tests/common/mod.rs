@@ -229,3 +229,214 @@ impl Drop for Frozen {
         let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
     }
 }
+
+/// A registry of a test's own (Debian's docker-registry on a free loopback
+/// port), for contents the shared testbed must not hold: hundreds of
+/// repositories, or htpasswd auth. Stopped and removed when dropped.
+pub struct ScratchRegistry {
+    pub url: String,
+    dir: PathBuf,
+    child: std::process::Child,
+    /// `user:password` in base64, for the Authorization header.
+    basic: Option<String>,
+    agent: ureq::Agent,
+    /// Repositories already holding the tiny image's blobs.
+    linked: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl ScratchRegistry {
+    pub fn start(credentials: Option<(&str, &str)>) -> ScratchRegistry {
+        let dir = std::env::temp_dir().join(unique("baleine-scratch-registry"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: scratch\n",
+            dir.join("data").display()
+        );
+        if let Some((user, password)) = credentials {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd (apache2-utils)");
+            assert!(out.status.success());
+            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: scratch\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry runs");
+        let registry = ScratchRegistry {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+            basic: credentials.map(|(user, password)| base64(&format!("{user}:{password}"))),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(true)
+                .build()
+                .into(),
+            linked: Default::default(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scratch registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `host:port`, as REGISTRY_URL takes it.
+    pub fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    fn request(&self, method: &str, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(true)
+            .build()
+            .into();
+        let mut request = match method {
+            "POST" => agent.post(url),
+            _ => agent.put(url),
+        };
+        if let Some(basic) = &self.basic {
+            request = request.header("Authorization", format!("Basic {basic}"));
+        }
+        request
+    }
+
+    /// Pushes a one-layer image as `repository:tag` through the registry API.
+    pub fn push_tiny_image(&self, repository: &str, tag: &str) {
+        const LAYER: &[u8] = b"not really a tar, never pulled";
+        const CONFIG: &[u8] =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        static DIGESTS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+        let digests = DIGESTS.get_or_init(|| [sha256(LAYER), sha256(CONFIG)]);
+        let mut linked = self.linked.lock().unwrap();
+        let mut described = Vec::new();
+        for (blob, digest) in [LAYER, CONFIG].into_iter().zip(digests) {
+            described.push((digest, blob.len()));
+            if linked.contains(repository) {
+                continue;
+            }
+            // Once any repository has the blobs, mount them (one request).
+            let from = linked.iter().next().cloned();
+            let start = match &from {
+                Some(from) => format!(
+                    "{}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}",
+                    self.url
+                ),
+                None => format!("{}/v2/{repository}/blobs/uploads/", self.url),
+            };
+            let response = self
+                .request("POST", &start)
+                .send_empty()
+                .expect("upload starts");
+            if response.status() == 201 {
+                continue;
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let location = if location.starts_with('/') {
+                format!("{}{location}", self.url)
+            } else {
+                location
+            };
+            let separator = if location.contains('?') { '&' } else { '?' };
+            self.request("PUT", &format!("{location}{separator}digest={digest}"))
+                .send(blob)
+                .expect("blob upload");
+        }
+        linked.insert(repository.to_owned());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{}"}}]}}"#,
+            described[1].1, described[1].0, described[0].1, described[0].0
+        );
+        self.request(
+            "PUT",
+            &format!("{}/v2/{repository}/manifests/{tag}", self.url),
+        )
+        .header(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send(manifest.as_bytes())
+        .expect("manifest upload");
+    }
+}
+
+impl Drop for ScratchRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a coreutils filter over `input` (the tests' own encoders: base64, sha256sum).
+fn filter(program: &str, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+fn base64(text: &str) -> String {
+    filter("base64", &["-w0"], text.as_bytes())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        filter("sha256sum", &[], bytes)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+impl Testbed {
+    /// `ssh -F <testbed config> -l USER [OPTIONS] NODE`, for a test to add the
+    /// remote command and wire stdin as it needs.
+    pub fn ssh_command(&self, user: &str, node: &str, options: &[&str]) -> Command {
+        let mut command = Command::new("ssh");
+        command
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args(["-l", user])
+            .args(options)
+            .arg(node);
+        command
+    }
+
+    /// Makes `rdsh` (a build) the container user's shell on every node.
+    pub fn install_rdsh(&self, rdsh: &str) {
+        self.control("install-rdsh", rdsh);
+    }
+}

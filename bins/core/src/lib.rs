@@ -12,11 +12,15 @@ pub mod destroy;
 pub mod exit;
 pub mod fanout;
 pub mod input;
+pub mod list;
 pub mod nodes;
 pub mod output;
 pub mod record;
 pub mod reference;
+pub mod registry;
 pub mod remote;
+pub mod save;
+pub mod shell;
 pub mod stop;
 pub mod transport;
 

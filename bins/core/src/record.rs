@@ -96,6 +96,11 @@ impl Record {
         }
     }
 
+    /// A line that is not about a node (baleine-list's), fields added with `with`.
+    pub fn line() -> Record {
+        Record { fields: Vec::new() }
+    }
+
     pub fn success(node: &str, action: &str) -> Record {
         Record::new(Some(node), action, true)
     }

@@ -19,6 +19,11 @@ pub fn quote(words: &[String]) -> String {
     shell_words::join(words)
 }
 
+/// Quotes one word for a POSIX shell.
+pub fn quote_word(word: &str) -> String {
+    shell_words::quote(word).into_owned()
+}
+
 /// A remote script under construction.
 #[derive(Debug, Clone)]
 pub struct Script {

@@ -1,0 +1,594 @@
+//! The registry client: Docker Registry HTTP API v2 over ureq, complete listings and Basic/Bearer auth.
+
+use crate::config::Config;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+use ureq::{Agent, Body};
+
+/// Catalogs, tag lists and manifests larger than this are refused: a
+/// misbehaving server must not make us allocate without bound.
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Entries asked for per page; registries may return fewer, we follow `Link`.
+const PAGE: usize = 100;
+/// Every manifest kind we read: Docker v2 and OCI, images and indexes.
+pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A registry request that failed: the URL and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    pub url: String,
+    pub cause: String,
+    /// The registry answered 404 (unknown repository, tag or manifest).
+    pub not_found: bool,
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.url, self.cause)
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+fn error(url: &str, cause: impl Into<String>) -> RegistryError {
+    RegistryError {
+        url: url.to_owned(),
+        cause: cause.into(),
+        not_found: false,
+    }
+}
+
+/// A manifest as served, with the digest the registry gave it.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: Option<String>,
+    pub media_type: String,
+    pub body: Value,
+}
+
+impl Manifest {
+    pub fn is_index(&self) -> bool {
+        self.media_type.contains("manifest.list") || self.media_type.contains("image.index")
+    }
+}
+
+/// One registry, reached from the gateway.
+pub struct Registry {
+    base: String,
+    agent: Agent,
+    /// `user:password`, base64-encoded, for Basic auth and token requests.
+    basic: Option<String>,
+    /// Bearer tokens already obtained, by scope.
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+impl Registry {
+    /// `base` is `protocol://host[:port]`.
+    pub fn new(base: &str, credentials: Option<(String, String)>) -> Registry {
+        let agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
+            .build()
+            .new_agent();
+        Registry {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+            basic: credentials
+                .map(|(user, password)| base64_encode(format!("{user}:{password}").as_bytes())),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registry of `REGISTRY_PROTOCOL` + `REGISTRY_URL`, with credentials
+    /// from `REGISTRY_USER`/`REGISTRY_PASSWORD`, else from `docker login`'s
+    /// `~/.docker/config.json`.
+    pub fn from_config(config: &Config) -> Registry {
+        let base = format!("{}{}", config.registry_protocol, config.registry_url);
+        let credentials = match (&config.registry_user, &config.registry_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (Some(user), None) => Some((user.clone(), String::new())),
+            _ => docker_login_credentials(&config.registry_url),
+        };
+        Registry::new(&base, credentials)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Every repository in the catalog, following pagination to the end.
+    pub fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        self.paginated(
+            &format!("{}/v2/_catalog?n={PAGE}", self.base),
+            "repositories",
+        )
+    }
+
+    /// Every tag of `repository`, following pagination to the end.
+    pub fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        self.paginated(
+            &format!("{}/v2/{repository}/tags/list?n={PAGE}", self.base),
+            "tags",
+        )
+    }
+
+    /// The digest the registry serves for `repository:reference`, or None if
+    /// it serves nothing there (404).
+    pub fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        match self.send("HEAD", &url, Some(MANIFEST_TYPES)) {
+            Ok(response) => Ok(Some(
+                header(&response, "docker-content-digest").ok_or_else(|| {
+                    error(
+                        &url,
+                        "the registry gave no Docker-Content-Digest for this manifest",
+                    )
+                })?,
+            )),
+            Err(e) if e.not_found => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest, RegistryError> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let mut response = self.send("GET", &url, Some(MANIFEST_TYPES))?;
+        let digest = header(&response, "docker-content-digest");
+        let content_type = header(&response, "content-type").unwrap_or_default();
+        let body = read_json(&url, &mut response)?;
+        let media_type = body["mediaType"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or(content_type);
+        Ok(Manifest {
+            digest,
+            media_type,
+            body,
+        })
+    }
+
+    /// A JSON blob (an image config).
+    pub fn blob_json(&self, repository: &str, digest: &str) -> Result<Value, RegistryError> {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let mut response = self.send("GET", &url, None)?;
+        read_json(&url, &mut response)
+    }
+
+    fn paginated(&self, first: &str, field: &str) -> Result<Vec<String>, RegistryError> {
+        let mut all = Vec::new();
+        let mut next = Some(first.to_owned());
+        let mut seen = std::collections::HashSet::new();
+        while let Some(url) = next.take() {
+            if !seen.insert(url.clone()) {
+                return Err(error(
+                    &url,
+                    "the registry's pagination loops back on itself",
+                ));
+            }
+            let mut response = self.send("GET", &url, None)?;
+            let link = header(&response, "link");
+            let page = read_json(&url, &mut response)?;
+            match &page[field] {
+                Value::Array(items) => {
+                    for item in items {
+                        let name = item.as_str().ok_or_else(|| {
+                            error(&url, format!("non-string entry in \"{field}\""))
+                        })?;
+                        all.push(name.to_owned());
+                    }
+                }
+                // A repository whose tags were all deleted lists `null`.
+                Value::Null => {}
+                _ => return Err(error(&url, format!("malformed JSON: no \"{field}\" list"))),
+            }
+            next = link
+                .and_then(|l| next_link(&l))
+                .map(|target| self.absolute(&url, &target));
+        }
+        Ok(all)
+    }
+
+    /// Resolves a `Link` target against the URL it came with.
+    fn absolute(&self, current: &str, target: &str) -> String {
+        if target.starts_with("http://") || target.starts_with("https://") {
+            return target.to_owned();
+        }
+        let origin_end = current.find("://").map_or(0, |i| i + 3);
+        let origin = match current[origin_end..].find('/') {
+            Some(slash) => &current[..origin_end + slash],
+            None => current,
+        };
+        format!("{origin}{target}")
+    }
+
+    /// Sends a request, answering one auth challenge (Basic or Bearer) if the
+    /// registry makes one; maps HTTP failures to clear errors.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Response<Body>, RegistryError> {
+        let mut authorization = self.basic.as_ref().map(|b| format!("Basic {b}"));
+        for attempt in 0..2 {
+            let response = self.call(method, url, accept, authorization.as_deref())?;
+            let status = response.status().as_u16();
+            if status == 401 && attempt == 0 {
+                if let Some(challenge) = header(&response, "www-authenticate") {
+                    if let Some(bearer) = parse_bearer_challenge(&challenge) {
+                        authorization = Some(format!("Bearer {}", self.token(url, &bearer)?));
+                        continue;
+                    }
+                }
+            }
+            return match status {
+                200..=299 => Ok(response),
+                401 if self.basic.is_none() => Err(error(
+                    url,
+                    "HTTP 401 Unauthorized: this registry needs credentials \
+                     (REGISTRY_USER and REGISTRY_PASSWORD, or docker login)",
+                )),
+                401 => Err(error(
+                    url,
+                    "HTTP 401 Unauthorized: the registry refused these credentials",
+                )),
+                403 => Err(error(
+                    url,
+                    "HTTP 403 Forbidden: these credentials may not read this",
+                )),
+                404 => Err(RegistryError {
+                    not_found: true,
+                    ..error(
+                        url,
+                        "HTTP 404 Not Found (no such repository, tag or manifest)",
+                    )
+                }),
+                other => Err(error(url, format!("HTTP {other} {}", reason(other)))),
+            };
+        }
+        Err(error(url, "HTTP 401 Unauthorized even with a fresh token"))
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Response<Body>, RegistryError> {
+        let mut request = match method {
+            "HEAD" => self.agent.head(url),
+            _ => self.agent.get(url),
+        };
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        if let Some(auth) = authorization {
+            request = request.header("Authorization", auth);
+        }
+        let result = request.call();
+        result.map_err(|e| error(url, describe(&e)))
+    }
+
+    /// The Bearer token flow Docker Hub and most registries use: ask the
+    /// realm for a token for this service and scope (with our credentials if
+    /// we have some), and remember it.
+    fn token(&self, url: &str, challenge: &BearerChallenge) -> Result<String, RegistryError> {
+        let scope = challenge.scope.clone().unwrap_or_default();
+        if let Some(token) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&scope)
+        {
+            return Ok(token.clone());
+        }
+        let mut token_url = challenge.realm.clone();
+        let mut separator = if token_url.contains('?') { '&' } else { '?' };
+        for (key, value) in [("service", &challenge.service), ("scope", &challenge.scope)] {
+            if let Some(value) = value {
+                token_url.push_str(&format!("{separator}{key}={}", percent_encode(value)));
+                separator = '&';
+            }
+        }
+        let authorization = self.basic.as_ref().map(|b| format!("Basic {b}"));
+        let mut response = self.call("GET", &token_url, None, authorization.as_deref())?;
+        if !response.status().is_success() {
+            return Err(error(
+                url,
+                format!(
+                    "token request to {token_url} answered HTTP {}",
+                    response.status().as_u16()
+                ),
+            ));
+        }
+        let body = read_json(&token_url, &mut response)?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or_else(|| error(&token_url, "the token answer has no token"))?
+            .to_owned();
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(scope, token.clone());
+        Ok(token)
+    }
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+fn read_json(url: &str, response: &mut Response<Body>) -> Result<Value, RegistryError> {
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => error(
+                url,
+                format!("answer larger than {} MiB, refused", MAX_BODY >> 20),
+            ),
+            other => error(url, format!("cannot read the answer: {}", describe(&other))),
+        })?;
+    serde_json::from_str(&text).map_err(|e| error(url, format!("malformed JSON: {e}")))
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::Timeout(_) => "no answer in time".into(),
+        ureq::Error::Io(io) => format!("cannot reach the registry: {io}"),
+        other => other.to_string(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// The system's trust roots (Debian's bundle), so HTTPS registries signed by
+/// a CA the machine trusts work; Mozilla's bundle where there is none.
+fn system_roots() -> RootCerts {
+    let Ok(pem) = std::fs::read(SYSTEM_ROOTS) else {
+        return RootCerts::WebPki;
+    };
+    let certs: Vec<_> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::Specific(std::sync::Arc::new(certs))
+    }
+}
+
+/// `docker login` credentials for `host` from `~/.docker/config.json`.
+fn docker_login_credentials(host: &str) -> Option<(String, String)> {
+    let path = std::path::Path::new(&std::env::var_os("HOME")?).join(".docker/config.json");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let auths = config["auths"].as_object()?;
+    let entry = auths.iter().find(|(key, _)| {
+        let key = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        key.split('/').next() == Some(host)
+    })?;
+    let decoded = base64_decode(entry.1["auth"].as_str()?)?;
+    let (user, password) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+    Some((user, password))
+}
+
+/// The parts of a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerChallenge {
+    pub realm: String,
+    pub service: Option<String>,
+    pub scope: Option<String>,
+}
+
+pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
+    let rest = header
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| header.trim().strip_prefix("bearer "))?;
+    let mut params: HashMap<String, String> = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let value: String = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut value = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            value
+        } else {
+            chars
+                .by_ref()
+                .take_while(|c| *c != ',')
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value);
+    }
+    Some(BearerChallenge {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+        scope: params.remove("scope"),
+    })
+}
+
+/// The `rel="next"` target of a `Link` header.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let value = BASE64.iter().position(|b| *b == c)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_as_docker_hub_sends_them() {
+        let challenge = parse_bearer_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        )
+        .unwrap();
+        assert_eq!(challenge.realm, "https://auth.docker.io/token");
+        assert_eq!(challenge.service.as_deref(), Some("registry.docker.io"));
+        assert_eq!(
+            challenge.scope.as_deref(),
+            Some("repository:library/busybox:pull")
+        );
+        assert_eq!(parse_bearer_challenge(r#"Basic realm="x""#), None);
+        assert_eq!(
+            parse_bearer_challenge("Bearer service=x"),
+            None,
+            "no realm, no flow"
+        );
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=100>; rel="next""#).as_deref(),
+            Some("/v2/_catalog?last=b&n=100")
+        );
+        assert_eq!(
+            next_link(r#"<https://r/x?n=2>; rel="prev", <https://r/y?n=2>; rel="next""#).as_deref(),
+            Some("https://r/y?n=2")
+        );
+        assert_eq!(next_link(r#"</v2/_catalog?last=b>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn relative_links_resolve_against_the_registry() {
+        let registry = Registry::new("http://127.0.0.1:5000", None);
+        assert_eq!(
+            registry.absolute(
+                "http://127.0.0.1:5000/v2/_catalog?n=100",
+                "/v2/_catalog?last=a&n=100"
+            ),
+            "http://127.0.0.1:5000/v2/_catalog?last=a&n=100"
+        );
+    }
+
+    #[test]
+    fn base64_round_trips_and_matches_known_values() {
+        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert_eq!(base64_decode("not base64!"), None);
+    }
+
+    #[test]
+    fn scopes_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull"),
+            "repository%3Aa%2Fb%3Apull"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! baleine-save's job: commit each node's managed container and push it to the repo registry, verified.
+//!
+//! Nothing is lost on failure: a failed push leaves the committed image on
+//! the node under the name the record gives, and `--push-only` retries it.
+
+use crate::cli::{Fleet, VERSION};
+use crate::input::Input;
+use crate::record::{Failure, Record, Stage};
+use crate::reference::{split_name_tag, validate_repository_name};
+use crate::registry::Registry;
+use crate::remote::{quote, quote_word, Docker, Script};
+use crate::UsageError;
+use std::process::ExitCode;
+
+/// Label keys baleine-save puts on the images it makes.
+pub const LABEL_PREFIX: &str = "org.r2lab.baleine";
+
+/// What to save as: `NAME[:TAG]` inside the repo registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavePlan {
+    pub name: String,
+    pub tag: String,
+    /// Push an image a previous save committed but could not push.
+    pub push_only: bool,
+}
+
+impl SavePlan {
+    /// Checks `NAME[:TAG]` against Docker's grammar. NAME is a repository
+    /// inside SAVE_URL, so a registry host in it is refused.
+    pub fn new(name_tag: &str, push_only: bool) -> Result<SavePlan, UsageError> {
+        let (name, tag) = split_name_tag(name_tag).map_err(|e| UsageError(e.to_string()))?;
+        validate_repository_name(&name).map_err(|e| UsageError(e.to_string()))?;
+        let first = name.split('/').next().unwrap_or_default();
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            return Err(UsageError(format!(
+                "-n {name_tag:?}: give the repository name only (e.g. myexp:v1); \
+                 it is saved in SAVE_URL's registry"
+            )));
+        }
+        Ok(SavePlan {
+            name,
+            tag,
+            push_only,
+        })
+    }
+
+    /// The tag for `node`: TAG alone for a single node, TAG-<node> for
+    /// several, so that no node's save overwrites another's.
+    pub fn tag_for(&self, node: &str, several: bool) -> Result<String, UsageError> {
+        let tag = if several {
+            format!("{}-{node}", self.tag)
+        } else {
+            self.tag.clone()
+        };
+        if tag.len() > 128 {
+            return Err(UsageError(format!(
+                "tag {tag:?} is longer than 128 characters"
+            )));
+        }
+        Ok(tag)
+    }
+}
+
+/// The node-side name of the saved image: `SAVE_URL[:SAVE_PORT]/NAME:TAG`.
+pub fn target_image(save_url: &str, save_port: Option<u16>, name: &str, tag: &str) -> String {
+    match save_port {
+        Some(port) => format!("{save_url}:{port}/{name}:{tag}"),
+        None => format!("{save_url}/{name}:{tag}"),
+    }
+}
+
+/// The remote script: commit the managed container with labels saying where
+/// it came from, then push. With `push_only`, push the image already there.
+pub fn save_script(
+    docker: &Docker,
+    target: &str,
+    node: &str,
+    created: &str,
+    push_only: bool,
+) -> String {
+    let mut script = Script::new();
+    let container = &docker.container;
+    if push_only {
+        script.stage(Stage::Push);
+        let inspect = quote(&docker.words(&["image", "inspect", target]));
+        script.line(&format!(
+            "{inspect} >/dev/null 2>&1 || {{ echo {} >&2; exit 1; }}",
+            quote_word(&format!(
+                "no local image {target} to push: save without --push-only first"
+            ))
+        ));
+    } else {
+        script.stage(Stage::Commit);
+        let inspect = quote(&docker.words(&[
+            "inspect",
+            "--format",
+            "{{.Config.Image}}|{{.Image}}",
+            container,
+        ]));
+        let missing = quote_word(&format!(
+            "no container named {container} on this node: nothing to save"
+        ));
+        script.line(&format!(
+            "info=$({inspect} 2>&1) || {{ case $info in *'No such'*) echo {missing} >&2 ;; \
+             *) printf '%s\\n' \"$info\" >&2 ;; esac; exit 1; }}\n\
+             src=${{info%%|*}}\n\
+             case $src in *@*) digest=${{src#*@}} ;; *) digest=$({} \"${{info#*|}}\" 2>/dev/null); digest=${{digest#*@}} ;; esac",
+            quote(&docker.words(&["image", "inspect", "--format", "{{index .RepoDigests 0}}"]))
+        ));
+        // Labels from the node's answers are inside one double-quoted word:
+        // image references and digests hold no quote, and nothing is re-parsed.
+        let fixed_labels = quote_word(&format!(
+            "LABEL {LABEL_PREFIX}.source-node={node} {LABEL_PREFIX}.created={created} {LABEL_PREFIX}.version={VERSION}"
+        ));
+        let commit = quote(&docker.words(&["commit", "--change"]));
+        script.line(&format!(
+            "{commit} \"LABEL {LABEL_PREFIX}.source-image=\\\"$src\\\" {LABEL_PREFIX}.source-digest=\\\"$digest\\\"\" \
+             --change {fixed_labels} {} {} >/dev/null || exit 1\n\
+             echo \"source_image=$src\"; echo \"source_digest=$digest\"",
+            quote_word(container),
+            quote_word(target)
+        ));
+        script.stage(Stage::Push);
+    }
+    let push = quote(&docker.words(&["push", target]));
+    script.line(&format!("{push} >/dev/null || exit 1"));
+    script.text().to_owned()
+}
+
+/// Saves every node's container. The node list is read in full first: with
+/// several nodes each image is tagged TAG-<node>.
+pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
+    let inputs: Vec<Input> = fleet.inputs().iter().collect();
+    let nodes = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::Node(_)))
+        .count();
+    let several = nodes > 1;
+    for input in &inputs {
+        if let Input::Node(node) = input {
+            plan.tag_for(node, several)?;
+        }
+    }
+    let docker = Docker {
+        command: fleet.config.docker.clone(),
+        container: fleet.config.container_name.clone(),
+    };
+    let registry = Registry::from_config(&fleet.config);
+    let created = utc_now();
+    let (tx, rx) = crossbeam::channel::unbounded();
+    for input in inputs {
+        let _ = tx.send(input);
+    }
+    drop(tx);
+    let work = |node: &str| -> Record {
+        let tag = plan
+            .tag_for(node, several)
+            .unwrap_or_else(|_| plan.tag.clone());
+        let target = target_image(
+            &fleet.config.save_url,
+            fleet.config.save_port,
+            &plan.name,
+            &tag,
+        );
+        let script = save_script(&docker, &target, node, &created, plan.push_only);
+        if fleet.dry_run {
+            return fleet.dry_run_record(node, "save", &script);
+        }
+        let values = match fleet.run_script(node, &script) {
+            Ok(values) => values,
+            Err(failure) => {
+                let mut record = Record::failure(Some(node), "save", &failure);
+                if failure.stage == Stage::Push {
+                    // The commit is on the node: say where, so it can be pushed again.
+                    record.set("local_image", target.as_str());
+                }
+                return record;
+            }
+        };
+        // The push said it worked; believe the registry, not the client.
+        let verified = match registry.manifest_digest(&plan.name, &tag) {
+            Ok(Some(digest)) => Ok(digest),
+            Ok(None) => Err(format!(
+                "{}/v2/{}/manifests/{tag}: not served after the push",
+                registry.base(),
+                plan.name
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        match verified {
+            Ok(digest) => Record::success(node, "save")
+                .with("image", target.as_str())
+                .with("digest", digest)
+                .with("source_image", values.get("source_image").cloned())
+                .with(
+                    "source_digest",
+                    values
+                        .get("source_digest")
+                        .filter(|d| !d.is_empty())
+                        .cloned(),
+                ),
+            Err(error) => Record::failure(Some(node), "save", &Failure::new(Stage::Verify, error))
+                .with("local_image", target.as_str()),
+        }
+    };
+    Ok(fleet.run_inputs("save", &rx, |_| {}, &work))
+}
+
+/// Now, in UTC, as RFC 3339 (`2026-11-22T01:02:03Z`), without a date crate.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(secs)
+}
+
+fn format_utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ImageRef;
+
+    fn docker() -> Docker {
+        Docker {
+            command: vec!["docker".into()],
+            container: "container".into(),
+        }
+    }
+
+    #[test]
+    fn names_default_to_latest_and_hosts_are_refused() {
+        assert_eq!(SavePlan::new("myexp", false).unwrap().tag, "latest");
+        let plan = SavePlan::new("team/myexp:v1", false).unwrap();
+        assert_eq!(
+            (plan.name.as_str(), plan.tag.as_str()),
+            ("team/myexp", "v1")
+        );
+        for bad in [
+            "faraday.repo/x:v1",
+            "localhost/x",
+            "Bad Name",
+            "x:-tag",
+            "-x",
+            "a;b",
+            "",
+        ] {
+            assert!(SavePlan::new(bad, false).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn several_nodes_get_one_tag_each() {
+        let plan = SavePlan::new("exp:v1", false).unwrap();
+        assert_eq!(plan.tag_for("fit03", true).unwrap(), "v1-fit03");
+        assert_eq!(plan.tag_for("fit03", false).unwrap(), "v1");
+        assert_eq!(
+            target_image("faraday.repo", None, "exp", "v1-fit03"),
+            "faraday.repo/exp:v1-fit03"
+        );
+        assert_eq!(
+            target_image("faraday.repo", Some(5000), "exp", "v1"),
+            "faraday.repo:5000/exp:v1"
+        );
+        // What save reports is deployable as-is.
+        assert!(ImageRef::parse("faraday.repo:5000/exp:v1-fit03").is_ok());
+    }
+
+    #[test]
+    fn the_script_commits_with_labels_then_pushes() {
+        let script = save_script(
+            &docker(),
+            "faraday.repo/exp:v1",
+            "fit03",
+            "2026-11-22T00:00:00Z",
+            false,
+        );
+        assert!(script.contains("m commit"));
+        assert!(script.contains("org.r2lab.baleine.source-node=fit03"));
+        assert!(script.contains("container faraday.repo/exp:v1 >/dev/null || exit 1"));
+        assert!(script.find("m push").unwrap() > script.find("m commit").unwrap());
+        assert!(script.contains("docker push faraday.repo/exp:v1"));
+    }
+
+    #[test]
+    fn push_only_skips_the_commit() {
+        let script = save_script(&docker(), "faraday.repo/exp:v1", "fit03", "t", true);
+        assert!(!script.contains("commit"));
+        assert!(script.contains("no local image faraday.repo/exp:v1 to push"));
+    }
+
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_795_308_245), "2026-11-22T00:44:05Z");
+    }
+}
