@@ -121,6 +121,8 @@ pub fn tool(tb: &Testbed, name: &str) -> Command {
         "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
         "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),
         "baleine-list" => env!("CARGO_BIN_EXE_baleine-list"),
+        "baleine-ps" => env!("CARGO_BIN_EXE_baleine-ps"),
+        "baleine-exec" => env!("CARGO_BIN_EXE_baleine-exec"),
         other => panic!("no tool {other}"),
     };
     let mut command = Command::new(path);

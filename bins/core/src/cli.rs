@@ -173,6 +173,17 @@ impl Fleet {
         crate::remote::interpret(&end, self.timeout)
     }
 
+    /// `run_script`, plus every stdout line (for values that repeat).
+    pub fn run_script_lines(
+        &self,
+        node: &str,
+        script: &str,
+    ) -> Result<(crate::remote::Values, Vec<String>), crate::record::Failure> {
+        let end = self.ssh.run(node, script, self.timeout);
+        let values = crate::remote::interpret(&end, self.timeout)?;
+        Ok((values, end.stdout.lines().map(String::from).collect()))
+    }
+
     /// The `--dry-run` record: the exact ssh command line and remote script.
     pub fn dry_run_record(&self, node: &str, action: &str, script: &str) -> Record {
         Record::success(node, action)

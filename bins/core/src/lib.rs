@@ -6,15 +6,18 @@
 //! into exactly one JSON [`record`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod destroy;
+pub mod exec;
 pub mod exit;
 pub mod fanout;
 pub mod input;
 pub mod list;
 pub mod nodes;
 pub mod output;
+pub mod ps;
 pub mod record;
 pub mod reference;
 pub mod registry;

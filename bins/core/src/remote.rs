@@ -214,6 +214,7 @@ mod tests {
             status: Some(status),
             stdout: stdout.into(),
             stderr: stderr.into(),
+            payload: None,
             cut: None,
         }
     }

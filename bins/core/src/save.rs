@@ -146,7 +146,7 @@ pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
         container: fleet.config.container_name.clone(),
     };
     let registry = Registry::from_config(&fleet.config);
-    let created = utc_now();
+    let created = crate::clock::utc_now();
     let (tx, rx) = crossbeam::channel::unbounded();
     for input in inputs {
         let _ = tx.send(input);
@@ -204,34 +204,6 @@ pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
         }
     };
     Ok(fleet.run_inputs("save", &rx, |_| {}, &work))
-}
-
-/// Now, in UTC, as RFC 3339 (`2026-11-22T01:02:03Z`), without a date crate.
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-fn format_utc(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -305,12 +277,5 @@ mod tests {
         let script = save_script(&docker(), "faraday.repo/exp:v1", "fit03", "t", true);
         assert!(!script.contains("commit"));
         assert!(script.contains("no local image faraday.repo/exp:v1 to push"));
-    }
-
-    #[test]
-    fn utc_dates_are_civil_dates() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_795_308_245), "2026-11-22T00:44:05Z");
     }
 }

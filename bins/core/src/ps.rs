@@ -1,0 +1,213 @@
+//! baleine-ps's job: what runs where, and is it the same everywhere. Read-only.
+
+use crate::cli::Fleet;
+use crate::deploy::repo_digest;
+use crate::record::{Record, Stage};
+use crate::reference::ImageRef;
+use crate::remote::{quote, Docker, Script, Values};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+/// The remote script: the engine version, the managed container as
+/// `docker inspect` sees it (or nothing), the repo digests of its image, and
+/// with `all_containers` the node's other containers.
+/// It only reads: no docker command here changes anything.
+pub fn ps_script(docker: &Docker, all_containers: bool) -> String {
+    let mut script = Script::new();
+    script.stage(Stage::Inspect);
+    let version = quote(&docker.words(&["version", "--format", "{{.Server.Version}}"]));
+    script.line(&format!(
+        "engine=$({version}) || exit 1\necho \"engine=$engine\""
+    ));
+    let inspect = quote(&docker.words(&["inspect", "--format", "{{json .}}", &docker.container]));
+    let digests = quote(&docker.words(&["image", "inspect", "--format", "{{json .RepoDigests}}"]));
+    // The first "Image" key of a container's JSON is its image id.
+    script.line(&format!(
+        "if out=$({inspect} 2>&1); then\n\
+         printf 'container=%s\\n' \"$out\"\n\
+         image=${{out#*\\\"Image\\\":\\\"}}; image=${{image%%\\\"*}}\n\
+         printf 'digests=%s\\n' \"$({digests} \"$image\" 2>/dev/null)\"\n\
+         else case $out in *'No such'*) echo container= ;; *) printf '%s\\n' \"$out\" >&2; exit 1 ;; esac; fi"
+    ));
+    if all_containers {
+        let others = quote(&docker.words(&["ps", "-a", "--no-trunc", "--format", "{{json .}}"]));
+        script.line(&format!("{others} | sed 's/^/other=/' || exit 1"));
+    }
+    script.text().to_owned()
+}
+
+/// The record for one node from the script's values.
+pub fn ps_record(
+    node: &str,
+    docker: &Docker,
+    values: &Values,
+    others: Vec<Value>,
+    now: u64,
+) -> Record {
+    let mut record = Record::success(node, "ps").with("engine", values.get("engine").cloned());
+    let container: Value = values
+        .get("container")
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or(Value::Null);
+    if container.is_null() {
+        record.set("state", "absent");
+    } else {
+        let state = &container["State"];
+        let status = state["Status"].as_str().unwrap_or("unknown");
+        record.set("state", status);
+        if status == "exited" {
+            record.set("exit_code", state["ExitCode"].clone());
+        }
+        let image = container["Config"]["Image"].as_str().unwrap_or_default();
+        let digest = match image.split_once('@') {
+            Some((_, digest)) => Some(digest.to_owned()),
+            None => ImageRef::parse(image).ok().and_then(|reference| {
+                repo_digest(
+                    &reference,
+                    values.get("digests").map_or("[]", String::as_str),
+                )
+            }),
+        };
+        record.set("image", image);
+        record.set("digest", digest);
+        record.set("container", container["Id"].clone());
+        let started = state["StartedAt"].as_str().unwrap_or_default();
+        record.set("started_at", started);
+        let uptime = crate::clock::parse_utc(started)
+            .filter(|_| status == "running")
+            .map(|t| now.saturating_sub(t));
+        record.set("uptime_s", uptime);
+    }
+    if !others.is_empty() {
+        // The managed container is the record itself; list only the others.
+        let others: Vec<Value> = others
+            .into_iter()
+            .filter(|c| c["Names"].as_str() != Some(docker.container.as_str()))
+            .map(|c| {
+                serde_json::json!({"name": c["Names"], "image": c["Image"], "state": c["State"], "status": c["Status"], "id": c["ID"]})
+            })
+            .collect();
+        record.set("other_containers", others);
+    }
+    record
+}
+
+/// Reports the managed container of every node, then (on a terminal) how
+/// many nodes run which digest, so a mixed fleet is obvious.
+pub fn run(fleet: Fleet, all_containers: bool) -> ExitCode {
+    let docker = Docker {
+        command: fleet.config.docker.clone(),
+        container: fleet.config.container_name.clone(),
+    };
+    let script = ps_script(&docker, all_containers);
+    let fleet_digests: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+    let code = fleet.run("ps", &|node| {
+        if fleet.dry_run {
+            return fleet.dry_run_record(node, "ps", &script);
+        }
+        match fleet.run_script_lines(node, &script) {
+            Err(failure) => Record::failure(Some(node), "ps", &failure),
+            Ok((values, lines)) => {
+                let others: Vec<Value> = lines
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("other="))
+                    .filter_map(|json| serde_json::from_str(json).ok())
+                    .collect();
+                let record = ps_record(node, &docker, &values, others, crate::clock::now_secs());
+                let key = match (
+                    record.get("state").and_then(Value::as_str),
+                    record.get("digest").and_then(Value::as_str),
+                ) {
+                    (Some("absent"), _) => "no container".to_owned(),
+                    (_, Some(digest)) => digest.to_owned(),
+                    _ => "unknown digest".to_owned(),
+                };
+                fleet_digests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key)
+                    .or_default()
+                    .push(node.to_owned());
+                record
+            }
+        }
+    });
+    if std::io::stderr().is_terminal() {
+        for (digest, mut nodes) in fleet_digests
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            nodes.sort();
+            eprintln!("ps: {digest}: {} node(s): {}", nodes.len(), nodes.join(" "));
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker() -> Docker {
+        Docker {
+            command: vec!["docker".into()],
+            container: "container".into(),
+        }
+    }
+
+    #[test]
+    fn the_script_only_reads() {
+        let script = ps_script(&docker(), true);
+        for verb in [
+            "rm", "run", "stop", "kill", "commit", "push", "pull", "prune", "exec",
+        ] {
+            assert!(
+                !script.contains(&format!("docker {verb} ")),
+                "ps runs docker {verb}"
+            );
+        }
+        assert!(script.contains("docker inspect --format '{{json .}}' container"));
+    }
+
+    #[test]
+    fn records_say_running_or_exited_or_absent() {
+        let mut values = Values::new();
+        values.insert("engine".into(), "20.10.24".into());
+        values.insert(
+            "container".into(),
+            r#"{"Id":"abc","Config":{"Image":"busybox@sha256:1111"},"State":{"Status":"running","StartedAt":"2026-11-22T00:00:00.5Z","ExitCode":0}}"#.into(),
+        );
+        let now = crate::clock::parse_utc("2026-11-22T00:01:40Z").unwrap();
+        let record = ps_record("fit01", &docker(), &values, vec![], now);
+        assert_eq!(record.get("state").unwrap(), "running");
+        assert_eq!(record.get("digest").unwrap(), "sha256:1111");
+        assert_eq!(record.get("uptime_s").unwrap(), 100);
+
+        values.insert(
+            "container".into(),
+            r#"{"Id":"abc","Config":{"Image":"busybox"},"State":{"Status":"exited","StartedAt":"2026-11-22T00:00:00Z","ExitCode":3}}"#.into(),
+        );
+        values.insert("digests".into(), r#"["busybox@sha256:2222"]"#.into());
+        let record = ps_record("fit01", &docker(), &values, vec![], now);
+        assert_eq!(
+            (
+                record.get("state").unwrap(),
+                record.get("exit_code").unwrap()
+            ),
+            (&"exited".into(), &3.into())
+        );
+        assert_eq!(record.get("digest").unwrap(), "sha256:2222");
+        assert_eq!(record.get("uptime_s").unwrap(), &Value::Null);
+
+        values.insert("container".into(), String::new());
+        assert_eq!(
+            ps_record("fit01", &docker(), &values, vec![], now)
+                .get("state")
+                .unwrap(),
+            "absent"
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! baleine-ps and baleine-exec on the testbed: a real fleet of containers, seen and driven.
+
+mod common;
+
+use common::{record_of, records, run_with_stdin, stderr, tool, unique, Testbed};
+use std::process::Output;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+fn exclusive() -> MutexGuard<'static, ()> {
+    static NODES: Mutex<()> = Mutex::new(());
+    NODES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run(tb: &Testbed, name: &str, args: &[&str]) -> Output {
+    tool(tb, name).args(args).output().expect("tool runs")
+}
+
+fn deploy(tb: &Testbed, image: &str, nodes: &[&str]) {
+    let mut args = vec!["-i", image];
+    args.extend(nodes);
+    args.extend(["--", "sleep", "100000"]);
+    let out = run(tb, "baleine-deploy", &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn ps_shows_a_mixed_fleet_and_every_state() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| tb.nodes[i].as_str());
+    deploy(&tb, "busybox", &[a, b]);
+    deploy(&tb, "bigbox", &[c]);
+    tb.ssh_ok(b, "docker stop -t 0 container >/dev/null");
+    tb.ssh_ok(d, "docker rm -f container >/dev/null 2>&1; true");
+    let before = tb.ssh_ok(a, "docker ps -a --format '{{.ID}} {{.Status}}' | sort");
+
+    let out = run(&tb, "baleine-ps", &[a, b, c, d]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let (ra, rb, rc, rd) = (
+        record_of(&records, a),
+        record_of(&records, b),
+        record_of(&records, c),
+        record_of(&records, d),
+    );
+    assert_eq!(ra["state"], "running");
+    assert!(ra["uptime_s"].as_u64().is_some() && ra["started_at"].as_str().is_some());
+    assert!(ra["engine"].as_str().unwrap().starts_with("20."), "{ra}");
+    assert_eq!(
+        (rb["state"].as_str(), rb["exit_code"].as_i64()),
+        (Some("exited"), Some(137))
+    );
+    assert_eq!(rd["state"], "absent");
+    assert_eq!(ra["digest"], rb["digest"], "same image, same digest");
+    assert_ne!(ra["digest"], rc["digest"], "a mixed fleet must show");
+    assert_eq!(rc["image"], "bigbox");
+    let id = tb.ssh_ok(a, "docker inspect --format '{{.Id}}' container");
+    assert_eq!(ra["container"], id.trim());
+    // ps is read-only.
+    assert_eq!(
+        tb.ssh_ok(a, "docker ps -a --format '{{.ID}} {{.Status}}' | sort")
+            .lines()
+            .count(),
+        before.lines().count()
+    );
+}
+
+#[test]
+fn ps_lists_other_containers_on_request() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = tb.nodes[0].as_str();
+    deploy(&tb, "busybox", &[node]);
+    tb.ssh_ok(node, "docker rm -f sidecar >/dev/null 2>&1; docker run -d --name sidecar busybox sleep 100000 >/dev/null");
+    let plain = &records(&run(&tb, "baleine-ps", &[node]))[0];
+    assert!(plain.get("other_containers").is_none());
+    let all = &records(&run(&tb, "baleine-ps", &["--all-containers", node]))[0];
+    let names: Vec<&str> = all["other_containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sidecar"], "{all}");
+    tb.ssh_ok(node, "docker rm -f sidecar >/dev/null");
+}
+
+#[test]
+fn exec_reports_exit_codes_and_both_streams_per_node() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy(&tb, "busybox", &[a, b]);
+    let script =
+        "echo \"out $(hostname) $1\"; echo 'err  x' >&2; [ $(hostname) = fit01 ] || exit 3";
+    let out = run(
+        &tb,
+        "baleine-exec",
+        &[a, b, "--", "sh", "-c", script, "sh", "two words"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let records = records(&out);
+    let ok = record_of(&records, "fit01");
+    assert_eq!(
+        (ok["ok"].as_bool(), ok["exit_code"].as_i64()),
+        (Some(true), Some(0))
+    );
+    assert_eq!(ok["stdout"], "out fit01 two words\n");
+    assert_eq!(ok["stderr"], "err  x\n");
+    let failed = record_of(&records, b);
+    assert_eq!(
+        (
+            failed["ok"].as_bool(),
+            failed["stage"].as_str(),
+            failed["exit_code"].as_i64()
+        ),
+        (Some(false), Some("exec"), Some(3))
+    );
+    assert_eq!(failed["stdout"], format!("out {b} two words\n"));
+}
+
+#[test]
+fn exec_caps_large_output_or_writes_it_all_to_files() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = tb.nodes[0].as_str();
+    deploy(&tb, "busybox", &[node]);
+    let out = run(
+        &tb,
+        "baleine-exec",
+        &["--max-output", "1000", node, "--", "seq", "1", "100000"],
+    );
+    let record = &records(&out)[0];
+    assert_eq!(record["truncated"], true);
+    assert_eq!(record["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(
+        record["stdout_bytes"], 588_895,
+        "the full size is still counted"
+    );
+
+    let dir = std::env::temp_dir().join(unique("exec-output"));
+    let out = run(
+        &tb,
+        "baleine-exec",
+        &[
+            "--output-dir",
+            dir.to_str().unwrap(),
+            node,
+            "--",
+            "sh",
+            "-c",
+            "seq 1 100000; echo done >&2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = &records(&out)[0];
+    assert!(record.get("stdout").is_none());
+    let written = std::fs::read_to_string(dir.join(format!("{node}.out"))).unwrap();
+    assert_eq!(written.len(), 588_895);
+    assert!(written.ends_with("99999\n100000\n"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join(format!("{node}.err"))).unwrap(),
+        "done\n"
+    );
+    assert_eq!(
+        record["stdout_file"],
+        dir.join(format!("{node}.out")).display().to_string()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn exec_feeds_the_same_stdin_to_every_node() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy(&tb, "busybox", &[a, b]);
+    let input = std::env::temp_dir().join(unique("exec-stdin"));
+    std::fs::write(&input, "line one\nline two\n").unwrap();
+    let out = run(
+        &tb,
+        "baleine-exec",
+        &[
+            "--stdin",
+            input.to_str().unwrap(),
+            a,
+            b,
+            "--",
+            "sh",
+            "-c",
+            "wc -l; ",
+        ],
+    );
+    let _ = std::fs::remove_file(&input);
+    for record in records(&out) {
+        assert_eq!(
+            record["stdout"].as_str().map(str::trim),
+            Some("2"),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn exec_timeout_kills_the_command_inside_the_container() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let node = tb.nodes[0].as_str();
+    deploy(&tb, "busybox", &[node]);
+    let started = Instant::now();
+    let out = run(
+        &tb,
+        "baleine-exec",
+        &[
+            "--timeout",
+            "2",
+            node,
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 77; echo never",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let record = &records(&out)[0];
+    assert_eq!(record["stage"], "timeout", "{record}");
+    assert_eq!(record["stdout"], "started\n");
+    assert_eq!(
+        record["stderr"], "",
+        "the kill notice must not leak into the command's output"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let top = tb.ssh_ok(node, "docker top container -o pid,args");
+    assert!(
+        !top.contains("sleep 77"),
+        "the command survived the timeout: {top}"
+    );
+}
+
+#[test]
+fn exec_on_a_stopped_or_missing_container_says_so() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy(&tb, "busybox", &[a]);
+    tb.ssh_ok(a, "docker stop -t 0 container >/dev/null");
+    tb.ssh_ok(b, "docker rm -f container >/dev/null 2>&1; true");
+    let mut exec = tool(&tb, "baleine-exec");
+    exec.args(["--", "true"]);
+    let out = run_with_stdin(exec, &format!("{a}\n{b}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let records = records(&out);
+    let stopped = record_of(&records, a);
+    assert_eq!(stopped["stage"], "exec");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .unwrap()
+            .contains("is exited, not running"),
+        "{stopped}"
+    );
+    let missing = record_of(&records, b);
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("no container named container"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn exec_needs_a_command() {
+    let tb = Testbed::get();
+    let out = run(&tb, "baleine-exec", &[&tb.nodes[0]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no command"));
+}
