@@ -6,12 +6,17 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint test testbed-up testbed-down demo
+.PHONY: all build deps lint man test testbed-up testbed-down demo install uninstall
 
 all: build
 
+## PROFILE=dev builds and installs the debug binaries (the tests do).
+PROFILE ?= release
+BUILD_DIR = $(or $(CARGO_TARGET_DIR),target)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+TOOLS := baleine-deploy baleine-destroy baleine-save baleine-list baleine-ps baleine-exec
+
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --locked --profile $(PROFILE)
 
 ## Debian packages and the rhubarbe venv, installed only when missing (root).
 deps:
@@ -20,6 +25,10 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --locked --all-targets -- -D warnings
+
+## Regenerate man/ and completions/ from the --help definitions (commit them).
+man:
+	BALEINE_REGENERATE=1 $(CARGO) test --locked --test docs committed_man_pages_and_completions_match_their_source
 
 testbed-up: deps
 	$(TESTBED) up $(N)
@@ -39,3 +48,45 @@ test: deps lint
 demo: deps build
 	$(TESTBED) up $(N)
 	tests/demo
+
+## rdsh on this node, as root (rdsh/install-node): /bin/rdsh listed in
+## /etc/shells, the container user with rdsh as its shell, and the gateway's
+## registry and mirror in Docker's daemon.json; idempotent. DESTDIR=DIR does it
+## under DIR; RDSH=PATH installs that build instead of building a release one.
+.PHONY: install-node
+install-node:
+ifeq ($(origin RDSH),undefined)
+	$(CARGO) build --release --locked --bin rdsh
+	DESTDIR="$(DESTDIR)" rdsh/install-node "$(or $(CARGO_TARGET_DIR),target)/release/rdsh"
+else
+	DESTDIR="$(DESTDIR)" rdsh/install-node "$(RDSH)"
+endif
+
+## The gateway's tools, man pages and completions under $(DESTDIR)$(PREFIX), and
+## an example /etc/baleine/baleine.conf unless one exists. What was installed is
+## listed in $(MANIFEST), which uninstall removes exactly.
+PREFIX ?= /usr/local
+MANIFEST = $(DESTDIR)$(PREFIX)/share/baleine/installed-files
+
+install: build
+	@set -e; record() { echo "$$1" >> "$(MANIFEST).new"; }; \
+	mkdir -p "$(dir $(MANIFEST))"; : > "$(MANIFEST).new"; \
+	put() { install -D -m "$$1" "$$2" "$$3"; record "$$3"; }; \
+	for tool in $(TOOLS); do put 755 "$(BUILD_DIR)/$$tool" "$(DESTDIR)$(PREFIX)/bin/$$tool"; done; \
+	for page in man/*.[157]; do \
+	  put 644 "$$page" "$(DESTDIR)$(PREFIX)/share/man/man$${page##*.}/$${page#man/}"; done; \
+	for tool in $(TOOLS); do \
+	  put 644 "completions/bash/$$tool" "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$tool"; \
+	  put 644 "completions/zsh/_$$tool" "$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$tool"; \
+	  put 644 "completions/fish/$$tool.fish" "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish"; done; \
+	if [ -e "$(DESTDIR)/etc/baleine/baleine.conf" ]; then \
+	  echo "install: keeping the existing $(DESTDIR)/etc/baleine/baleine.conf"; \
+	else put 644 bins/gateway/baleine.conf "$(DESTDIR)/etc/baleine/baleine.conf"; fi; \
+	mv "$(MANIFEST).new" "$(MANIFEST)"; \
+	echo "installed $$(wc -l < "$(MANIFEST)") files, listed in $(MANIFEST)"
+
+uninstall:
+	@set -e; [ -f "$(MANIFEST)" ] || { echo "uninstall: nothing installed under $(DESTDIR)$(PREFIX)"; exit 0; }; \
+	while read -r file; do rm -f "$$file"; done < "$(MANIFEST)"; \
+	rm -f "$(MANIFEST)"; rmdir "$(dir $(MANIFEST))" 2>/dev/null || true; \
+	echo "uninstalled what install had put"

@@ -31,12 +31,52 @@ pub fn main(tool: &str, run: impl FnOnce() -> Result<ExitCode, UsageError>) -> E
         })
         .init();
     stop::install_handlers();
+    if let Ok(kind) = std::env::var("BALEINE_COMPLETE") {
+        complete(&kind);
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(code) => code,
         Err(UsageError(message)) => {
             eprintln!("{tool}: {message}");
             ExitCode::from(exit::USAGE)
         }
+    }
+}
+
+/// `BALEINE_COMPLETE=nodes|images|repositories TOOL`: the candidates the
+/// shell completions offer, one a line. Never slow: a registry gets about
+/// two seconds in all, and an unusable configuration offers nothing.
+fn complete(kind: &str) {
+    let Ok(config) = config::load() else { return };
+    match kind {
+        "nodes" => config.all_nodes.iter().for_each(|node| println!("{node}")),
+        "images" | "repositories" => {
+            let budget = Duration::from_secs(2);
+            let deadline = std::time::Instant::now() + budget;
+            let registry = crate::registry::Registry::from_config_with_timeout(&config, budget);
+            for repository in registry.catalog().unwrap_or_default() {
+                if kind == "repositories" {
+                    println!("{repository}");
+                    continue;
+                }
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                for tag in registry.tags(&repository).unwrap_or_default() {
+                    println!(
+                        "{}",
+                        crate::save::target_image(
+                            &config.save_url,
+                            config.save_port,
+                            &repository,
+                            &tag
+                        )
+                    );
+                }
+            }
+        }
+        _ => {}
     }
 }
 

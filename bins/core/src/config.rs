@@ -46,6 +46,41 @@ const KEYS: &[(&str, &str)] = &[
     ("REGISTRY_PASSWORD", ""),
 ];
 
+/// What each key is for, in baleine.conf(5).
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("REGISTRY_URL", "host[:port] of the registry that baleine-list reads and baleine-save checks, as the gateway reaches it"),
+    ("SAVE_URL", "host of the same registry as the nodes reach it; saved images are named SAVE_URL[:SAVE_PORT]/NAME:TAG"),
+    ("REGISTRY_PROTOCOL", "http:// or https://, for REGISTRY_URL"),
+    ("DEFAULT_BOOTSTRAP_IMAGE", "the rhubarbe image loaded by baleine-deploy --bootstrap default"),
+    ("SAVE_PORT", "port of SAVE_URL, when not the protocol's default"),
+    ("DNS_ADDR", "when set, the containers' DNS server (adds --dns to the run options)"),
+    ("SSH", "the ssh client command line, split like a shell would, e.g. ssh -F /etc/baleine/ssh_config"),
+    ("SSH_USER", "the user baleine logs in as on the nodes (empty: ssh's own choice)"),
+    ("SSH_CONNECT_TIMEOUT", "seconds ssh waits for a node to answer"),
+    ("CONTAINER_NAME", "the one container baleine manages on each node; nothing else is ever touched"),
+    ("DOCKER", "the docker command on the nodes"),
+    ("RUN_OPTIONS", "docker run options of every deploy, before --options (R2Lab's defaults)"),
+    ("NODE_PREFIX", "how node numbers become names: 3 becomes PREFIX03"),
+    ("ALL_SCOPE", "the nodes of -a/--all, as node specs"),
+    ("PARALLEL", "how many nodes a tool works on at once"),
+    ("RHUBARBE", "the rhubarbe command, for --bootstrap"),
+    ("REGISTRY_USER", "user for a registry that requires one (else docker login's credentials are used)"),
+    ("REGISTRY_PASSWORD", "password of REGISTRY_USER"),
+];
+
+/// Every key with its default and what it is for, in a stable order.
+pub fn documented_keys() -> Vec<(&'static str, &'static str, &'static str)> {
+    KEYS.iter()
+        .map(|&(key, default)| {
+            let description = DESCRIPTIONS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or("", |(_, d)| d);
+            (key, default, description)
+        })
+        .collect()
+}
+
 /// Where a setting's value came from, so later errors can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -771,6 +806,16 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        for (key, _, description) in documented_keys() {
+            assert!(
+                !description.is_empty(),
+                "{key} has no description for baleine.conf(5)"
+            );
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! script with [`remote`], and let [`fanout`] and [`output`] turn every node
 //! into exactly one JSON [`record`].
 
+pub mod args;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod destroy;
+pub mod docs;
 pub mod exec;
 pub mod exit;
 pub mod fanout;

@@ -73,10 +73,19 @@ pub struct Registry {
 impl Registry {
     /// `base` is `protocol://host[:port]`.
     pub fn new(base: &str, credentials: Option<(String, String)>) -> Registry {
+        Registry::with_timeout(base, credentials, Duration::from_secs(60))
+    }
+
+    /// A registry whose every request gives up after `timeout`.
+    pub fn with_timeout(
+        base: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+    ) -> Registry {
         let agent = Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+            .timeout_global(Some(timeout))
             .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
             .build()
             .new_agent();
@@ -93,13 +102,17 @@ impl Registry {
     /// from `REGISTRY_USER`/`REGISTRY_PASSWORD`, else from `docker login`'s
     /// `~/.docker/config.json`.
     pub fn from_config(config: &Config) -> Registry {
+        Registry::from_config_with_timeout(config, Duration::from_secs(60))
+    }
+
+    pub fn from_config_with_timeout(config: &Config, timeout: Duration) -> Registry {
         let base = format!("{}{}", config.registry_protocol, config.registry_url);
         let credentials = match (&config.registry_user, &config.registry_password) {
             (Some(user), Some(password)) => Some((user.clone(), password.clone())),
             (Some(user), None) => Some((user.clone(), String::new())),
             _ => docker_login_credentials(&config.registry_url),
         };
-        Registry::new(&base, credentials)
+        Registry::with_timeout(&base, credentials, timeout)
     }
 
     pub fn base(&self) -> &str {
