@@ -29,19 +29,29 @@ fn every_node_has_its_own_docker_engine_for_root_and_for_container() {
         tb.nodes.len(),
         "engines are shared between nodes: {ids:?}"
     );
-    for (node, id) in tb.nodes.iter().zip(&ids) {
-        let out = tb.ssh_as("container", node, "docker info --format '{{.ID}}'");
+    // The container user's shell is rdsh: its sessions land in the managed
+    // container of the node's own engine.
+    tb.install_rdsh(env!("CARGO_BIN_EXE_rdsh"));
+    let containers = on_every_node(&tb, |node| {
+        tb.ssh_ok(
+            node,
+            "docker rm -f container >/dev/null 2>&1; docker run -d --name container busybox sleep 1d",
+        )
+    });
+    for (node, id) in tb.nodes.iter().zip(&containers) {
+        let out = tb.ssh_as("container", node, "hostname");
         assert!(
             out.status.success(),
             "container@{node}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(
-            &String::from_utf8_lossy(&out.stdout),
-            id,
-            "container@{node} reaches another engine"
+            String::from_utf8_lossy(&out.stdout).trim(),
+            &id.trim()[..12],
+            "container@{node} lands elsewhere than in {node}'s container"
         );
     }
+    on_every_node(&tb, |node| tb.ssh_ok(node, "docker rm -f container"));
 }
 
 #[test]
