@@ -1,5 +1,6 @@
 //! `rdsh`: the `container` user's login shell, which lands every ssh session in the node's managed container.
 
+use baleine::args::RdshArgs;
 use baleine::config::{self, Source};
 use baleine::exit;
 use baleine::shell::{self, Invocation, Plan, Session};
@@ -12,6 +13,13 @@ const CANNOT_START: u8 = 1;
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.len() == 1 && args[0] == "--help" {
+        // The same text as rdsh(1): both come from RdshArgs.
+        if let Err(help) = <RdshArgs as argh::FromArgs>::from_args(&["rdsh"], &["--help"]) {
+            let _ = write!(io::stdout(), "{}", help.output);
+        }
+        return ExitCode::SUCCESS;
+    }
     let mode = match shell::parse_args(&args) {
         Ok(Invocation::Run(mode)) => mode,
         Ok(Invocation::Version) => {

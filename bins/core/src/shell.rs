@@ -54,7 +54,10 @@ pub enum Mode {
 pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
     match args {
         [] => Ok(Invocation::Run(Mode::Interactive)),
-        [flag, command] if flag == "-c" => Ok(Invocation::Run(Mode::Command(command.clone()))),
+        // --command is -c's long name in rdsh(1) (both come from RdshArgs).
+        [flag, command] if flag == "-c" || flag == "--command" => {
+            Ok(Invocation::Run(Mode::Command(command.clone())))
+        }
         [flag] if flag == "--version" => Ok(Invocation::Version),
         [flag] if flag == "-c" => Err(UsageError(format!("-c needs a command; {USAGE}"))),
         [flag, ..] if flag == "-c" => Err(UsageError(format!(
