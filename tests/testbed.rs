@@ -170,3 +170,29 @@ fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
         );
     }
 }
+
+#[test]
+fn the_gateway_registry_files_are_what_the_testbed_runs() {
+    let tb = Testbed::get();
+    for name in ["repo", "mirror"] {
+        let shipped = std::fs::read_to_string(format!(
+            "{}/bins/gateway/registry-{name}.yml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let running =
+            std::fs::read_to_string(tb.dir.join(format!("registries/{name}/config.yml"))).unwrap();
+        let substituted = ["rootdirectory:", "addr:", "remoteurl:"];
+        let kept = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !substituted.iter().any(|s| l.trim_start().starts_with(s)))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            kept(&running),
+            kept(&shipped),
+            "the testbed's {name} registry differs from bins/gateway beyond addresses"
+        );
+    }
+}
