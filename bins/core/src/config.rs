@@ -42,6 +42,7 @@ const KEYS: &[(&str, &str)] = &[
     ("PARALLEL", "64"),
     ("RHUBARBE", "rhubarbe"),
     ("SSH_CONNECT_TIMEOUT", "10"),
+    ("SSH_CONTROL_PERSIST", "60"),
     ("REGISTRY_USER", ""),
     ("REGISTRY_PASSWORD", ""),
 ];
@@ -57,6 +58,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("SSH", "the ssh client command line, split like a shell would, e.g. ssh -F /etc/baleine/ssh_config"),
     ("SSH_USER", "the user baleine logs in as on the nodes (empty: ssh's own choice)"),
     ("SSH_CONNECT_TIMEOUT", "seconds ssh waits for a node to answer"),
+    ("SSH_CONTROL_PERSIST", "seconds an idle ssh connection to a node is kept for the next tool of a pipeline or the next run (OpenSSH ControlPersist, in a private directory); 0 opens a new connection every time"),
     ("CONTAINER_NAME", "the one container baleine manages on each node; nothing else is ever touched"),
     ("DOCKER", "the docker command on the nodes"),
     ("RUN_OPTIONS", "docker run options of every deploy, before --options (R2Lab's defaults)"),
@@ -197,6 +199,8 @@ pub struct Config {
     pub parallel: usize,
     pub rhubarbe: Vec<String>,
     pub ssh_connect_timeout: Duration,
+    /// How long idle connections are kept for reuse; zero: no reuse.
+    pub ssh_control_persist: Duration,
     pub registry_user: Option<String>,
     pub registry_password: Option<String>,
     origins: HashMap<&'static str, Origin>,
@@ -346,6 +350,12 @@ impl Settings {
             rhubarbe: self.get("RHUBARBE", command)?,
             ssh_connect_timeout: self.get("SSH_CONNECT_TIMEOUT", |seconds| {
                 positive_integer(seconds).map(Duration::from_secs)
+            })?,
+            ssh_control_persist: self.get("SSH_CONTROL_PERSIST", |seconds| {
+                seconds
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| "not a number of seconds".to_owned())
             })?,
             registry_user: self.get("REGISTRY_USER", unless_empty(text))?,
             registry_password: self.get("REGISTRY_PASSWORD", unless_empty(text))?,

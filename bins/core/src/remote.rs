@@ -196,6 +196,8 @@ fn is_progress_noise(line: &str) -> bool {
         "Pulling from",
     ];
     line.is_empty()
+        // ssh falling back from a kept connection that died: not the error.
+        || line.starts_with("Control socket connect(")
         || line.starts_with("Unable to find image")
         || line.starts_with("Digest: ")
         || line.starts_with("Status: ")

@@ -5,14 +5,17 @@
 
 use crate::config::Config;
 use crate::stop;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,6 +97,14 @@ const SCRIPT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Ssh {
     base: Vec<String>,
+    /// Where connections kept for reuse live, and for how long.
+    reuse: Option<Reuse>,
+}
+
+#[derive(Debug, Clone)]
+struct Reuse {
+    dir: PathBuf,
+    persist: Duration,
 }
 
 impl Ssh {
@@ -111,7 +122,13 @@ impl Ssh {
         if let Some(user) = &config.ssh_user {
             base.extend(["-l".into(), user.clone()]);
         }
-        Ssh { base }
+        let reuse = control_dir()
+            .filter(|_| !config.ssh_control_persist.is_zero())
+            .map(|dir| Reuse {
+                dir,
+                persist: config.ssh_control_persist,
+            });
+        Ssh { base, reuse }
     }
 
     /// The full argv running `remote_command` on `node`. `--` ends ssh's
@@ -119,8 +136,65 @@ impl Ssh {
     /// ever being read as an option.
     pub fn argv(&self, node: &str, remote_command: &str) -> Vec<String> {
         let mut argv = self.base.clone();
+        if let Some(reuse) = &self.reuse {
+            // Use a kept connection if there is one, never become one: a
+            // master started here would hold our pipes (see `open_master`).
+            argv.extend(["-o".into(), "ControlMaster=no".into(), "-o".into()]);
+            argv.push(format!(
+                "ControlPath={}",
+                reuse.socket(&self.base, node).display()
+            ));
+        }
         argv.extend(["--".into(), node.into(), remote_command.into()]);
         argv
+    }
+
+    /// Opens the connection kept for `node`, unless one is open: a separate
+    /// `ssh -N -f` whose stdio is never ours, so that no persisting master
+    /// can hold a session's pipes open (a known trap of ControlPersist when
+    /// the master is the first session's own ssh). Returns ssh's complaint
+    /// if the node cannot be reached at all.
+    fn open_master(&self, node: &str, deadline: Instant) -> Result<(), String> {
+        let Some(reuse) = &self.reuse else {
+            return Ok(());
+        };
+        let socket = reuse.socket(&self.base, node);
+        if socket.exists() {
+            return Ok(());
+        }
+        let errors = socket.with_extension("err");
+        let mut argv = self.base.clone();
+        argv.extend(connection_reuse(&socket, reuse.persist));
+        argv.extend(["-N".into(), "-f".into(), "--".into(), node.into()]);
+        let stderr = File::create(&errors)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let Ok(mut master) = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+        else {
+            return Ok(()); // the session will say what is wrong with ssh
+        };
+        watchdog().watch(master.id(), deadline);
+        let _ = waitid(
+            Id::Pid(Pid::from_raw(master.id() as i32)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        );
+        watchdog().unwatch(master.id());
+        let status = master.wait().ok().and_then(|s| s.code());
+        let complaint = std::fs::read_to_string(&errors).unwrap_or_default();
+        let _ = std::fs::remove_file(&errors);
+        match status {
+            // Another tool may have won the race to open it: fine.
+            Some(0) => Ok(()),
+            _ if socket.exists() => Ok(()),
+            Some(255) => Err(complaint.trim().to_owned()),
+            // Anything else: let the session try on its own.
+            _ => Ok(()),
+        }
     }
 
     /// Runs `remote_command` on `node` and waits, killing ssh when `timeout`
@@ -138,19 +212,24 @@ impl Ssh {
         timeout: Duration,
         io: &SessionIo,
     ) -> SessionEnd {
-        let argv = self.argv(node, remote_command);
-        let failed = |stderr: String| SessionEnd {
-            status: None,
+        let deadline = Instant::now() + timeout;
+        let failed = |status: Option<i32>, stderr: String| SessionEnd {
+            status,
             stdout: String::new(),
             stderr,
             payload: None,
             cut: None,
         };
+        if let Err(complaint) = self.open_master(node, deadline) {
+            // Unreachable: report it now rather than wait for it twice.
+            return failed(Some(255), complaint);
+        }
+        let argv = self.argv(node, remote_command);
         let stdin = match &io.stdin {
             None => Stdio::null(),
             Some(path) => match File::open(path) {
                 Ok(file) => Stdio::from(file),
-                Err(e) => return failed(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return failed(None, format!("cannot read {}: {e}", path.display())),
             },
         };
         let mut child = match Command::new(&argv[0])
@@ -161,37 +240,61 @@ impl Ssh {
             .spawn()
         {
             Ok(child) => child,
-            Err(e) => return failed(format!("cannot run {}: {e}", argv[0])),
+            Err(e) => return failed(None, format!("cannot run {}: {e}", argv[0])),
         };
         let pid = child.id();
-        watchdog().watch(pid, Instant::now() + timeout);
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let (script_stdout, script_stderr, payload) = std::thread::scope(|s| match &io.payload {
-            None => {
-                let stderr = s.spawn(|| keep(stderr, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text);
-                let stdout = keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text;
-                (stdout, stderr.join().unwrap_or_default(), None)
-            }
-            Some(wiring) => {
-                let stderr = s.spawn(|| split_at_marker(stderr, wiring));
-                let stdout = keep(stdout, &wiring.stdout);
-                let (script, command, started, trailer_seen) = stderr.join().unwrap_or_default();
-                let payload = Payload {
-                    stdout,
-                    stderr: command,
-                    started,
-                    trailer_seen,
-                };
-                (String::new(), script, Some(payload))
-            }
+        watchdog().watch(pid, deadline);
+        // With a kept connection, the master holds our pipes for the session
+        // (ssh passes them over the control socket): once the ssh we started
+        // is gone because we cut it, its session may never close them, so the
+        // readers give up shortly after instead of waiting for an EOF.
+        let abandon = AtomicBool::new(false);
+        let stdout = child.stdout.take().map(|pipe| Abandonable {
+            pipe,
+            abandon: &abandon,
         });
-        // Wait for the exit without reaping, so the watchdog can never signal
-        // a recycled pid: the zombie holds the pid until unwatch is done.
-        let _ = waitid(
-            Id::Pid(Pid::from_raw(pid as i32)),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-        );
-        let cut = watchdog().unwatch(pid);
+        let stderr = child.stderr.take().map(|pipe| Abandonable {
+            pipe,
+            abandon: &abandon,
+        });
+        let (script_stdout, script_stderr, payload, cut) = std::thread::scope(|s| {
+            let readers = s.spawn(|| match &io.payload {
+                None => {
+                    let stderr = keep(stderr, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text;
+                    (
+                        keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text,
+                        stderr,
+                        None,
+                    )
+                }
+                Some(wiring) => std::thread::scope(|inner| {
+                    let stderr = inner.spawn(|| split_at_marker(stderr, wiring));
+                    let stdout = keep(stdout, &wiring.stdout);
+                    let (script, command, started, trailer_seen) =
+                        stderr.join().unwrap_or_default();
+                    let payload = Payload {
+                        stdout,
+                        stderr: command,
+                        started,
+                        trailer_seen,
+                    };
+                    (String::new(), script, Some(payload))
+                }),
+            });
+            // Wait for the exit without reaping, so the watchdog can never
+            // signal a recycled pid: the zombie holds the pid until unwatch.
+            let _ = waitid(
+                Id::Pid(Pid::from_raw(pid as i32)),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+            );
+            let cut = watchdog().unwatch(pid);
+            if cut.is_some() {
+                std::thread::sleep(CUT_GRACE);
+                abandon.store(true, Ordering::SeqCst);
+            }
+            let (stdout, stderr, payload) = readers.join().unwrap_or_default();
+            (stdout, stderr, payload, cut)
+        });
         let status = child.wait().ok().and_then(|s| s.code());
         SessionEnd {
             status,
@@ -199,6 +302,87 @@ impl Ssh {
             stderr: script_stderr,
             payload,
             cut,
+        }
+    }
+}
+
+impl Reuse {
+    /// The control socket for `node`: named by a hash of the ssh command
+    /// line and node, because a socket path must stay under 108 bytes
+    /// whatever the node name, and another SSH or user is another connection.
+    fn socket(&self, base: &[String], node: &str) -> PathBuf {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for byte in base
+            .iter()
+            .flat_map(|w| w.bytes().chain([0]))
+            .chain(node.bytes())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.dir.join(format!("{hash:016x}"))
+    }
+}
+
+/// Options of a master that keeps one ssh connection per node open for
+/// `persist` after its last session, so the next tool of a pipeline, or the
+/// next run, skips the key exchange. Keepalives let a master notice a node
+/// that was re-imaged under it.
+fn connection_reuse(socket: &Path, persist: Duration) -> Vec<String> {
+    [
+        "ControlMaster=yes".to_owned(),
+        format!("ControlPath={}", socket.display()),
+        format!("ControlPersist={}s", persist.as_secs()),
+        "ServerAliveInterval=10".to_owned(),
+        "ServerAliveCountMax=3".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|option| ["-o".to_owned(), option])
+    .collect()
+}
+
+/// A directory only we can enter: whoever reaches a control socket gets a
+/// session on the node as our ssh user. None (no reuse) if it cannot be made
+/// private.
+fn control_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let uid = nix::unistd::getuid();
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("baleine-ssh"),
+        None => PathBuf::from(format!("/tmp/baleine-ssh-{uid}")),
+    };
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let private =
+        meta.is_dir() && meta.uid() == uid.as_raw() && meta.permissions().mode() & 0o077 == 0;
+    if !private {
+        log::warn!(
+            "{} is not a private directory: ssh connections will not be reused",
+            dir.display()
+        );
+    }
+    private.then_some(dir)
+}
+
+/// How long a cut session's output may still trickle in.
+const CUT_GRACE: Duration = Duration::from_millis(200);
+
+/// A pipe whose reader can be told to stop waiting: reads poll, and report
+/// EOF once `abandon` is set and nothing more is there.
+struct Abandonable<'a, R> {
+    pipe: R,
+    abandon: &'a AtomicBool,
+}
+
+impl<R: Read + AsFd> Read for Abandonable<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) if self.abandon.load(Ordering::SeqCst) => return Ok(0),
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return self.pipe.read(buffer),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }
