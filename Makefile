@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test testbed-up testbed-down demo install uninstall
+.PHONY: all build deps lint man test testbed-up testbed-down demo install uninstall bench
 
 all: build
 
@@ -43,6 +43,11 @@ test: deps lint
 	$(TESTBED) up $(N)
 	status=0; $(CARGO) test --workspace --locked || status=$$?; \
 	  [ -n "$(KEEP_TESTBED)" ] || $(TESTBED) down; exit $$status
+
+## The deploy benchmark (not part of test): BENCH_N=4 for a quick run.
+BENCH_N ?= 37
+bench: deps
+	tests/bench/bench $(BENCH_N)
 
 ## deps, build, a 4-node testbed, and the main job on it.
 demo: deps build
