@@ -542,3 +542,67 @@ fn a_bad_configuration_line_is_reported_with_file_and_line() {
         stderr(&out)
     );
 }
+
+/// `--bootstrap` re-images nodes with rhubarbe, which needs R2Lab's hardware:
+/// here, and only here, a stand-in rhubarbe plays `load` and `wait` (the
+/// deploy after it is real).
+#[test]
+fn bootstrap_deploys_on_the_nodes_that_came_back_and_reports_the_others() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let (back, lost) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    let dir = std::env::temp_dir().join(common::unique("rhubarbe-stand-in"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stand_in = dir.join("rhubarbe");
+    let log = dir.join("calls");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\ncase $1 in\n  load) exit 0 ;;\n  wait) shift; for n in \"$@\"; do \
+             if [ \"$n\" = {lost} ]; then echo \"<Node $n>:ssh KO\"; else echo \"<Node $n>:ssh OK\"; fi; done; \
+             [ \"$*\" = \"${{*#{lost}}}\" ] ;;\nesac\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&stand_in)
+        .status()
+        .unwrap();
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            "--bootstrap",
+            "default",
+            back,
+            lost,
+            "--",
+            "sleep",
+            "100000",
+        ],
+    )
+    .env("BALEINE_RHUBARBE", &stand_in)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let records = records(&out);
+    assert_eq!(record_of(&records, back)["ok"], true);
+    let failed = record_of(&records, lost);
+    assert_eq!(failed["stage"], "bootstrap", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not come back"),
+        "{failed}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls,
+        format!("load -i baleine {back} {lost}\nwait {back} {lost}\n")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
