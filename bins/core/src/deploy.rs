@@ -217,10 +217,7 @@ impl Pin {
 
 /// Deploys `plan` on every node of `fleet`, one record per node.
 pub fn run(fleet: Fleet, plan: DeployPlan) -> ExitCode {
-    let docker = Docker {
-        command: fleet.config.docker.clone(),
-        container: fleet.config.container_name.clone(),
-    };
+    let docker = Docker::from_config(&fleet.config);
     let run_options = fleet.config.run_options();
     let pin = Pin::new(plan.pin && !fleet.dry_run);
     let work = |node: &str| -> Record {
@@ -380,10 +377,7 @@ mod tests {
     use super::*;
 
     fn docker() -> Docker {
-        Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        }
+        Docker::default()
     }
 
     #[test]

@@ -25,10 +25,7 @@ pub fn run(fleet: Fleet, stop_timeout: Option<u32>) -> ExitCode {
 }
 
 fn run_inputs(fleet: &Fleet, inputs: &Receiver<Input>, stop_timeout: Option<u32>) -> ExitCode {
-    let docker = Docker {
-        command: fleet.config.docker.clone(),
-        container: fleet.config.container_name.clone(),
-    };
+    let docker = Docker::from_config(&fleet.config);
     let script = destroy_script(&docker, stop_timeout);
     fleet.run_inputs("destroy", inputs, |_| {}, &|node| {
         if fleet.dry_run {

@@ -124,10 +124,7 @@ fn trailer(tag: &str) -> String {
 
 /// Runs the plan's command in every node's managed container.
 pub fn run(fleet: Fleet, plan: ExecPlan) -> ExitCode {
-    let docker = Docker {
-        command: fleet.config.docker.clone(),
-        container: fleet.config.container_name.clone(),
-    };
+    let docker = Docker::from_config(&fleet.config);
     let tag = run_tag();
     let script = exec_script(&docker, &plan, fleet.timeout, &tag);
     let session_timeout = fleet.timeout + GRACE;

@@ -98,10 +98,7 @@ pub fn ps_record(
 /// Reports the managed container of every node, then (on a terminal) how
 /// many nodes run which digest, so a mixed fleet is obvious.
 pub fn run(fleet: Fleet, all_containers: bool) -> ExitCode {
-    let docker = Docker {
-        command: fleet.config.docker.clone(),
-        container: fleet.config.container_name.clone(),
-    };
+    let docker = Docker::from_config(&fleet.config);
     let script = ps_script(&docker, all_containers);
     let fleet_digests: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
     let code = fleet.run("ps", &|node| {
@@ -152,10 +149,7 @@ mod tests {
     use super::*;
 
     fn docker() -> Docker {
-        Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        }
+        Docker::default()
     }
 
     #[test]

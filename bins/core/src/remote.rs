@@ -76,7 +76,24 @@ pub struct Docker {
     pub container: String,
 }
 
+/// The configuration's defaults: `docker`, managing the container `container`.
+impl Default for Docker {
+    fn default() -> Self {
+        Docker {
+            command: vec!["docker".into()],
+            container: "container".into(),
+        }
+    }
+}
+
 impl Docker {
+    pub fn from_config(config: &crate::config::Config) -> Docker {
+        Docker {
+            command: config.docker.clone(),
+            container: config.container_name.clone(),
+        }
+    }
+
     /// The docker command line with these arguments, ready for `quote`.
     pub fn words<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
         let mut words = self.command.clone();

@@ -141,10 +141,7 @@ pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
             plan.tag_for(node, several)?;
         }
     }
-    let docker = Docker {
-        command: fleet.config.docker.clone(),
-        container: fleet.config.container_name.clone(),
-    };
+    let docker = Docker::from_config(&fleet.config);
     let registry = Registry::from_config(&fleet.config);
     let created = crate::clock::utc_now();
     let (tx, rx) = crossbeam::channel::unbounded();
@@ -212,10 +209,7 @@ mod tests {
     use crate::reference::ImageRef;
 
     fn docker() -> Docker {
-        Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        }
+        Docker::default()
     }
 
     #[test]
