@@ -229,10 +229,7 @@ mod tests {
 
     #[test]
     fn the_command_is_quoted_tagged_and_timed() {
-        let docker = Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        };
+        let docker = Docker::default();
         let script = exec_script(
             &docker,
             &plan(&["sh", "-c", "echo $HOME; rm -rf /"], false),

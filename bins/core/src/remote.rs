@@ -242,10 +242,7 @@ mod tests {
 
     #[test]
     fn hostile_words_stay_single_words() {
-        let docker = Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        };
+        let docker = Docker::default();
         let mut script = Script::new();
         script.must(&docker.words(&[
             "run",
@@ -346,10 +343,7 @@ mod tests {
 
     #[test]
     fn remove_step_only_ever_names_the_managed_container() {
-        let docker = Docker {
-            command: vec!["docker".into()],
-            container: "container".into(),
-        };
+        let docker = Docker::default();
         let mut script = Script::new();
         docker.remove_managed(&mut script, Some(5));
         let text = script.text();
