@@ -606,3 +606,59 @@ fn bootstrap_deploys_on_the_nodes_that_came_back_and_reports_the_others() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// On a terminal, progress and a summary go to stderr, and stdout (a file
+/// here) holds nothing but the records.
+#[test]
+fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
+    let tb = Testbed::get();
+    let _nodes = exclusive();
+    let session = common::unique("progress");
+    let out_file = std::env::temp_dir().join(format!("{session}.jsonl"));
+    let command = format!(
+        "BALEINE_CONFIG={} {} -i busybox {} {} -- sleep 100000 > {}; echo done-$?",
+        tb.baleine_conf().display(),
+        env!("CARGO_BIN_EXE_baleine-deploy"),
+        tb.nodes[0],
+        tb.nodes[1],
+        out_file.display()
+    );
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux runs");
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "150",
+        "-y",
+        "20",
+        "bash",
+        "--norc",
+        "--noprofile",
+    ]);
+    tmux(&["send-keys", "-t", &session, &command, "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let screen = loop {
+        let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout)
+            .into_owned();
+        // "done-" also shows in the echoed command line: wait for its own line.
+        if screen.lines().any(|l| l.starts_with("done-")) || Instant::now() > deadline {
+            break screen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    tmux(&["kill-session", "-t", &session]);
+    assert!(
+        screen.contains("deploy: 2 nodes, 2 ok"),
+        "no summary on the terminal:\n{screen}"
+    );
+    assert!(screen.lines().any(|l| l == "done-0"), "{screen}");
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    let _ = std::fs::remove_file(&out_file);
+    assert_eq!(written.lines().count(), 2);
+    for line in written.lines() {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("not pure JSON ({e}): {line:?}"));
+    }
+}
