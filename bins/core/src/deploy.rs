@@ -280,35 +280,29 @@ fn bootstrap_then_run(
     let inputs: Vec<Input> = fleet.inputs().iter().collect();
     let nodes: Vec<String> = inputs
         .iter()
-        .filter_map(|i| match i {
-            Input::Node(n) => Some(n.clone()),
-            Input::Invalid { .. } => None,
-        })
+        .filter_map(Input::node)
+        .map(String::from)
         .collect();
     let failed = if nodes.is_empty() || fleet.dry_run {
         Vec::new()
     } else {
         bootstrap(fleet, ndz, &nodes)
     };
-    let (tx, rx) = crossbeam::channel::unbounded();
-    let mut settled = Vec::new();
+    // Nodes that did not come back are settled here; the rest go on.
+    let (mut settled, mut remaining) = (Vec::new(), Vec::new());
     for input in inputs {
-        match &input {
-            Input::Node(node) => match failed.iter().find(|(n, _)| n == node) {
-                Some((_, error)) => {
-                    let failure = Failure::new(Stage::Bootstrap, error.clone());
-                    settled.push(Record::failure(Some(node), "deploy", &failure));
-                }
-                None => {
-                    let _ = tx.send(input);
-                }
-            },
-            Input::Invalid { .. } => {
-                let _ = tx.send(input);
+        let lost = input
+            .node()
+            .and_then(|node| failed.iter().find(|(n, _)| n == node));
+        match lost {
+            Some((node, error)) => {
+                let failure = Failure::new(Stage::Bootstrap, error.clone());
+                settled.push(Record::failure(Some(node), "deploy", &failure));
             }
+            None => remaining.push(input),
         }
     }
-    drop(tx);
+    let rx = crate::input::replay(remaining);
     fleet.run_inputs(
         "deploy",
         &rx,

@@ -51,13 +51,7 @@ pub fn run_confirmed(fleet: Fleet, stop_timeout: Option<u32>) -> Result<ExitCode
         .open("/dev/tty")
         .map_err(|_| no_terminal())?;
     let inputs: Vec<Input> = fleet.inputs().iter().collect();
-    let nodes: Vec<&str> = inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::Node(n) => Some(n.as_str()),
-            Input::Invalid { .. } => None,
-        })
-        .collect();
+    let nodes: Vec<&str> = inputs.iter().filter_map(Input::node).collect();
     if !nodes.is_empty() {
         write!(
             tty,
@@ -75,10 +69,9 @@ pub fn run_confirmed(fleet: Fleet, stop_timeout: Option<u32>) -> Result<ExitCode
             return Ok(ExitCode::from(crate::exit::SOME_NODE_FAILED));
         }
     }
-    let (tx, rx) = crossbeam::channel::unbounded();
-    for input in inputs {
-        let _ = tx.send(input);
-    }
-    drop(tx);
-    Ok(run_inputs(&fleet, &rx, stop_timeout))
+    Ok(run_inputs(
+        &fleet,
+        &crate::input::replay(inputs),
+        stop_timeout,
+    ))
 }

@@ -1,7 +1,5 @@
 //! Exit statuses shared by every baleine tool, so scripts can rely on them.
 
-use std::process::ExitCode;
-
 /// Every node succeeded.
 pub const OK: u8 = 0;
 /// At least one node failed (its record says why).
@@ -10,9 +8,3 @@ pub const SOME_NODE_FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Interrupted by SIGINT/SIGTERM.
 pub const INTERRUPTED: u8 = 130;
-
-/// What a tool that is not written yet does: say so and exit 2, never pretend to work.
-pub fn not_implemented(tool: &str) -> ExitCode {
-    eprintln!("{tool}: not implemented yet");
-    ExitCode::from(USAGE)
-}

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::nodes::{expand_specs, parse_input_line, NodeNaming, NodeSelection};
 use crate::record::{Failure, Record, Stage};
 use crate::UsageError;
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Receiver, Sender};
 use std::io::{BufRead, IsTerminal};
 
 /// One unit of input for the workers.
@@ -21,6 +21,14 @@ pub enum Input {
 }
 
 impl Input {
+    /// The node, for a node input.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Input::Node(node) => Some(node),
+            Input::Invalid { .. } => None,
+        }
+    }
+
     /// The record for this input when it is not worked on: `input` failure
     /// for an invalid line, `interrupted` for a node.
     pub fn into_record(self, action: &str) -> Record {
@@ -81,6 +89,17 @@ fn listed(words: &[String], naming: &NodeNaming, from: &str) -> Result<NodeSourc
         return Err(UsageError(format!("{from}: the node list is empty")));
     }
     Ok(NodeSource::Listed(names))
+}
+
+/// A closed channel that hands out inputs already read in full, for tools
+/// that need the whole node list before any work (save, --bootstrap, and
+/// destroy's confirmation).
+pub fn replay(inputs: impl IntoIterator<Item = Input>) -> Receiver<Input> {
+    let (tx, rx) = crossbeam::channel::unbounded();
+    for input in inputs {
+        let _ = tx.send(input);
+    }
+    rx
 }
 
 /// Feeds the source's nodes to `tx` and returns; stdin is read by a thread of

@@ -131,24 +131,14 @@ pub fn save_script(
 /// several nodes each image is tagged TAG-<node>.
 pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
     let inputs: Vec<Input> = fleet.inputs().iter().collect();
-    let nodes = inputs
-        .iter()
-        .filter(|i| matches!(i, Input::Node(_)))
-        .count();
-    let several = nodes > 1;
-    for input in &inputs {
-        if let Input::Node(node) = input {
-            plan.tag_for(node, several)?;
-        }
+    let several = inputs.iter().filter_map(Input::node).count() > 1;
+    for node in inputs.iter().filter_map(Input::node) {
+        plan.tag_for(node, several)?;
     }
     let docker = Docker::from_config(&fleet.config);
     let registry = Registry::from_config(&fleet.config);
     let created = crate::clock::utc_now();
-    let (tx, rx) = crossbeam::channel::unbounded();
-    for input in inputs {
-        let _ = tx.send(input);
-    }
-    drop(tx);
+    let rx = crate::input::replay(inputs);
     let work = |node: &str| -> Record {
         let tag = plan
             .tag_for(node, several)

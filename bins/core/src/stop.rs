@@ -32,10 +32,6 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-pub fn interrupt() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Our reader went away (`| head -1`): stop starting work, end quietly.
 pub fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(Ordering::SeqCst)
