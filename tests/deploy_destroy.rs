@@ -613,8 +613,7 @@ fn bootstrap_deploys_on_the_nodes_that_came_back_and_reports_the_others() {
 fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
     let tb = Testbed::get();
     let _nodes = exclusive();
-    let session = common::unique("progress");
-    let out_file = std::env::temp_dir().join(format!("{session}.jsonl"));
+    let out_file = std::env::temp_dir().join(format!("{}.jsonl", common::unique("progress")));
     let command = format!(
         "BALEINE_CONFIG={} {} -i busybox {} {} -- sleep 100000 > {}; echo done-$?",
         tb.baleine_conf().display(),
@@ -623,32 +622,10 @@ fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
         tb.nodes[1],
         out_file.display()
     );
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux runs");
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "150",
-        "-y",
-        "20",
-        "bash",
-        "--norc",
-        "--noprofile",
-    ]);
-    tmux(&["send-keys", "-t", &session, &command, "Enter"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let screen = loop {
-        let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout)
-            .into_owned();
-        // "done-" also shows in the echoed command line: wait for its own line.
-        if screen.lines().any(|l| l.starts_with("done-")) || Instant::now() > deadline {
-            break screen;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    tmux(&["kill-session", "-t", &session]);
+    let terminal = common::Terminal::start(&tb, "bash --norc --noprofile");
+    terminal.type_line(&command);
+    // "done-" also shows in the echoed command line: wait for its own line.
+    let screen = terminal.wait_for("\ndone-", 60);
     assert!(
         screen.contains("deploy: 2 nodes, 2 ok"),
         "no summary on the terminal:\n{screen}"

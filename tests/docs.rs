@@ -5,7 +5,6 @@ mod common;
 use common::Testbed;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -155,44 +154,18 @@ fn fish_completes_options_values_and_nodes() {
 #[test]
 fn zsh_completes_options_and_nodes_interactively() {
     let tb = Testbed::get();
-    let session = common::unique("zsh-completion");
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux runs");
     let init = format!(
         "export PATH={} BALEINE_CONFIG={}; fpath=({}/completions/zsh $fpath); autoload -Uz compinit; compinit -u; PS1='> '",
         path_with_tools(),
         tb.baleine_conf().display(),
         repo().display()
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "200",
-        "-y",
-        "50",
-        "zsh",
-        "-f",
-    ]);
-    tmux(&["send-keys", "-t", &session, &init, "Enter"]);
-    let screen_after = |keys: &str, expect: &str| -> String {
-        tmux(&["send-keys", "-t", &session, "C-u", keys, "Tab"]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let screen =
-                String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout)
-                    .into_owned();
-            if screen.contains(expect) || Instant::now() > deadline {
-                return screen;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let options = screen_after("baleine-ps --all-", "--all-containers");
-    let nodes = screen_after("baleine-ps fit0", &tb.nodes[tb.nodes.len() - 1]);
-    tmux(&["kill-session", "-t", &session]);
-    assert!(options.contains("baleine-ps --all-containers"), "{options}");
+    let terminal = common::Terminal::start(&tb, "zsh -f");
+    terminal.type_line(&init);
+    terminal.keys(&["C-u", "baleine-ps --all-", "Tab"]);
+    terminal.wait_for("baleine-ps --all-containers", 10);
+    terminal.keys(&["C-u", "baleine-ps fit0", "Tab"]);
+    let nodes = terminal.wait_for(&tb.nodes[tb.nodes.len() - 1], 10);
     for node in &tb.nodes {
         assert!(
             nodes.contains(node.as_str()),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{stderr, unique, Testbed};
+use common::{stderr, unique, Terminal, Testbed};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -427,95 +427,6 @@ fn an_unreachable_docker_is_reported() {
         )) && err.lines().count() == 1,
         "{err}"
     );
-}
-
-/// A terminal on this machine (a tmux session) running `command`; killed on drop.
-struct Terminal {
-    socket: PathBuf,
-}
-
-impl Terminal {
-    fn start(tb: &Testbed, command: &str) -> Terminal {
-        let terminal = Terminal {
-            socket: tb.dir.join(unique("tmux")),
-        };
-        let out = terminal
-            .tmux(&[
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "100",
-                "-y",
-                "30",
-            ])
-            .arg(command)
-            .output()
-            .expect("tmux runs");
-        assert!(out.status.success(), "tmux: {}", stderr(&out));
-        terminal
-    }
-
-    fn tmux(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("tmux");
-        command.arg("-S").arg(&self.socket).args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.tmux(args).output().expect("tmux runs");
-        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
-        stdout(&out)
-    }
-
-    /// Types `line` and Enter.
-    fn type_line(&self, line: &str) {
-        self.run(&["send-keys", "-t", "t", "-l", line]);
-        self.run(&["send-keys", "-t", "t", "Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-t", "t", "-S", "-200"])
-    }
-
-    /// The screen once it shows `text`; fails with the screen after `seconds`.
-    fn wait_for(&self, text: &str, seconds: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} on the terminal after {seconds} s:\n{screen}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Rows and columns of the terminal, as tmux has them.
-    fn size(&self) -> String {
-        self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            "t",
-            "#{pane_height} #{pane_width}",
-        ])
-        .trim()
-        .to_owned()
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]).output();
-        let _ = std::fs::remove_file(&self.socket);
-    }
 }
 
 /// A terminal logged in as `container@node` with the user's TERM and LANG.

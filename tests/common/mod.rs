@@ -442,3 +442,99 @@ impl Testbed {
         self.control("install-rdsh", rdsh);
     }
 }
+
+/// A terminal on this machine (a tmux session) running `command`; killed on drop.
+pub struct Terminal {
+    socket: PathBuf,
+}
+
+impl Terminal {
+    pub fn start(tb: &Testbed, command: &str) -> Terminal {
+        let terminal = Terminal {
+            socket: tb.dir.join(unique("tmux")),
+        };
+        let out = terminal
+            .tmux(&[
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .arg(command)
+            .output()
+            .expect("tmux runs");
+        assert!(out.status.success(), "tmux: {}", stderr(&out));
+        terminal
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("tmux");
+        command.arg("-S").arg(&self.socket).args(args);
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.tmux(args).output().expect("tmux runs");
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Presses keys as tmux names them (`Tab`, `C-u`, or literal text).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", line]);
+        self.run(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    pub fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-t", "t", "-S", "-200"])
+    }
+
+    /// The screen once it shows `text`; fails with the screen after `seconds`.
+    pub fn wait_for(&self, text: &str, seconds: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} on the terminal after {seconds} s:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Rows and columns of the terminal, as tmux has them.
+    pub fn size(&self) -> String {
+        self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            "#{pane_height} #{pane_width}",
+        ])
+        .trim()
+        .to_owned()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]).output();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
