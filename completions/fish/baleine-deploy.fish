@@ -7,7 +7,7 @@ complete -c baleine-deploy -l bootstrap -x -d 'reload the nodes with this rhubar
 complete -c baleine-deploy -l stop-timeout -x -d 'stop the old container gracefully, waiting up to this many seconds (default: remove at once)'
 complete -c baleine-deploy -l no-pin -d 'do not pin the other nodes to the digest the first node resolved'
 complete -c baleine-deploy -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
-complete -c baleine-deploy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL, 64)'
+complete -c baleine-deploy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-deploy -l timeout -x -d 'give up on a node after this many seconds (default: 600)'
 complete -c baleine-deploy -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-deploy -l version -d 'print the version'

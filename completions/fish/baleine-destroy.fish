@@ -3,7 +3,7 @@ complete -c baleine-destroy -f
 complete -c baleine-destroy -s y -l yes -d 'do not ask for confirmation'
 complete -c baleine-destroy -l stop-timeout -x -d 'stop the container gracefully, waiting up to this many seconds (default: remove at once)'
 complete -c baleine-destroy -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
-complete -c baleine-destroy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL, 64)'
+complete -c baleine-destroy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-destroy -l timeout -x -d 'give up on a node after this many seconds (default: 120)'
 complete -c baleine-destroy -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-destroy -l version -d 'print the version'

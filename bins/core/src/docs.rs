@@ -1,9 +1,15 @@
-//! Man pages and shell completions, generated from the same definitions as `--help` (see `args`).
+//! Man pages and shell completions, generated from the same definitions as `--help` (each job's arguments).
 //!
 //! `make man` writes them into man/ and completions/; a test regenerates
 //! them in memory and fails when the committed files drift.
 
-use crate::args::{DeployArgs, DestroyArgs, ExecArgs, ListArgs, PsArgs, RdshArgs, SaveArgs};
+use crate::jobs::deploy::DeployArgs;
+use crate::jobs::destroy::DestroyArgs;
+use crate::jobs::exec::ExecArgs;
+use crate::jobs::list::ListArgs;
+use crate::jobs::ps::PsArgs;
+use crate::jobs::rdsh::RdshArgs;
+use crate::jobs::save::SaveArgs;
 use argh::{ArgsInfo, CommandInfoWithArgs, FlagInfo, FlagInfoKind, Optionality};
 
 /// What a value on the command line is, for completion.
@@ -169,7 +175,7 @@ pub fn man_page(tool: &Tool) -> String {
     let mut page = format!(
         ".\\\" {GENERATED}\n.TH {} 1 {RELEASE_DATE} \"baleine {}\" \"baleine manual\"\n.SH NAME\n{name} \\- {}\n.SH SYNOPSIS\n.B {name}\n",
         roff(&tool.name.to_uppercase()),
-        crate::cli::VERSION,
+        crate::framework::cli::VERSION,
         roff(tool.summary)
     );
     for flag in info.flags.iter().filter(|f| f.long != "--help") {
@@ -286,9 +292,9 @@ pub fn config_page() -> String {
          inside double quotes, \\fB\\e\"\\fR and \\fB\\e\\e\\fR escape. A malformed line is an error naming file and line; \
          an unknown key is a warning. The files of baleine 0.8 are read as they are.\n\
          .SH KEYS\n",
-        crate::cli::VERSION
+        crate::framework::cli::VERSION
     );
-    for (key, default, description) in crate::config::documented_keys() {
+    for (key, default, description) in crate::domain::config::documented_keys() {
         let default = if default.is_empty() {
             "empty".to_owned()
         } else {

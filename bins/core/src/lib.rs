@@ -1,45 +1,23 @@
 //! baleine's shared core: everything the small `baleine-*` tools and `rdsh` have in common.
 //!
-//! A tool's `main` is a few lines over [`cli`]: parse arguments, prepare a
-//! [`cli::Fleet`] (configuration, node list, ssh), build each node's remote
-//! script with [`remote`], and let [`fanout`] and [`output`] turn every node
-//! into exactly one JSON [`record`].
+//! The layers, from the bottom up (a layer uses only those below it):
+//! - [`domain`]: what the tools talk about: node names and specs, image
+//!   references, the configuration, the JSON record and its stages.
+//! - [`remote`]: how we reach the outside: the remote shell script builder,
+//!   the ssh transport (a node name becomes an ssh argv in
+//!   `remote::ssh::argv`) and the registry client.
+//! - [`framework`]: what every tool shares: argument parsing and exit codes,
+//!   the node input, the [`framework::fleet::Fleet`] that runs a
+//!   [`framework::fleet::Job`] on every node, the fan-out, and the one writer
+//!   of stdout (`framework::output`, where every record is written).
+//! - [`jobs`]: one module per tool: its arguments, its remote script and how
+//!   the script's result becomes the node's record. No job uses another.
+//! - [`docs`]: man pages and completions, generated from the jobs' arguments.
 
-pub mod args;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod deploy;
-pub mod destroy;
 pub mod docs;
-pub mod exec;
-pub mod exit;
-pub mod fanout;
-pub mod input;
-pub mod list;
-pub mod nodes;
-pub mod output;
-pub mod ps;
-pub mod record;
-pub mod reference;
-pub mod registry;
+pub mod domain;
+pub mod framework;
+pub mod jobs;
 pub mod remote;
-pub mod save;
-pub mod shell;
-pub mod stop;
-pub mod transport;
 
-use std::fmt;
-
-/// A problem found before any node work: bad arguments, configuration or
-/// node list. Reported on stderr; the tool exits 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+pub use framework::UsageError;

@@ -3,17 +3,55 @@
 //! Nothing is lost on failure: a failed push leaves the committed image on
 //! the node under the name the record gives, and `--push-only` retries it.
 
-use crate::cli::{Fleet, VERSION};
-use crate::input::Input;
-use crate::record::{Failure, Record, Stage};
-use crate::reference::{split_name_tag, validate_repository_name};
-use crate::registry::Registry;
-use crate::remote::{quote, quote_word, Docker, Script};
-use crate::UsageError;
+use crate::domain::record::{Failure, Fields, Stage};
+use crate::domain::reference::{split_name_tag, target_image, validate_repository_name};
+use crate::framework::cli::{Tool, VERSION};
+use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::{replay, Input};
+use crate::framework::UsageError;
+use crate::remote::registry::Registry;
+use crate::remote::script::{quote, quote_word, Docker, Script};
 use std::process::ExitCode;
 
 /// Label keys baleine-save puts on the images it makes.
 pub const LABEL_PREFIX: &str = "org.r2lab.baleine";
+
+crate::fleet_args! {
+    /// Save the managed container of each node as an image in the repo registry
+    /// (SAVE_URL): commit it with labels naming its source, push it, and check
+    /// that the registry serves it. With several nodes each image is tagged
+    /// TAG-<node>. Prints one JSON record per node; "image" is ready for
+    /// baleine-deploy -i.
+    #[argh(
+        example = "baleine-save -n myexp:v1 fit03",
+        example = "baleine-save -n myexp:v1 1-3      # myexp:v1-fit01, myexp:v1-fit02, myexp:v1-fit03",
+        note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
+                else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
+                A failed push leaves the committed image on the node (\"local_image\"): retry with --push-only.",
+        error_code(1, "some node failed (its record says where and why)"),
+        error_code(2, "usage, configuration or node-list error; nothing was done"),
+        error_code(130, "interrupted; every node still got a record")
+    )]
+    pub struct SaveArgs {
+        timeout: "give up on a node after this many seconds (default: 900)",
+        /// repository and tag to save as, NAME[:TAG] (tag defaults to latest)
+        #[argh(option, short = 'n')]
+        pub name: String,
+        /// push the image a previous save committed but could not push
+        #[argh(switch)]
+        pub push_only: bool,
+    }
+}
+
+impl Tool for SaveArgs {
+    const NAME: &'static str = "baleine-save";
+
+    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+        let plan = SavePlan::new(&self.name, self.push_only)?;
+        let fleet = Fleet::prepare(self.fleet_options())?;
+        run(&fleet, plan)
+    }
+}
 
 /// What to save as: `NAME[:TAG]` inside the repo registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +96,6 @@ impl SavePlan {
             )));
         }
         Ok(tag)
-    }
-}
-
-/// The node-side name of the saved image: `SAVE_URL[:SAVE_PORT]/NAME:TAG`.
-pub fn target_image(save_url: &str, save_port: Option<u16>, name: &str, tag: &str) -> String {
-    match save_port {
-        Some(port) => format!("{save_url}:{port}/{name}:{tag}"),
-        None => format!("{save_url}/{name}:{tag}"),
     }
 }
 
@@ -129,74 +159,111 @@ pub fn save_script(
 
 /// Saves every node's container. The node list is read in full first: with
 /// several nodes each image is tagged TAG-<node>.
-pub fn run(fleet: Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
-    let inputs: Vec<Input> = fleet.inputs().iter().collect();
+pub fn run(fleet: &Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
+    let inputs = fleet.all_inputs();
     let several = inputs.iter().filter_map(Input::node).count() > 1;
     for node in inputs.iter().filter_map(Input::node) {
         plan.tag_for(node, several)?;
     }
-    let docker = Docker::from_config(&fleet.config);
-    let registry = Registry::from_config(&fleet.config);
-    let created = crate::clock::utc_now();
-    let rx = crate::input::replay(inputs);
-    let work = |node: &str| -> Record {
-        let tag = plan
-            .tag_for(node, several)
-            .unwrap_or_else(|_| plan.tag.clone());
-        let target = target_image(
-            &fleet.config.save_url,
-            fleet.config.save_port,
-            &plan.name,
-            &tag,
+    let job = SaveJob {
+        docker: Docker::from_config(&fleet.config),
+        registry: Registry::from_config(&fleet.config),
+        created: crate::domain::clock::utc_now(),
+        save_url: fleet.config.save_url.clone(),
+        save_port: fleet.config.save_port,
+        several,
+        plan,
+    };
+    Ok(fleet.run_inputs(&job, &replay(inputs), Vec::new()))
+}
+
+/// One save over the fleet.
+struct SaveJob {
+    plan: SavePlan,
+    several: bool,
+    docker: Docker,
+    registry: Registry,
+    /// The `created` label, the same on every node's image.
+    created: String,
+    save_url: String,
+    save_port: Option<u16>,
+}
+
+/// Where one node's image goes: its tag, and the full name the node pushes.
+struct Target {
+    tag: String,
+    image: String,
+}
+
+impl Job for SaveJob {
+    type Context = Target;
+
+    fn action(&self) -> &'static str {
+        "save"
+    }
+
+    fn start(&self, node: &str) -> Result<Remote<Target>, Failure> {
+        // Checked for every node before the run: cannot fail here.
+        let tag = self
+            .plan
+            .tag_for(node, self.several)
+            .unwrap_or_else(|_| self.plan.tag.clone());
+        let image = target_image(&self.save_url, self.save_port, &self.plan.name, &tag);
+        let script = save_script(
+            &self.docker,
+            &image,
+            node,
+            &self.created,
+            self.plan.push_only,
         );
-        let script = save_script(&docker, &target, node, &created, plan.push_only);
-        if fleet.dry_run {
-            return fleet.dry_run_record(node, "save", &script);
-        }
-        let values = match fleet.run_script(node, &script) {
-            Ok(values) => values,
-            Err(failure) => {
-                let mut record = Record::failure(Some(node), "save", &failure);
-                if failure.stage == Stage::Push {
-                    // The commit is on the node: say where, so it can be pushed again.
-                    record.set("local_image", target.as_str());
-                }
-                return record;
+        Ok(Remote::new(script, Target { tag, image }))
+    }
+
+    fn finish(&self, _: &str, target: Target, session: &Session) -> Result<Fields, Failure> {
+        let values = session.values().map_err(|failure| {
+            if failure.stage == Stage::Push {
+                // The commit is on the node: say where, so it can be pushed again.
+                failure.with("local_image", target.image.as_str())
+            } else {
+                failure
+            }
+        })?;
+        // The push said it worked; believe the registry, not the client.
+        let digest = match self.registry.manifest_digest(&self.plan.name, &target.tag) {
+            Ok(Some(digest)) => digest,
+            Ok(None) => {
+                let error = format!(
+                    "{}/v2/{}/manifests/{}: not served after the push",
+                    self.registry.base(),
+                    self.plan.name,
+                    target.tag
+                );
+                return Err(Failure::new(Stage::Verify, error).with("local_image", target.image));
+            }
+            Err(e) => {
+                return Err(
+                    Failure::new(Stage::Verify, e.to_string()).with("local_image", target.image)
+                )
             }
         };
-        // The push said it worked; believe the registry, not the client.
-        let verified = match registry.manifest_digest(&plan.name, &tag) {
-            Ok(Some(digest)) => Ok(digest),
-            Ok(None) => Err(format!(
-                "{}/v2/{}/manifests/{tag}: not served after the push",
-                registry.base(),
-                plan.name
-            )),
-            Err(e) => Err(e.to_string()),
-        };
-        match verified {
-            Ok(digest) => Record::success(node, "save")
-                .with("image", target.as_str())
-                .with("digest", digest)
-                .with("source_image", values.get("source_image").cloned())
-                .with(
-                    "source_digest",
-                    values
-                        .get("source_digest")
-                        .filter(|d| !d.is_empty())
-                        .cloned(),
-                ),
-            Err(error) => Record::failure(Some(node), "save", &Failure::new(Stage::Verify, error))
-                .with("local_image", target.as_str()),
-        }
-    };
-    Ok(fleet.run_inputs("save", &rx, |_| {}, &work))
+        Ok(Fields::new()
+            .with("image", target.image)
+            .with("digest", digest)
+            .with("source_image", values.get("source_image").cloned())
+            .with(
+                "source_digest",
+                values
+                    .get("source_digest")
+                    .filter(|d| !d.is_empty())
+                    .cloned(),
+            ))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::ImageRef;
+    use crate::domain::reference::ImageRef;
 
     fn docker() -> Docker {
         Docker::default()

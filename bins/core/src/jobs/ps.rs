@@ -1,15 +1,56 @@
 //! baleine-ps's job: what runs where, and is it the same everywhere. Read-only.
 
-use crate::cli::Fleet;
-use crate::deploy::repo_digest;
-use crate::record::{Record, Stage};
-use crate::reference::ImageRef;
-use crate::remote::{quote, Docker, Script, Values};
+use crate::domain::record::{Failure, Fields, Stage};
+use crate::domain::reference::{repo_digest, ImageRef};
+use crate::framework::cli::Tool;
+use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::UsageError;
+use crate::remote::script::{quote, Docker, Script, Values};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Mutex;
+
+crate::fleet_args! {
+    /// Show the managed container of each node: state (running, exited with its
+    /// code, restarting, absent...), image, digest, container id, start time,
+    /// uptime, and the node's engine version. On a terminal, a last summary
+    /// counts the nodes per digest, so a mixed fleet is obvious. Read-only.
+    #[argh(
+        example = "baleine-ps -a",
+        example = "baleine-ps 1-10 | jq -r 'select(.state != \"running\") | .node'",
+        note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
+                else from stdin (node names, or JSON records with a \"node\" field), else from $NODES.",
+        error_code(1, "some node could not be asked (its record says where and why)"),
+        error_code(2, "usage, configuration or node-list error; nothing was done"),
+        error_code(130, "interrupted; every node still got a record")
+    )]
+    pub struct PsArgs {
+        timeout: "give up on a node after this many seconds (default: 30)",
+        /// also list the node's other containers (name, image, state)
+        #[argh(switch)]
+        pub all_containers: bool,
+    }
+}
+
+impl Tool for PsArgs {
+    const NAME: &'static str = "baleine-ps";
+
+    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+        let fleet = Fleet::prepare(self.fleet_options())?;
+        let job = PsJob {
+            script: ps_script(&Docker::from_config(&fleet.config), self.all_containers),
+            docker: Docker::from_config(&fleet.config),
+            digests: Mutex::new(BTreeMap::new()),
+        };
+        let code = fleet.run(&job);
+        if std::io::stderr().is_terminal() {
+            job.summarize();
+        }
+        Ok(code)
+    }
+}
 
 /// The remote script: the engine version, the managed container as
 /// `docker inspect` sees it (or nothing), the repo digests of its image, and
@@ -22,14 +63,21 @@ pub fn ps_script(docker: &Docker, all_containers: bool) -> String {
     script.line(&format!(
         "engine=$({version}) || exit 1\necho \"engine=$engine\""
     ));
-    let inspect = quote(&docker.words(&["inspect", "--format", "{{json .}}", &docker.container]));
+    // Docker's own template gives the image id (`sha256:…`, no space) before
+    // the container's JSON, so the script never reads inside the JSON.
+    let inspect = quote(&docker.words(&[
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        "{{.Image}} {{json .}}",
+        &docker.container,
+    ]));
     let digests = quote(&docker.words(&["image", "inspect", "--format", "{{json .RepoDigests}}"]));
-    // The first "Image" key of a container's JSON is its image id.
     script.line(&format!(
         "if out=$({inspect} 2>&1); then\n\
-         printf 'container=%s\\n' \"$out\"\n\
-         image=${{out#*\\\"Image\\\":\\\"}}; image=${{image%%\\\"*}}\n\
-         printf 'digests=%s\\n' \"$({digests} \"$image\" 2>/dev/null)\"\n\
+         printf 'container=%s\\n' \"${{out#* }}\"\n\
+         printf 'digests=%s\\n' \"$({digests} \"${{out%% *}}\" 2>/dev/null)\"\n\
          else case $out in *'No such'*) echo container= ;; *) printf '%s\\n' \"$out\" >&2; exit 1 ;; esac; fi"
     ));
     if all_containers {
@@ -40,14 +88,8 @@ pub fn ps_script(docker: &Docker, all_containers: bool) -> String {
 }
 
 /// The record for one node from the script's values.
-pub fn ps_record(
-    node: &str,
-    docker: &Docker,
-    values: &Values,
-    others: Vec<Value>,
-    now: u64,
-) -> Record {
-    let mut record = Record::success(node, "ps").with("engine", values.get("engine").cloned());
+pub fn ps_record(docker: &Docker, values: &Values, others: Vec<Value>, now: u64) -> Fields {
+    let mut record = Fields::new().with("engine", values.get("engine").cloned());
     let container: Value = values
         .get("container")
         .and_then(|c| serde_json::from_str(c).ok())
@@ -76,7 +118,7 @@ pub fn ps_record(
         record.set("container", container["Id"].clone());
         let started = state["StartedAt"].as_str().unwrap_or_default();
         record.set("started_at", started);
-        let uptime = crate::clock::parse_utc(started)
+        let uptime = crate::domain::clock::parse_utc(started)
             .filter(|_| status == "running")
             .map(|t| now.saturating_sub(t));
         record.set("uptime_s", uptime);
@@ -95,53 +137,66 @@ pub fn ps_record(
     record
 }
 
-/// Reports the managed container of every node, then (on a terminal) how
-/// many nodes run which digest, so a mixed fleet is obvious.
-pub fn run(fleet: Fleet, all_containers: bool) -> ExitCode {
-    let docker = Docker::from_config(&fleet.config);
-    let script = ps_script(&docker, all_containers);
-    let fleet_digests: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
-    let code = fleet.run("ps", &|node| {
-        if fleet.dry_run {
-            return fleet.dry_run_record(node, "ps", &script);
-        }
-        match fleet.run_script_lines(node, &script) {
-            Err(failure) => Record::failure(Some(node), "ps", &failure),
-            Ok((values, lines)) => {
-                let others: Vec<Value> = lines
-                    .iter()
-                    .filter_map(|l| l.strip_prefix("other="))
-                    .filter_map(|json| serde_json::from_str(json).ok())
-                    .collect();
-                let record = ps_record(node, &docker, &values, others, crate::clock::now_secs());
-                let key = match (
-                    record.get("state").and_then(Value::as_str),
-                    record.get("digest").and_then(Value::as_str),
-                ) {
-                    (Some("absent"), _) => "no container".to_owned(),
-                    (_, Some(digest)) => digest.to_owned(),
-                    _ => "unknown digest".to_owned(),
-                };
-                fleet_digests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(key)
-                    .or_default()
-                    .push(node.to_owned());
-                record
-            }
-        }
-    });
-    if std::io::stderr().is_terminal() {
-        for (digest, mut nodes) in fleet_digests
-            .into_inner()
+/// Reports the managed container of every node, and remembers which node
+/// runs which digest for the terminal summary.
+struct PsJob {
+    script: String,
+    docker: Docker,
+    digests: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Job for PsJob {
+    type Context = ();
+
+    fn action(&self) -> &'static str {
+        "ps"
+    }
+
+    fn start(&self, _: &str) -> Result<Remote<()>, Failure> {
+        Ok(Remote::script(self.script.clone()))
+    }
+
+    fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
+        let values = session.values()?;
+        let others: Vec<Value> = session
+            .lines()
+            .filter_map(|l| l.strip_prefix("other="))
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        let record = ps_record(
+            &self.docker,
+            &values,
+            others,
+            crate::domain::clock::now_secs(),
+        );
+        let key = match (
+            record.get("state").and_then(Value::as_str),
+            record.get("digest").and_then(Value::as_str),
+        ) {
+            (Some("absent"), _) => "no container".to_owned(),
+            (_, Some(digest)) => digest.to_owned(),
+            _ => "unknown digest".to_owned(),
+        };
+        self.digests
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
-        {
+            .entry(key)
+            .or_default()
+            .push(node.to_owned());
+        Ok(record)
+    }
+}
+
+impl PsJob {
+    /// How many nodes run which digest, so a mixed fleet is obvious.
+    fn summarize(&self) {
+        let digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        for (digest, nodes) in digests.iter() {
+            let mut nodes = nodes.clone();
             nodes.sort();
             eprintln!("ps: {digest}: {} node(s): {}", nodes.len(), nodes.join(" "));
         }
     }
-    code
 }
 
 #[cfg(test)]
@@ -163,7 +218,9 @@ mod tests {
                 "ps runs docker {verb}"
             );
         }
-        assert!(script.contains("docker inspect --format '{{json .}}' container"));
+        assert!(script.contains(
+            "docker inspect --type container --format '{{.Image}} {{json .}}' container"
+        ));
     }
 
     #[test]
@@ -174,8 +231,8 @@ mod tests {
             "container".into(),
             r#"{"Id":"abc","Config":{"Image":"busybox@sha256:1111"},"State":{"Status":"running","StartedAt":"2026-11-22T00:00:00.5Z","ExitCode":0}}"#.into(),
         );
-        let now = crate::clock::parse_utc("2026-11-22T00:01:40Z").unwrap();
-        let record = ps_record("fit01", &docker(), &values, vec![], now);
+        let now = crate::domain::clock::parse_utc("2026-11-22T00:01:40Z").unwrap();
+        let record = ps_record(&docker(), &values, vec![], now);
         assert_eq!(record.get("state").unwrap(), "running");
         assert_eq!(record.get("digest").unwrap(), "sha256:1111");
         assert_eq!(record.get("uptime_s").unwrap(), 100);
@@ -185,7 +242,7 @@ mod tests {
             r#"{"Id":"abc","Config":{"Image":"busybox"},"State":{"Status":"exited","StartedAt":"2026-11-22T00:00:00Z","ExitCode":3}}"#.into(),
         );
         values.insert("digests".into(), r#"["busybox@sha256:2222"]"#.into());
-        let record = ps_record("fit01", &docker(), &values, vec![], now);
+        let record = ps_record(&docker(), &values, vec![], now);
         assert_eq!(
             (
                 record.get("state").unwrap(),
@@ -198,7 +255,7 @@ mod tests {
 
         values.insert("container".into(), String::new());
         assert_eq!(
-            ps_record("fit01", &docker(), &values, vec![], now)
+            ps_record(&docker(), &values, vec![], now)
                 .get("state")
                 .unwrap(),
             "absent"

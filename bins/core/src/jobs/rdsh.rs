@@ -6,13 +6,14 @@
 //! itself with `docker exec`, so the TTY, window size, signals, stdin and exit
 //! status all belong to docker and the program in the container.
 
-use crate::config::Config;
-use crate::UsageError;
-use std::ffi::{CString, OsStr, OsString};
+use crate::domain::config::{self, Config};
+use crate::framework::UsageError;
+use argh::{ArgsInfo, FromArgs};
+use std::ffi::{OsStr, OsString};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -301,7 +302,7 @@ impl Session {
         );
         let script = format!(
             "for p in {}; do if [ -f \"$p\" ] && [ -x \"$p\" ]; then echo \"$p\"; exit 0; fi; done; exit {SFTP_SERVER_MISSING}",
-            crate::remote::quote(&paths)
+            crate::remote::script::quote(&paths)
         );
         let mut argv = self.docker.clone();
         argv.extend(["exec", &self.container, "sh", "-c", &script].map(String::from));
@@ -386,29 +387,14 @@ fn window_size() -> Option<(u16, u16)> {
     (result == 0 && size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
 }
 
-/// Replaces this process with `argv` (looked up on PATH); returns only on failure.
+/// Replaces this process with `argv` (looked up on PATH); returns only on
+/// failure. std's exec also gives docker the default SIGPIPE disposition
+/// (Rust programs start with it ignored), as any shell would.
 pub fn exec(argv: &[OsString]) -> io::Error {
-    let words: Result<Vec<CString>, _> = argv
-        .iter()
-        .map(|word| CString::new(word.clone().into_vec()))
-        .collect();
-    let words = match words {
-        Ok(words) if !words.is_empty() => words,
-        Ok(_) => return io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
-        Err(_) => return io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a word"),
-    };
-    // Rust starts programs with SIGPIPE ignored, and ignored signals survive
-    // exec: docker must get the default, as from any shell.
-    // SAFETY: SIG_DFL installs no handler, so no code of ours can run in one.
-    unsafe {
-        let _ = nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        );
-    }
-    match nix::unistd::execvp(&words[0], &words) {
-        Ok(never) => match never {},
-        Err(errno) => io::Error::from(errno),
+    use std::os::unix::process::CommandExt;
+    match argv.split_first() {
+        Some((program, args)) => Command::new(program).args(args).exec(),
+        None => io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
     }
 }
 
@@ -524,9 +510,95 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
     }
 }
 
+/// The login shell of the container user on R2Lab nodes: it puts whoever
+/// logs in as container@fitNN inside the managed container running on that
+/// node, as if the container were the machine. Without arguments it starts
+/// the container's bash (else sh) on a terminal; with -c it runs the command
+/// string there, stdin, stdout, stderr and exit status passing through, so
+/// ssh commands, scp, sftp and rsync work.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(
+    example = "ssh container@fit03",
+    example = "ssh container@fit03 'echo \"a  b\"; exit 7'",
+    example = "tar c data | ssh container@fit03 'tar x -C /tmp'",
+    note = "sshd starts rdsh as a login shell (argv[0] may start with -). The container \
+            (CONTAINER_NAME) and the docker command (DOCKER) come from /etc/baleine/baleine.conf \
+            only: neither arguments nor the environment can point rdsh elsewhere. rdsh replaces \
+            itself with docker, so signals, window size and the terminal belong to the real program.",
+    error_code(1, "no managed container, or it is not running, or docker is unreachable (one line on stderr says which)"),
+    error_code(2, "rdsh was started with arguments other than -c COMMAND")
+)]
+pub struct RdshArgs {
+    /// run this command string in the container with sh -c (what sshd does for ssh commands, scp, sftp and rsync)
+    #[argh(option, short = 'c')]
+    pub command: Option<String>,
+}
+
+/// The container is missing or stopped, Docker is unreachable, docker cannot
+/// be run, or the node's configuration is broken.
+const CANNOT_START: u8 = 1;
+
+/// rdsh's whole `main`: it takes no logging and no signal handling of ours,
+/// since it replaces itself with docker.
+pub fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.len() == 1 && args[0] == "--help" {
+        // The same text as rdsh(1): both come from RdshArgs.
+        if let Err(help) = <RdshArgs as FromArgs>::from_args(&["rdsh"], &["--help"]) {
+            let _ = write!(io::stdout(), "{}", help.output);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mode = match parse_args(&args) {
+        Ok(Invocation::Run(mode)) => mode,
+        Ok(Invocation::Version) => {
+            let _ = writeln!(io::stdout(), "rdsh {}", crate::framework::cli::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "rdsh: {error}");
+            return ExitCode::from(crate::framework::exit::USAGE);
+        }
+    };
+    // The system file only, and no environment: neither BALEINE_* variables
+    // nor the user's own files may point rdsh at another container or daemon.
+    let plan = match config::load_from(&[config::Source::optional(config::SYSTEM_CONFIG)], &|_| {
+        None
+    }) {
+        Ok(config) => Session::here(&config).plan(&mode, DOCKER_TIMEOUT),
+        Err(error) => Plan::Fail(error.to_string()),
+    };
+    match plan {
+        Plan::Exec(argv) => {
+            let error = exec(&argv);
+            let program = argv.first().map(|word| word.to_string_lossy());
+            fail(&format!(
+                "cannot run {}: {error}",
+                program.unwrap_or_default()
+            ))
+        }
+        Plan::Fail(problem) => {
+            if mode.sftp_server().is_some() {
+                // sshd drops a subsystem's stderr: say it in the sftp protocol.
+                let answer = format!("rdsh: {problem}");
+                let _ = refuse_sftp(io::stdin().lock(), io::stdout().lock(), &answer);
+            }
+            fail(&problem)
+        }
+    }
+}
+
+/// Says why the session cannot start (never panicking, unlike eprintln!,
+/// when stderr is gone) and exits 1.
+fn fail(problem: &str) -> ExitCode {
+    let _ = writeln!(io::stderr(), "rdsh: {problem}");
+    ExitCode::from(CANNOT_START)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     fn args(words: &[&str]) -> Vec<OsString> {
         words.iter().map(OsString::from).collect()

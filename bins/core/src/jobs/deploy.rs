@@ -4,36 +4,70 @@
 //! mirror on the way); every other node then runs `IMAGE@sha256:…`, so a tag
 //! that moves mid-deploy cannot give two nodes different images.
 
-use crate::cli::Fleet;
-use crate::input::Input;
-use crate::record::{Failure, Record, Stage};
-use crate::reference::ImageRef;
-use crate::remote::{Docker, Script};
-use crate::{stop, UsageError};
+use crate::domain::record::{Failure, Fields, Record, Stage};
+use crate::domain::reference::{repo_digest, ImageRef, PullPolicy};
+use crate::framework::cli::Tool;
+use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::{replay, Input};
+use crate::framework::{stop, UsageError};
+use crate::remote::script::{quote, Docker, Script};
 use std::process::{Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-/// When to pull the image before running it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullPolicy {
-    Always,
-    Missing,
-    Never,
+crate::fleet_args! {
+    /// Run IMAGE as the managed container on each node: remove the previous one,
+    /// pull, run, and print one JSON record per node. The first node resolves the
+    /// image digest; the others run that exact digest.
+    #[argh(
+        example = "rhubarbe nodes 1-5 | baleine-deploy -i busybox -- sleep infinity",
+        example = "baleine-deploy -i faraday.repo/myexp:v2 --options \"-e 'MSG=hello world'\" 1-10 ~7",
+        note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
+                else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
+                Words after -- are the container's command.",
+        error_code(1, "some node failed (its record says where and why)"),
+        error_code(2, "usage, configuration or node-list error; nothing was done"),
+        error_code(130, "interrupted; every node still got a record")
+    )]
+    pub struct DeployArgs {
+        timeout: "give up on a node after this many seconds (default: 600)",
+        /// image to run (Docker reference: busybox, faraday.repo/name:tag, name@sha256:...)
+        #[argh(option, short = 'i')]
+        pub image: String,
+        /// extra docker run options, split like a shell would ("-e 'MSG=hello world'")
+        #[argh(option)]
+        pub options: Option<String>,
+        /// when to pull: always (default), missing or never
+        #[argh(option, default = "PullPolicy::Always", from_str_fn(pull_policy))]
+        pub pull: PullPolicy,
+        /// reload the nodes with this rhubarbe image first ("default" for DEFAULT_BOOTSTRAP_IMAGE)
+        #[argh(option)]
+        pub bootstrap: Option<String>,
+        /// stop the old container gracefully, waiting up to this many seconds (default: remove at once)
+        #[argh(option)]
+        pub stop_timeout: Option<u32>,
+        /// do not pin the other nodes to the digest the first node resolved
+        #[argh(switch)]
+        pub no_pin: bool,
+    }
 }
 
-impl FromStr for PullPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "always" => Ok(PullPolicy::Always),
-            "missing" => Ok(PullPolicy::Missing),
-            "never" => Ok(PullPolicy::Never),
-            other => Err(format!(
-                "--pull must be always, missing or never, not {other:?}"
-            )),
-        }
+fn pull_policy(value: &str) -> Result<PullPolicy, String> {
+    value.parse()
+}
+
+impl Tool for DeployArgs {
+    const NAME: &'static str = "baleine-deploy";
+    const TAKES_COMMAND: bool = true;
+
+    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
+        let mut plan = DeployPlan::new(&self.image, self.options.as_deref(), command)?;
+        plan.pull = self.pull;
+        plan.stop_timeout = self.stop_timeout;
+        plan.pin = !self.no_pin;
+        plan.bootstrap = self.bootstrap.clone();
+        let fleet = Fleet::prepare(self.fleet_options())?;
+        Ok(run(&fleet, plan))
     }
 }
 
@@ -99,7 +133,7 @@ pub fn deploy_script(
         (PullPolicy::Always, None) => {
             script.stage(Stage::Pull);
             // Progress goes to stdout, errors to stderr.
-            let pull = crate::remote::quote(&docker.words(&["pull", &image]));
+            let pull = quote(&docker.words(&["pull", &image]));
             script.line(&format!("{pull} >/dev/null || exit 1"));
             None
         }
@@ -118,7 +152,7 @@ pub fn deploy_script(
     docker.run_container(&mut script, &run, &image);
     if pinned.is_none() {
         script.stage(Stage::Inspect);
-        let inspect = crate::remote::quote(&docker.words(&[
+        let inspect = quote(&docker.words(&[
             "image",
             "inspect",
             "--format",
@@ -128,33 +162,6 @@ pub fn deploy_script(
         script.line(&format!("printf 'digests='; {inspect} || exit 1"));
     }
     script.text().to_owned()
-}
-
-/// Picks the repo digest of `image` among an image's RepoDigests (a JSON list
-/// like `["busybox@sha256:…"]`, names in Docker's short form).
-pub fn repo_digest(image: &ImageRef, repo_digests_json: &str) -> Option<String> {
-    let list: Vec<String> = serde_json::from_str(repo_digests_json).ok()?;
-    let wanted = short_name(&image.repository());
-    let digest_of = |entry: &String| {
-        entry
-            .split_once('@')
-            .map(|(name, d)| (short_name(name), d.to_owned()))
-    };
-    let matching = list
-        .iter()
-        .filter_map(digest_of)
-        .find(|(name, _)| *name == wanted);
-    match matching {
-        Some((_, digest)) => Some(digest),
-        None if list.len() == 1 => digest_of(&list[0]).map(|(_, d)| d),
-        None => None,
-    }
-}
-
-/// Docker's short form of a repository name: `docker.io/library/x` → `x`.
-fn short_name(name: &str) -> String {
-    let name = name.strip_prefix("docker.io/").unwrap_or(name);
-    name.strip_prefix("library/").unwrap_or(name).to_owned()
 }
 
 /// The first node resolves the digest; the others wait for it.
@@ -216,68 +223,83 @@ impl Pin {
 }
 
 /// Deploys `plan` on every node of `fleet`, one record per node.
-pub fn run(fleet: Fleet, plan: DeployPlan) -> ExitCode {
-    let docker = Docker::from_config(&fleet.config);
-    let run_options = fleet.config.run_options();
-    let pin = Pin::new(plan.pin && !fleet.dry_run);
-    let work = |node: &str| -> Record {
-        let role = pin.role();
-        if stop::stopping() {
-            // Waiting for the first node may have outlasted the run.
-            return crate::fanout::interrupted(node, "deploy", "interrupted before starting");
-        }
-        let pinned = match &role {
-            Role::Stopped => {
-                return crate::fanout::interrupted(node, "deploy", "interrupted before starting")
-            }
-            Role::First => None,
-            Role::Follow(image) => image.clone(),
+pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
+    let job = DeployJob {
+        docker: Docker::from_config(&fleet.config),
+        run_options: fleet.config.run_options(),
+        pin: Pin::new(plan.pin && !fleet.dry_run),
+        plan,
+    };
+    match &job.plan.bootstrap {
+        None => fleet.run(&job),
+        Some(ndz) => bootstrap_then_run(fleet, ndz, &job),
+    }
+}
+
+/// One deploy over the fleet: the plan, and the digest the first node resolves.
+struct DeployJob {
+    plan: DeployPlan,
+    docker: Docker,
+    run_options: Vec<String>,
+    pin: Pin,
+}
+
+/// What a node's deploy started from: whether it resolves the digest for
+/// the others, and the pinned image it runs otherwise.
+struct Started {
+    first: bool,
+    pinned: Option<ImageRef>,
+}
+
+impl Job for DeployJob {
+    type Context = Started;
+
+    fn action(&self) -> &'static str {
+        "deploy"
+    }
+
+    fn start(&self, _: &str) -> Result<Remote<Started>, Failure> {
+        let (first, pinned) = match self.pin.role() {
+            Role::Stopped => return Err(Failure::not_started()),
+            Role::First => (true, None),
+            Role::Follow(image) => (false, image),
         };
-        let started = std::time::Instant::now();
-        let script = deploy_script(&plan, &docker, &run_options, pinned.as_ref());
-        if fleet.dry_run {
-            return fleet.dry_run_record(node, "deploy", &script);
-        }
-        let result = fleet.run_script(node, &script);
-        let digest = match (&result, &pinned) {
+        let script = deploy_script(&self.plan, &self.docker, &self.run_options, pinned.as_ref());
+        Ok(Remote::new(script, Started { first, pinned }))
+    }
+
+    fn finish(&self, _: &str, started: Started, session: &Session) -> Result<Fields, Failure> {
+        let result = session.values();
+        let digest = match (&result, &started.pinned) {
             (_, Some(image)) => image.digest.clone(),
             (Ok(values), None) => values
                 .get("digests")
-                .and_then(|d| repo_digest(&plan.image, d)),
+                .and_then(|d| repo_digest(&self.plan.image, d)),
             (Err(_), None) => None,
         };
-        if matches!(role, Role::First) {
+        if started.first {
             // A failed first node leaves the others unpinned rather than stuck.
-            pin.resolve(digest.as_ref().and_then(|d| plan.image.with_digest(d).ok()));
+            let image = digest
+                .as_ref()
+                .and_then(|d| self.plan.image.with_digest(d).ok());
+            self.pin.resolve(image);
         }
-        let record = match result {
-            Ok(values) => Record::success(node, "deploy")
-                .with("image", plan.image.to_string())
-                .with("digest", digest)
-                .with("container", values.get("container").cloned())
-                .with("pinned", pinned.is_some())
-                .with("replaced", values.get("removed").map(|r| r == "true")),
-            Err(failure) => Record::failure(Some(node), "deploy", &failure)
-                .with("image", plan.image.to_string()),
-        };
-        // The node's own time, without waiting for the first node's digest.
-        record.with("elapsed_ms", started.elapsed().as_millis() as u64)
-    };
-    match &plan.bootstrap {
-        None => fleet.run("deploy", &work),
-        Some(ndz) => bootstrap_then_run(&fleet, ndz, &work),
+        let image = self.plan.image.to_string();
+        let values = result.map_err(|failure| failure.with("image", image.as_str()))?;
+        Ok(Fields::new()
+            .with("image", image)
+            .with("digest", digest)
+            .with("container", values.get("container").cloned())
+            .with("pinned", started.pinned.is_some())
+            .with("replaced", values.get("removed").map(|r| r == "true")))
     }
 }
 
 /// `--bootstrap`: reload every node with `rhubarbe load`, wait for them with
 /// `rhubarbe wait`, then deploy on those that came back. This needs the whole
 /// node list first, so input is collected before anything starts.
-fn bootstrap_then_run(
-    fleet: &Fleet,
-    ndz: &str,
-    work: &(dyn Fn(&str) -> Record + Sync),
-) -> ExitCode {
-    let inputs: Vec<Input> = fleet.inputs().iter().collect();
+fn bootstrap_then_run(fleet: &Fleet, ndz: &str, job: &DeployJob) -> ExitCode {
+    let inputs = fleet.all_inputs();
     let nodes: Vec<String> = inputs
         .iter()
         .filter_map(Input::node)
@@ -302,17 +324,7 @@ fn bootstrap_then_run(
             None => remaining.push(input),
         }
     }
-    let rx = crate::input::replay(remaining);
-    fleet.run_inputs(
-        "deploy",
-        &rx,
-        |records| {
-            for record in settled {
-                let _ = records.send(record);
-            }
-        },
-        work,
-    )
+    fleet.run_inputs(job, &replay(remaining), settled)
 }
 
 /// Runs rhubarbe load and wait; returns the nodes that did not come back, with why.
@@ -417,20 +429,5 @@ mod tests {
         assert!(DeployPlan::new("busybox", Some("-e 'unterminated"), vec![]).is_err());
         assert!(DeployPlan::new("-v/:/host", None, vec![]).is_err());
         assert!(DeployPlan::new("Busybox", None, vec![]).is_err());
-    }
-
-    #[test]
-    fn repo_digest_picks_the_entry_of_the_deployed_repository() {
-        let busybox = ImageRef::parse("busybox").unwrap();
-        let list = r#"["other@sha256:1111","busybox@sha256:2222"]"#;
-        assert_eq!(repo_digest(&busybox, list).as_deref(), Some("sha256:2222"));
-        let long = ImageRef::parse("docker.io/library/busybox:latest").unwrap();
-        assert_eq!(repo_digest(&long, list).as_deref(), Some("sha256:2222"));
-        let repo = ImageRef::parse("faraday.repo/x:v1").unwrap();
-        assert_eq!(
-            repo_digest(&repo, r#"["faraday.repo/x@sha256:3333"]"#).as_deref(),
-            Some("sha256:3333")
-        );
-        assert_eq!(repo_digest(&repo, "[]"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Docker image references (`registry:5000/team/image:tag@sha256:…`), checked by Docker's grammar.
+//! Docker image references (`registry:5000/team/image:tag@sha256:…`) checked by Docker's grammar, their digests, pull policy and the names images are saved under.
 
 use std::fmt;
 use std::str::FromStr;
@@ -267,6 +267,63 @@ fn check_digest(digest: &str) -> Result<(), &'static str> {
     }
 }
 
+/// When to pull the image before running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    Missing,
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(PullPolicy::Always),
+            "missing" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "--pull must be always, missing or never, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Picks the repo digest of `image` among an image's RepoDigests (a JSON list
+/// like `["busybox@sha256:…"]`, names in Docker's short form).
+pub fn repo_digest(image: &ImageRef, repo_digests_json: &str) -> Option<String> {
+    let list: Vec<String> = serde_json::from_str(repo_digests_json).ok()?;
+    let wanted = short_name(&image.repository());
+    let digest_of = |entry: &String| {
+        entry
+            .split_once('@')
+            .map(|(name, d)| (short_name(name), d.to_owned()))
+    };
+    let matching = list
+        .iter()
+        .filter_map(digest_of)
+        .find(|(name, _)| *name == wanted);
+    match matching {
+        Some((_, digest)) => Some(digest),
+        None if list.len() == 1 => digest_of(&list[0]).map(|(_, d)| d),
+        None => None,
+    }
+}
+
+/// Docker's short form of a repository name: `docker.io/library/x` → `x`.
+fn short_name(name: &str) -> String {
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    name.strip_prefix("library/").unwrap_or(name).to_owned()
+}
+
+/// The node-side name of the saved image: `SAVE_URL[:SAVE_PORT]/NAME:TAG`.
+pub fn target_image(save_url: &str, save_port: Option<u16>, name: &str, tag: &str) -> String {
+    match save_port {
+        Some(port) => format!("{save_url}:{port}/{name}:{tag}"),
+        None => format!("{save_url}/{name}:{tag}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +504,20 @@ mod tests {
                 "invalid image name \"a@{SHA}\": a digest is not allowed here"
             ))
         );
+    }
+
+    #[test]
+    fn repo_digest_picks_the_entry_of_the_deployed_repository() {
+        let busybox = ImageRef::parse("busybox").unwrap();
+        let list = r#"["other@sha256:1111","busybox@sha256:2222"]"#;
+        assert_eq!(repo_digest(&busybox, list).as_deref(), Some("sha256:2222"));
+        let long = ImageRef::parse("docker.io/library/busybox:latest").unwrap();
+        assert_eq!(repo_digest(&long, list).as_deref(), Some("sha256:2222"));
+        let repo = ImageRef::parse("faraday.repo/x:v1").unwrap();
+        assert_eq!(
+            repo_digest(&repo, r#"["faraday.repo/x@sha256:3333"]"#).as_deref(),
+            Some("sha256:3333")
+        );
+        assert_eq!(repo_digest(&repo, "[]"), None);
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::nodes::{self, NodeNaming};
-use crate::reference::ImageRef;
+use crate::domain::nodes::{self, NodeNaming};
+use crate::domain::reference::ImageRef;
 
 pub const SYSTEM_CONFIG: &str = "/etc/baleine/baleine.conf";
 /// Names one more config file, read last; it must exist since the user asked for it.

@@ -1,9 +1,9 @@
 //! Where the node list comes from: arguments, stdin (streamed), or `$NODES`, and how it reaches the workers.
 
-use crate::config::Config;
-use crate::nodes::{expand_specs, parse_input_line, NodeNaming, NodeSelection};
-use crate::record::{Failure, Record, Stage};
-use crate::UsageError;
+use crate::domain::config::Config;
+use crate::domain::nodes::{expand_specs, parse_input_line, NodeNaming, NodeSelection};
+use crate::domain::record::{Failure, Record, Stage};
+use crate::framework::UsageError;
 use crossbeam::channel::{Receiver, Sender};
 use std::io::{BufRead, IsTerminal};
 
@@ -33,11 +33,7 @@ impl Input {
     /// for an invalid line, `interrupted` for a node.
     pub fn into_record(self, action: &str) -> Record {
         match self {
-            Input::Node(node) => Record::failure(
-                Some(&node),
-                action,
-                &Failure::new(Stage::Interrupted, "interrupted before starting"),
-            ),
+            Input::Node(node) => Record::failure(Some(&node), action, &Failure::not_started()),
             Input::Invalid { node, line, error } => {
                 Record::failure(node.as_deref(), action, &Failure::new(Stage::Input, error))
                     .with("line", line)

@@ -6,11 +6,12 @@
 //! of the node carrying that tag (the node's root sees the container's
 //! processes), then says so on a trailer line we take out of the output.
 
-use crate::cli::Fleet;
-use crate::record::{Failure, Record, Stage};
-use crate::remote::{interpret, quote, quote_word, Docker, Script};
-use crate::transport::{Captured, Cut, PayloadWiring, SessionIo, Sink};
-use crate::UsageError;
+use crate::domain::record::{Failure, Fields, Stage};
+use crate::framework::cli::Tool;
+use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::UsageError;
+use crate::remote::script::{quote, quote_word, Docker, Script};
+use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +21,53 @@ const OUTPUT_MARK: &str = "@@baleine-output";
 /// Our ssh outlives the remote timer by this much, so the remote side kills
 /// the command and says so before we give up on the session.
 const GRACE: Duration = Duration::from_secs(5);
+
+crate::fleet_args! {
+    /// Run COMMAND inside the managed container of every node in parallel
+    /// (docker exec, every word quoted) and print one JSON record per node:
+    /// exit_code, stdout and stderr (capped, with a truncated flag), elapsed_ms.
+    /// "ok" is true when the command exited 0. A node's timeout kills the
+    /// command inside the container, not just the connection.
+    #[argh(
+        example = "baleine-exec 1-5 -- uname -r",
+        example = "baleine-exec -a --stdin setup.sh -- sh -s",
+        example = "baleine-exec -a --output-dir logs -- journalctl -b",
+        note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
+                else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
+                Words after -- are the command.",
+        error_code(1, "the command failed on some node, or could not run there"),
+        error_code(2, "usage, configuration or node-list error; nothing was done"),
+        error_code(130, "interrupted; every node still got a record")
+    )]
+    pub struct ExecArgs {
+        timeout: "kill the command after this many seconds (default: 300)",
+        /// feed this file to the command's stdin on every node
+        #[argh(option)]
+        pub stdin: Option<PathBuf>,
+        /// bytes of stdout and of stderr kept in each record (default: 65536)
+        #[argh(option, default = "64 * 1024")]
+        pub max_output: usize,
+        /// write each node's full output to DIR/<node>.out and DIR/<node>.err instead
+        #[argh(option)]
+        pub output_dir: Option<PathBuf>,
+    }
+}
+
+impl Tool for ExecArgs {
+    const NAME: &'static str = "baleine-exec";
+    const TAKES_COMMAND: bool = true;
+
+    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
+        let plan = ExecPlan::new(
+            command,
+            self.stdin.clone(),
+            self.max_output,
+            self.output_dir.clone(),
+        )?;
+        let fleet = Fleet::prepare(self.fleet_options())?;
+        Ok(fleet.run(&ExecJob::new(&fleet, plan)))
+    }
+}
 
 /// Everything about one exec that is the same on every node.
 #[derive(Debug, Clone)]
@@ -70,7 +118,7 @@ fn run_tag() -> String {
     format!(
         "{}-{}-{nanos}",
         std::process::id(),
-        crate::clock::now_secs()
+        crate::domain::clock::now_secs()
     )
 }
 
@@ -123,76 +171,103 @@ fn trailer(tag: &str) -> String {
 }
 
 /// Runs the plan's command in every node's managed container.
-pub fn run(fleet: Fleet, plan: ExecPlan) -> ExitCode {
-    let docker = Docker::from_config(&fleet.config);
-    let tag = run_tag();
-    let script = exec_script(&docker, &plan, fleet.timeout, &tag);
-    let session_timeout = fleet.timeout + GRACE;
-    fleet.run("exec", &|node| {
-        if fleet.dry_run {
-            return fleet.dry_run_record(node, "exec", &script);
+pub struct ExecJob {
+    plan: ExecPlan,
+    script: String,
+    /// This run's tag (see `exec_script`).
+    tag: String,
+    /// The run's timeout, which the remote timer enforces.
+    limit: Duration,
+}
+
+impl ExecJob {
+    pub fn new(fleet: &Fleet, plan: ExecPlan) -> ExecJob {
+        let tag = run_tag();
+        let script = exec_script(
+            &Docker::from_config(&fleet.config),
+            &plan,
+            fleet.timeout,
+            &tag,
+        );
+        ExecJob {
+            plan,
+            script,
+            tag,
+            limit: fleet.timeout,
         }
-        let sink = |suffix: &str| match &plan.output_dir {
+    }
+}
+
+impl Job for ExecJob {
+    type Context = ();
+
+    fn action(&self) -> &'static str {
+        "exec"
+    }
+
+    fn start(&self, node: &str) -> Result<Remote<()>, Failure> {
+        let sink = |suffix: &str| match &self.plan.output_dir {
             Some(dir) => Sink::File(dir.join(format!("{node}.{suffix}"))),
-            None => Sink::Memory(plan.max_output),
+            None => Sink::Memory(self.plan.max_output),
         };
-        let io = SessionIo {
-            stdin: plan.stdin.clone(),
+        let mut remote = Remote::script(self.script.clone());
+        remote.io = SessionIo {
+            stdin: self.plan.stdin.clone(),
             payload: Some(PayloadWiring {
                 marker: OUTPUT_MARK.into(),
-                trailer: trailer(&tag),
+                trailer: trailer(&self.tag),
                 stdout: sink("out"),
                 stderr: sink("err"),
             }),
         };
-        let end = fleet.ssh.run_with(node, &script, session_timeout, &io);
+        remote.grace = GRACE;
+        Ok(remote)
+    }
+
+    fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
+        let end = &session.end;
         let payload = end.payload.clone().unwrap_or_default();
         if !payload.started {
             // The command never ran: the script's stderr says why (no
             // container, not running, no docker, no ssh).
-            let failure = interpret(&end, fleet.timeout)
+            return Err(session
+                .values()
                 .err()
-                .unwrap_or_else(|| Failure::new(Stage::Exec, "the command did not start"));
-            return Record::failure(Some(node), "exec", &failure);
+                .unwrap_or_else(|| Failure::new(Stage::Exec, "the command did not start")));
         }
-        let failed = |stage: Stage, error: String| {
-            Record::failure(Some(node), "exec", &Failure::new(stage, error))
-        };
-        let mut record = match (payload.trailer_seen, end.cut, end.status) {
-            (true, _, _) | (_, Some(Cut::Timeout), _) => failed(
+        let streams = streams(&self.plan, node, &payload.stdout, &payload.stderr);
+        let failure = |stage: Stage, error: String| Failure::new(stage, error);
+        let result = match (payload.trailer_seen, end.cut, end.status) {
+            (true, _, _) | (_, Some(Cut::Timeout), _) => Err(failure(
                 Stage::Timeout,
-                format!(
-                    "no result after {} s: command killed",
-                    fleet.timeout.as_secs()
-                ),
-            ),
-            (_, Some(Cut::Interrupted), _) => failed(
+                format!("no result after {} s: command killed", self.limit.as_secs()),
+            )),
+            (_, Some(Cut::Interrupted), _) => Err(failure(
                 Stage::Interrupted,
                 "interrupted while the command ran".into(),
-            ),
-            (_, None, Some(0)) => Record::success(node, "exec").with("exit_code", 0),
-            (_, None, Some(code)) => failed(
+            )),
+            (_, None, Some(0)) => Ok(Fields::new().with("exit_code", 0)),
+            (_, None, Some(code)) => Err(failure(
                 Stage::Exec,
                 format!("the command exited with status {code}"),
             )
-            .with("exit_code", code),
-            (_, None, None) => failed(
+            .with("exit_code", code)),
+            (_, None, None) => Err(failure(
                 Stage::Exec,
                 "the session ended without an exit status".into(),
-            ),
+            )),
         };
-        add_streams(&mut record, &plan, node, &payload.stdout, &payload.stderr);
-        record
-    })
+        match result {
+            Ok(fields) => Ok(fields.and(streams)),
+            Err(failure) => Err(failure.and(streams)),
+        }
+    }
 }
 
-fn add_streams(
-    record: &mut Record,
-    plan: &ExecPlan,
-    node: &str,
-    stdout: &Captured,
-    stderr: &Captured,
-) {
+/// The record's view of the command's output: kept text or file names,
+/// byte counts, and whether anything was cut.
+fn streams(plan: &ExecPlan, node: &str, stdout: &Captured, stderr: &Captured) -> Fields {
+    let mut record = Fields::new();
     match &plan.output_dir {
         Some(dir) => {
             record.set(
@@ -212,6 +287,7 @@ fn add_streams(
     record.set("stdout_bytes", stdout.bytes);
     record.set("stderr_bytes", stderr.bytes);
     record.set("truncated", stdout.truncated || stderr.truncated);
+    record
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Fan-out: a bounded pool of worker threads turns every input node into exactly one record.
 
-use crate::input::Input;
-use crate::record::{Failure, Record, Stage};
-use crate::stop;
+use crate::domain::record::Record;
+use crate::framework::input::Input;
+use crate::framework::stop;
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -69,15 +69,78 @@ fn record_for(action: &str, input: Input, work: &(dyn Fn(&str) -> Record + Sync)
     record
 }
 
-/// The record of a node whose work was stopped by an interrupt.
-pub fn interrupted(node: &str, action: &str, why: &str) -> Record {
-    Record::failure(Some(node), action, &Failure::new(Stage::Interrupted, why))
+/// Runs `work` on every item with at most `parallel` threads, and hands
+/// the results to `emit` in the items' order as soon as each one's turn
+/// comes. Stops handing out items once `emit` returns false or the run is
+/// stopping (items not started then are not emitted).
+pub fn in_order<T: Sync, R: Send>(
+    parallel: usize,
+    items: &[T],
+    work: &(dyn Fn(&T) -> R + Sync),
+    mut emit: impl FnMut(R) -> bool,
+) {
+    let (jobs_tx, jobs) = crossbeam::channel::unbounded();
+    for job in items.iter().enumerate() {
+        let _ = jobs_tx.send(job);
+    }
+    drop(jobs_tx);
+    let (done_tx, done) = crossbeam::channel::unbounded();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, items.len().max(1)) {
+            let (jobs, done_tx) = (jobs.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for (index, item) in jobs {
+                    if stop::stopping() || done_tx.send((index, work(item))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (index, result) in &done {
+            waiting.insert(index, result);
+            while let Some(result) = waiting.remove(&next) {
+                next += 1;
+                if !emit(result) {
+                    // Let the workers see a closed channel and stop.
+                    drop(done);
+                    return;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crossbeam::channel::unbounded;
+
+    use crate::domain::record::{Failure, Stage};
+
+    #[test]
+    fn results_come_out_in_the_items_order() {
+        let items: Vec<u64> = (0..40).collect();
+        let mut seen = Vec::new();
+        in_order(8, &items, &|n| n * 2, |r| {
+            seen.push(r);
+            true
+        });
+        assert_eq!(seen, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn emit_can_stop_the_run() {
+        let items: Vec<u64> = (0..1000).collect();
+        let mut seen = 0;
+        in_order(4, &items, &|n| *n, |_| {
+            seen += 1;
+            seen < 3
+        });
+        assert_eq!(seen, 3);
+    }
 
     #[test]
     fn every_input_gets_exactly_one_record() {

@@ -1,7 +1,7 @@
 //! The one writer of stdout: a JSON line per record, flushed at once, plus progress and summary on a terminal.
 
-use crate::record::Record;
-use crate::stop;
+use crate::domain::record::Record;
+use crate::framework::stop;
 use crossbeam::channel::{unbounded, Sender};
 use std::io::{self, IsTerminal, Write};
 use std::thread::JoinHandle;
@@ -54,15 +54,7 @@ impl Writer {
                         record.stage().unwrap_or("?")
                     ));
                 }
-                if !stop::stdout_closed() {
-                    let line = record.to_json_line();
-                    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
-                        if e.kind() != io::ErrorKind::BrokenPipe {
-                            log::error!("cannot write to stdout: {e}");
-                        }
-                        stop::close_stdout();
-                    }
-                }
+                write_line(&mut stdout, &record.to_json_line());
                 if progress {
                     eprint!(
                         "\r\x1b[K{action}: {} done, {} failed",
@@ -85,6 +77,22 @@ impl Writer {
         drop(self.records);
         self.handle.join().unwrap_or_default()
     }
+}
+
+/// Writes one line to stdout and flushes it, unless our reader is gone; the
+/// first failed write (`| head -1`) marks stdout closed. False once closed.
+pub fn write_line(stdout: &mut impl Write, line: &str) -> bool {
+    if stop::stdout_closed() {
+        return false;
+    }
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            log::error!("cannot write to stdout: {e}");
+        }
+        stop::close_stdout();
+        return false;
+    }
+    true
 }
 
 fn summarize(action: &str, tally: &Tally, failures: &[String]) {

@@ -63,11 +63,50 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Why a node failed: the stage and the real error text (trimmed).
+/// Fields a job puts in a node's record, after `node`, `action` and `ok`
+/// (and `stage`, `error` for a failure), in the order they were added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(&'static str, Value)>);
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    /// Adds (or replaces) a field.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Fields {
+        self.set(key, value);
+        self
+    }
+
+    pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// These fields followed by `more`'s.
+    pub fn and(mut self, more: Fields) -> Fields {
+        for (key, value) in more.0 {
+            self.set(key, value);
+        }
+        self
+    }
+}
+
+/// Why a node failed: the stage, the real error text (trimmed), and what
+/// the job still has to say about the node (e.g. where a commit was left).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub stage: Stage,
     pub error: String,
+    pub fields: Fields,
 }
 
 impl Failure {
@@ -75,7 +114,25 @@ impl Failure {
         Failure {
             stage,
             error: error.into(),
+            fields: Fields::new(),
         }
+    }
+
+    /// A node the run stopped before its work began.
+    pub fn not_started() -> Failure {
+        Failure::new(Stage::Interrupted, "interrupted before starting")
+    }
+
+    /// Adds a field to the failure's record.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Failure {
+        self.fields.set(key, value);
+        self
+    }
+
+    /// Adds these fields to the failure's record.
+    pub fn and(mut self, fields: Fields) -> Failure {
+        self.fields = self.fields.and(fields);
+        self
     }
 }
 
@@ -112,6 +169,15 @@ impl Record {
         Record::new(node, action, false)
             .with("stage", failure.stage.as_str())
             .with("error", failure.error.as_str())
+            .and(failure.fields.clone())
+    }
+
+    /// Adds `fields` after the ones already there.
+    pub fn and(mut self, fields: Fields) -> Record {
+        for (key, value) in fields.0 {
+            self.set(key, value);
+        }
+        self
     }
 
     /// Adds (or replaces) a field.

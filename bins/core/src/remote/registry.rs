@@ -1,6 +1,6 @@
 //! The registry client: Docker Registry HTTP API v2 over ureq, complete listings and Basic/Bearer auth.
 
-use crate::config::Config;
+use crate::domain::config::Config;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -92,8 +92,7 @@ impl Registry {
         Registry {
             base: base.trim_end_matches('/').to_owned(),
             agent,
-            basic: credentials
-                .map(|(user, password)| base64_encode(format!("{user}:{password}").as_bytes())),
+            basic: credentials.map(|(user, password)| basic_credentials(&user, &password)),
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -110,7 +109,7 @@ impl Registry {
         let credentials = match (&config.registry_user, &config.registry_password) {
             (Some(user), Some(password)) => Some((user.clone(), password.clone())),
             (Some(user), None) => Some((user.clone(), String::new())),
-            _ => docker_login_credentials(&config.registry_url),
+            _ => crate::remote::credentials::docker_login(&config.registry_url),
         };
         Registry::with_timeout(&base, credentials, timeout)
     }
@@ -310,16 +309,21 @@ impl Registry {
         {
             return Ok(token.clone());
         }
-        let mut token_url = challenge.realm.clone();
-        let mut separator = if token_url.contains('?') { '&' } else { '?' };
-        for (key, value) in [("service", &challenge.service), ("scope", &challenge.scope)] {
-            if let Some(value) = value {
-                token_url.push_str(&format!("{separator}{key}={}", percent_encode(value)));
-                separator = '&';
-            }
-        }
+        let token_url = challenge.realm.clone();
+        // ureq encodes the query: a scope holds ':' and '/'.
+        let query: Vec<(&str, &str)> =
+            [("service", &challenge.service), ("scope", &challenge.scope)]
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, value.as_deref()?)))
+                .collect();
         let authorization = self.basic.as_ref().map(|b| format!("Basic {b}"));
-        let mut response = self.call("GET", &token_url, None, authorization.as_deref())?;
+        let mut request = self.agent.get(&token_url).query_pairs(query);
+        if let Some(auth) = &authorization {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request
+            .call()
+            .map_err(|e| error(&token_url, describe(&e)))?;
         if !response.status().is_success() {
             return Err(error(
                 url,
@@ -407,25 +411,6 @@ fn system_roots() -> RootCerts {
     }
 }
 
-/// `docker login` credentials for `host` from `~/.docker/config.json`.
-fn docker_login_credentials(host: &str) -> Option<(String, String)> {
-    let path = std::path::Path::new(&std::env::var_os("HOME")?).join(".docker/config.json");
-    let config: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let auths = config["auths"].as_object()?;
-    let entry = auths.iter().find(|(key, _)| {
-        let key = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        key.split('/').next() == Some(host)
-    })?;
-    let decoded = base64_decode(entry.1["auth"].as_str()?)?;
-    let (user, password) = String::from_utf8(decoded)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
-    Some((user, password))
-}
-
 /// The parts of a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerChallenge {
@@ -490,53 +475,10 @@ pub fn next_link(header: &str) -> Option<String> {
     })
 }
 
-fn percent_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.trim_end_matches('=').bytes() {
-        let value = BASE64.iter().position(|b| *b == c)? as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
+/// The value of a Basic `Authorization` header, less the `Basic ` prefix.
+fn basic_credentials(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
 #[cfg(test)]
@@ -589,19 +531,8 @@ mod tests {
     }
 
     #[test]
-    fn base64_round_trips_and_matches_known_values() {
-        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
-        assert_eq!(base64_encode(b"ab"), "YWI=");
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert_eq!(base64_decode("not base64!"), None);
-    }
-
-    #[test]
-    fn scopes_are_percent_encoded() {
-        assert_eq!(
-            percent_encode("repository:a/b:pull"),
-            "repository%3Aa%2Fb%3Apull"
-        );
+    fn basic_credentials_are_standard_base64() {
+        assert_eq!(basic_credentials("user", "pass"), "dXNlcjpwYXNz");
+        assert_eq!(basic_credentials("a", ""), "YTo=");
     }
 }

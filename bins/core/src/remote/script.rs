@@ -4,8 +4,8 @@
 //! doing it, and prints its results on stdout as `key=value` lines, so one
 //! ssh session tells us both what happened and, on failure, where.
 
-use crate::record::{Failure, Stage};
-use crate::transport::{Cut, SessionEnd};
+use crate::domain::record::{Failure, Stage};
+use crate::remote::ssh::{Cut, SessionEnd};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ impl Default for Docker {
 }
 
 impl Docker {
-    pub fn from_config(config: &crate::config::Config) -> Docker {
+    pub fn from_config(config: &crate::domain::config::Config) -> Docker {
         Docker {
             command: config.docker.clone(),
             container: config.container_name.clone(),

@@ -1,17 +1,73 @@
 //! baleine-list's job: every image tag in the registry, one JSON line each, complete and in a stable order.
+//!
+//! It is the one tool that is not a fleet `Job`: it talks to one registry
+//! over HTTP, not to nodes over ssh, and a repository gives any number of
+//! lines (one per tag), in sorted order, so "one record per node" has
+//! nothing to count. It shares the framework's pool (`fanout::in_order`),
+//! stdout writer (`output::write_line`) and exit statuses (`exit::status`).
 
-use crate::config::Config;
-use crate::record::Record;
-use crate::registry::{Manifest, Registry, RegistryError};
+use crate::domain::config::{self, Config};
+use crate::domain::record::Record;
+use crate::domain::reference::{target_image, validate_repository_name};
+use crate::framework::cli::Tool;
+use crate::framework::output::{write_line, Tally};
+use crate::framework::{exit, fanout, UsageError};
+use crate::remote::registry::{Manifest, Registry, RegistryError};
+use argh::{ArgsInfo, FromArgs};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
+
+/// List every image tag in the registry at REGISTRY_PROTOCOL + REGISTRY_URL,
+/// one JSON line per tag, sorted: {"repository","tag","image"}, where
+/// "image" is the reference to give baleine-deploy -i.
+#[derive(FromArgs, ArgsInfo)]
+#[argh(
+    example = "baleine-list",
+    example = "baleine-list myexp --details | jq -r 'select(.labels[\"org.r2lab.baleine.source-node\"]) | .image'",
+    note = "Credentials: REGISTRY_USER and REGISTRY_PASSWORD, else those of docker login \
+            (~/.docker/config.json). Basic and Bearer-token registries are supported.",
+    error_code(
+        1,
+        "the registry could not be read completely (stderr names the URL and why)"
+    ),
+    error_code(2, "usage or configuration error"),
+    error_code(130, "interrupted")
+)]
+pub struct ListArgs {
+    /// also show digest, size (compressed, config and layers), created,
+    /// architecture and labels of each image
+    #[argh(switch, short = 'd')]
+    pub details: bool,
+    /// how many repositories to read at once (default: 8)
+    #[argh(option, short = 'j', default = "8")]
+    pub parallel: usize,
+    /// repositories to list (default: the whole catalog)
+    #[argh(positional)]
+    pub repositories: Vec<String>,
+}
+
+impl Tool for ListArgs {
+    const NAME: &'static str = "baleine-list";
+
+    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+        for repository in &self.repositories {
+            validate_repository_name(repository).map_err(|e| UsageError(e.to_string()))?;
+        }
+        let config = config::load().map_err(|e| UsageError(e.to_string()))?;
+        Ok(run(
+            &config,
+            &self.repositories,
+            self.details,
+            self.parallel,
+        ))
+    }
+}
 
 /// One tag's line: repository, tag, the reference nodes deploy it by, and
 /// with `--details` what the registry says about the image.
 pub fn tag_line(config: &Config, repository: &str, tag: &str) -> Record {
-    let image = crate::save::target_image(&config.save_url, config.save_port, repository, tag);
+    let image = target_image(&config.save_url, config.save_port, repository, tag);
     Record::line()
         .with("repository", repository)
         .with("tag", tag)
@@ -82,12 +138,14 @@ fn platform_manifest(
 /// naming the URL; the lines already written stay valid; exit 1 if any.
 pub fn run(config: &Config, repositories: &[String], details: bool, parallel: usize) -> ExitCode {
     let registry = Registry::from_config(config);
+    let mut tally = Tally::default();
     let mut repositories = if repositories.is_empty() {
         match registry.catalog() {
             Ok(all) => all,
             Err(e) => {
                 eprintln!("baleine-list: {e}");
-                return ExitCode::from(crate::exit::SOME_NODE_FAILED);
+                tally.failed += 1;
+                return exit::status(&tally);
             }
         }
     } else {
@@ -95,62 +153,19 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
     };
     repositories.sort();
     repositories.dedup();
-    let (jobs_tx, jobs) = crossbeam::channel::unbounded();
-    for job in repositories.iter().enumerate() {
-        let _ = jobs_tx.send(job);
-    }
-    drop(jobs_tx);
-    let (done_tx, done) = crossbeam::channel::unbounded();
-    let mut failed = false;
-    std::thread::scope(|scope| {
-        for _ in 0..parallel.clamp(1, repositories.len().max(1)) {
-            let (jobs, done_tx, registry) = (jobs.clone(), done_tx.clone(), &registry);
-            scope.spawn(move || {
-                for (index, repository) in jobs {
-                    let _ = done_tx.send((
-                        index,
-                        list_repository(registry, config, repository, details),
-                    ));
-                }
-            });
-        }
-        drop(done_tx);
-        // Print in sorted order as soon as each repository's turn comes.
-        let mut waiting = BTreeMap::new();
-        let mut next = 0;
-        let mut stdout = io::stdout().lock();
-        for (index, result) in done {
-            waiting.insert(index, result);
-            while let Some(result) = waiting.remove(&next) {
-                next += 1;
-                match result {
-                    Ok(lines) => {
-                        for line in lines {
-                            if writeln!(stdout, "{}", line.to_json_line())
-                                .and_then(|()| stdout.flush())
-                                .is_err()
-                            {
-                                // Nobody reads any more (| head): end quietly.
-                                crate::stop::close_stdout();
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("baleine-list: {e}");
-                    }
-                }
-            }
+    let mut stdout = io::stdout().lock();
+    let work = |repository: &String| list_repository(&registry, config, repository, details);
+    fanout::in_order(parallel, &repositories, &work, |result| match result {
+        Ok(lines) => lines
+            .iter()
+            .all(|line| write_line(&mut stdout, &line.to_json_line())),
+        Err(e) => {
+            tally.failed += 1;
+            eprintln!("baleine-list: {e}");
+            true
         }
     });
-    if crate::stop::interrupted() {
-        ExitCode::from(crate::exit::INTERRUPTED)
-    } else if failed {
-        ExitCode::from(crate::exit::SOME_NODE_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    }
+    exit::status(&tally)
 }
 
 fn list_repository(
@@ -159,7 +174,7 @@ fn list_repository(
     repository: &str,
     details: bool,
 ) -> Result<Vec<Record>, RegistryError> {
-    if crate::stop::stopping() {
+    if crate::framework::stop::stopping() {
         return Ok(Vec::new());
     }
     let mut tags = registry.tags(repository)?;
@@ -181,7 +196,7 @@ mod tests {
 
     #[test]
     fn lines_name_the_image_as_nodes_pull_it() {
-        let mut config = crate::config::load_from(&[], &|_| None).unwrap();
+        let mut config = crate::domain::config::load_from(&[], &|_| None).unwrap();
         assert_eq!(
             tag_line(&config, "exp", "v1").to_json_line(),
             r#"{"repository":"exp","tag":"v1","image":"faraday.repo/exp:v1"}"#

@@ -1,0 +1,7 @@
+//! What the tools talk about, with no I/O to nodes or registries: node specs, image references, configuration, records.
+
+pub mod clock;
+pub mod config;
+pub mod nodes;
+pub mod record;
+pub mod reference;

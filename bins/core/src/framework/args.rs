@@ -1,0 +1,103 @@
+//! The options every fleet tool shares, declared once: `fleet_args!` adds them to a tool's argument struct.
+//!
+//! Doc comments in argument structs are user-facing text: argh prints them
+//! for `--help`, and `docs` turns the same definitions into man pages and
+//! completions. A tool's default timeout is written once, in its `--timeout`
+//! help text, and read back from there by [`FleetOptions`].
+
+use std::time::Duration;
+
+/// The fleet options of one run, gathered from a tool's argument struct.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub nodes: Vec<String>,
+    pub all: bool,
+    pub parallel: Option<usize>,
+    pub timeout: Option<u64>,
+    pub dry_run: bool,
+    /// The tool's default timeout, from its `--timeout` help text.
+    pub default_timeout: Duration,
+}
+
+/// The `N` of a help text's `(default: N)`, in seconds.
+///
+/// Only ever called on the literal help texts of `fleet_args!`, which a
+/// unit test checks for every tool, so a missing default is a build bug.
+pub fn default_seconds(help: &str) -> Duration {
+    let seconds = help
+        .split_once("(default: ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no \"(default: N)\" in the --timeout help {help:?}"));
+    Duration::from_secs(seconds)
+}
+
+/// Declares a fleet tool's argument struct: the tool's own fields, then the
+/// fleet options every tool shares (`-a`, `-j`, `--timeout`, `--dry-run`,
+/// node specs), with the tool's `--timeout` help (which states its default).
+#[macro_export]
+macro_rules! fleet_args {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            timeout: $timeout_help:literal,
+            $($fields:tt)*
+        }
+    ) => {
+        #[derive(argh::FromArgs, argh::ArgsInfo)]
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// every node of ALL_SCOPE (plus or minus the node arguments)
+            #[argh(switch, short = 'a')]
+            pub all: bool,
+            /// how many nodes to work on at once (default: PARALLEL from baleine.conf)
+            #[argh(option, short = 'j')]
+            pub parallel: Option<usize>,
+            #[doc = $timeout_help]
+            #[argh(option)]
+            pub timeout: Option<u64>,
+            /// print each node's ssh command and remote script instead of running them
+            #[argh(switch)]
+            pub dry_run: bool,
+            /// nodes: 3, fit03, 1-5, 4-16-2, ~7 (default: stdin, then $NODES)
+            #[argh(positional)]
+            pub nodes: Vec<String>,
+        }
+
+        impl $name {
+            /// The `--timeout` help, which states the default.
+            pub const TIMEOUT_HELP: &'static str = $timeout_help;
+
+            pub fn fleet_options(&self) -> $crate::framework::args::FleetOptions {
+                $crate::framework::args::FleetOptions {
+                    nodes: self.nodes.clone(),
+                    all: self.all,
+                    parallel: self.parallel,
+                    timeout: self.timeout,
+                    dry_run: self.dry_run,
+                    default_timeout: $crate::framework::args::default_seconds($timeout_help),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_read_from_the_help_text() {
+        assert_eq!(
+            default_seconds("give up after this many seconds (default: 600)"),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no \"(default: N)\"")]
+    fn a_help_text_without_default_is_a_build_bug() {
+        default_seconds("give up after a while");
+    }
+}

@@ -1,0 +1,109 @@
+//! What every tool's `main` is: logging, signals, argument parsing with our exit codes, then the tool's `run`.
+
+use crate::framework::{complete, exit, stop, UsageError};
+use argh::FromArgs;
+use std::process::ExitCode;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A tool: its argument struct, its name, and what it does with them.
+pub trait Tool: FromArgs {
+    /// The program name (`baleine-deploy`).
+    const NAME: &'static str;
+    /// Whether words after `--` are a command for the nodes.
+    const TAKES_COMMAND: bool = false;
+    /// Does the tool's work; `command` holds the words after `--`.
+    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError>;
+}
+
+/// A tool's whole `main`: logging (RUST_LOG, default warnings), signal
+/// handling, the completion backend, parsing (exit 2 on usage errors), run.
+pub fn main<T: Tool>() -> ExitCode {
+    let tool = T::NAME;
+    let prefix = tool.to_owned();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format(move |f, record| {
+            use std::io::Write;
+            writeln!(
+                f,
+                "{prefix}: {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            )
+        })
+        .init();
+    stop::install_handlers();
+    if let Ok(kind) = std::env::var("BALEINE_COMPLETE") {
+        complete::candidates(&kind);
+        return ExitCode::SUCCESS;
+    }
+    let parsed = match parse::<T>(tool, T::TAKES_COMMAND) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    match parsed.args.run(parsed.trailing) {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("{tool}: {message}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// Parsed arguments, plus the words after `--` when the tool takes a command.
+pub struct Parsed<T> {
+    pub args: T,
+    pub trailing: Vec<String>,
+}
+
+/// Parses the process arguments into `T`. Unlike `argh::from_env`, a usage
+/// error exits 2 (not 1), and `--version` works. With `takes_command`, the
+/// words after the first `--` are kept apart (argh would mix them with the
+/// node arguments).
+pub fn parse<T: FromArgs>(tool: &str, takes_command: bool) -> Result<Parsed<T>, ExitCode> {
+    // std::env::args would panic on a word that is not UTF-8.
+    let argv: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    match argv {
+        Ok(argv) => parse_from(tool, &argv, takes_command),
+        Err(word) => {
+            eprintln!("{tool}: the argument {word:?} is not valid UTF-8");
+            Err(ExitCode::from(exit::USAGE))
+        }
+    }
+}
+
+pub fn parse_from<T: FromArgs>(
+    tool: &str,
+    argv: &[String],
+    takes_command: bool,
+) -> Result<Parsed<T>, ExitCode> {
+    let split = if takes_command {
+        argv.iter().position(|a| a == "--")
+    } else {
+        None
+    };
+    let (ours, trailing) = match split {
+        Some(i) => (&argv[..i], argv[i + 1..].to_vec()),
+        None => (argv, Vec::new()),
+    };
+    if ours.iter().any(|a| a == "--version") {
+        println!("{tool} {VERSION}");
+        return Err(ExitCode::SUCCESS);
+    }
+    let words: Vec<&str> = ours.iter().map(String::as_str).collect();
+    match T::from_args(&[tool], &words) {
+        Ok(args) => Ok(Parsed { args, trailing }),
+        Err(early) if early.status.is_ok() => {
+            print!("{}", early.output);
+            Err(ExitCode::SUCCESS)
+        }
+        Err(early) => {
+            eprintln!("{tool}: {}", early.output.trim_end());
+            eprintln!("Run {tool} --help for more information.");
+            Err(ExitCode::from(exit::USAGE))
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! A fleet run: the checked options and node list, and the `Job` each tool implements, turned into one record per node.
+//!
+//! A tool says what to run on one node and how the result reads
+//! ([`Job`]); the [`Fleet`] does the rest the same way for every tool:
+//! dry runs, sessions cut by a timeout or an interrupt, failures, the nodes
+//! never started, the fan-out, and the exit status.
+
+use crate::domain::config::{self, Config};
+use crate::domain::record::{Failure, Fields, Record};
+use crate::framework::input::{self, Input, NodeSource};
+use crate::framework::output::Writer;
+use crate::framework::{exit, fanout, stop, UsageError};
+use crate::remote::script::{interpret, Values};
+use crate::remote::ssh::{SessionEnd, SessionIo, Ssh};
+use crossbeam::channel::{unbounded, Receiver};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use super::args::FleetOptions;
+
+/// One tool's work on one node.
+pub trait Job: Sync {
+    /// What [`Job::start`] hands over to [`Job::finish`] for one node.
+    type Context;
+
+    /// The action every record names (`deploy`).
+    fn action(&self) -> &'static str;
+
+    /// What to run on `node`. An error settles the node without a session.
+    fn start(&self, node: &str) -> Result<Remote<Self::Context>, Failure>;
+
+    /// The node's fields from its finished session, or why it failed.
+    /// Called for every session, cut or not.
+    fn finish(
+        &self,
+        node: &str,
+        context: Self::Context,
+        session: &Session,
+    ) -> Result<Fields, Failure>;
+}
+
+/// What a job runs on one node: the remote script and how to wire it.
+pub struct Remote<C> {
+    pub script: String,
+    pub io: SessionIo,
+    /// How long the session may outlive the run's timeout (a job whose script
+    /// enforces the timeout itself needs the time to report it).
+    pub grace: Duration,
+    pub context: C,
+}
+
+impl<C> Remote<C> {
+    pub fn new(script: String, context: C) -> Remote<C> {
+        Remote {
+            script,
+            io: SessionIo::default(),
+            grace: Duration::ZERO,
+            context,
+        }
+    }
+}
+
+impl Remote<()> {
+    /// A plain script, with nothing to remember for `finish`.
+    pub fn script(script: String) -> Remote<()> {
+        Remote::new(script, ())
+    }
+}
+
+/// A finished ssh session, as a job reads it.
+pub struct Session {
+    pub end: SessionEnd,
+    /// The run's timeout, for the words of a timeout failure.
+    pub timeout: Duration,
+}
+
+impl Session {
+    /// The script's `key=value` results, or the failure with its stage.
+    pub fn values(&self) -> Result<Values, Failure> {
+        interpret(&self.end, self.timeout)
+    }
+
+    /// Every line the script printed on stdout (for values that repeat).
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.end.stdout.lines()
+    }
+}
+
+/// A run over the nodes: configuration, node source, ssh, limits. Everything
+/// here is checked before any node work, so problems are usage errors (exit 2).
+pub struct Fleet {
+    pub config: Config,
+    pub ssh: Ssh,
+    pub timeout: Duration,
+    pub parallel: usize,
+    pub dry_run: bool,
+    /// Taken by the first call to `inputs`.
+    source: std::sync::Mutex<Option<NodeSource>>,
+}
+
+impl Fleet {
+    pub fn prepare(options: FleetOptions) -> Result<Fleet, UsageError> {
+        let config = config::load().map_err(|e| UsageError(e.to_string()))?;
+        let parallel = options.parallel.unwrap_or(config.parallel);
+        if parallel == 0 {
+            return Err(UsageError("--parallel must be at least 1".into()));
+        }
+        let timeout = match options.timeout {
+            Some(0) => return Err(UsageError("--timeout must be at least 1 second".into())),
+            Some(seconds) => Duration::from_secs(seconds),
+            None => options.default_timeout,
+        };
+        let source = input::node_source(&options.nodes, options.all, &config)?;
+        Ok(Fleet {
+            ssh: Ssh::from_config(&config),
+            config,
+            timeout,
+            parallel,
+            dry_run: options.dry_run,
+            source: std::sync::Mutex::new(Some(source)),
+        })
+    }
+
+    /// The node inputs, streamed as they are read.
+    pub fn inputs(&self) -> Receiver<Input> {
+        let (tx, rx) = unbounded();
+        let source = self.source.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(source) = source {
+            input::feed(source, self.config.node_naming.clone(), tx);
+        }
+        rx
+    }
+
+    /// The whole node input, for jobs that need the list before any work
+    /// (save's tags, --bootstrap, destroy's confirmation).
+    pub fn all_inputs(&self) -> Vec<Input> {
+        self.inputs().iter().collect()
+    }
+
+    /// Runs `job` on every node (one record each) and returns the exit status.
+    pub fn run(&self, job: &impl Job) -> ExitCode {
+        self.run_inputs(job, &self.inputs(), Vec::new())
+    }
+
+    /// Like `run`, over given inputs, after writing the records of nodes
+    /// settled before the run (`settled`).
+    pub fn run_inputs(
+        &self,
+        job: &impl Job,
+        inputs: &Receiver<Input>,
+        settled: Vec<Record>,
+    ) -> ExitCode {
+        let writer = Writer::start(job.action());
+        for record in settled {
+            let _ = writer.records.send(record);
+        }
+        fanout::run(
+            job.action(),
+            self.parallel,
+            inputs,
+            &writer.records,
+            &|node| self.node_record(job, node),
+        );
+        exit::status(&writer.finish())
+    }
+
+    /// The one record of `node`: every way a node can end is decided here.
+    fn node_record<J: Job>(&self, job: &J, node: &str) -> Record {
+        let action = job.action();
+        let remote = match job.start(node) {
+            Ok(remote) => remote,
+            Err(failure) => return Record::failure(Some(node), action, &failure),
+        };
+        if stop::stopping() {
+            // Waiting in `start` (deploy's digest) may have outlasted the run.
+            return Record::failure(Some(node), action, &Failure::not_started());
+        }
+        if self.dry_run {
+            return Record::success(node, action)
+                .with("dry_run", true)
+                .with("ssh", self.ssh.argv(node, &remote.script))
+                .with("script", remote.script);
+        }
+        // The node's own time, without what `start` waited for.
+        let started = Instant::now();
+        let end = self.ssh.run_with(
+            node,
+            &remote.script,
+            self.timeout + remote.grace,
+            &remote.io,
+        );
+        let session = Session {
+            end,
+            timeout: self.timeout,
+        };
+        let record = match job.finish(node, remote.context, &session) {
+            Ok(fields) => Record::success(node, action).and(fields),
+            Err(failure) => Record::failure(Some(node), action, &failure),
+        };
+        record.with("elapsed_ms", started.elapsed().as_millis() as u64)
+    }
+}

@@ -1,0 +1,6 @@
+//! How we reach the outside world: remote shell scripts, the ssh transport, the registry client.
+
+pub mod credentials;
+pub mod registry;
+pub mod script;
+pub mod ssh;

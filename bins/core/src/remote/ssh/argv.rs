@@ -1,0 +1,135 @@
+//! The ssh command line: from the configuration and a node name to the argv we run, with kept connections.
+//!
+//! This is where a node name becomes an ssh destination: after `--`, so it
+//! can never be read as an option (names are validated before, in `nodes`).
+
+use crate::domain::config::Config;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The ssh client command line, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    base: Vec<String>,
+    /// Where connections kept for reuse live, and for how long.
+    reuse: Option<Reuse>,
+}
+
+#[derive(Debug, Clone)]
+struct Reuse {
+    dir: PathBuf,
+    persist: Duration,
+}
+
+impl Ssh {
+    pub fn from_config(config: &Config) -> Ssh {
+        let mut base = config.ssh.clone();
+        // Never prompt: a password or host-key question would hang a worker.
+        base.extend(["-o".into(), "BatchMode=yes".into()]);
+        base.extend([
+            "-o".into(),
+            format!(
+                "ConnectTimeout={}",
+                config.ssh_connect_timeout.as_secs().max(1)
+            ),
+        ]);
+        if let Some(user) = &config.ssh_user {
+            base.extend(["-l".into(), user.clone()]);
+        }
+        let reuse = control_dir()
+            .filter(|_| !config.ssh_control_persist.is_zero())
+            .map(|dir| Reuse {
+                dir,
+                persist: config.ssh_control_persist,
+            });
+        Ssh { base, reuse }
+    }
+
+    /// The full argv running `remote_command` on `node`. `--` ends ssh's
+    /// options, a second guard (after name validation) against a node name
+    /// ever being read as an option.
+    pub fn argv(&self, node: &str, remote_command: &str) -> Vec<String> {
+        let mut argv = self.base.clone();
+        if let Some(reuse) = &self.reuse {
+            // Use a kept connection if there is one, never become one: a
+            // master started here would hold our pipes (see `open_master`).
+            argv.extend(["-o".into(), "ControlMaster=no".into(), "-o".into()]);
+            argv.push(format!(
+                "ControlPath={}",
+                reuse.socket(&self.base, node).display()
+            ));
+        }
+        argv.extend(["--".into(), node.into(), remote_command.into()]);
+        argv
+    }
+}
+
+impl Ssh {
+    /// The control socket for `node` and the argv of the separate `ssh -N -f`
+    /// that keeps its connection open, when connections are kept.
+    pub(super) fn master_argv(&self, node: &str) -> Option<(PathBuf, Vec<String>)> {
+        let reuse = self.reuse.as_ref()?;
+        let socket = reuse.socket(&self.base, node);
+        let mut argv = self.base.clone();
+        argv.extend(connection_reuse(&socket, reuse.persist));
+        argv.extend(["-N".into(), "-f".into(), "--".into(), node.into()]);
+        Some((socket, argv))
+    }
+}
+
+impl Reuse {
+    /// The control socket for `node`: named by a hash of the ssh command
+    /// line and node, because a socket path must stay under 108 bytes
+    /// whatever the node name, and another SSH or user is another connection.
+    fn socket(&self, base: &[String], node: &str) -> PathBuf {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for byte in base
+            .iter()
+            .flat_map(|w| w.bytes().chain([0]))
+            .chain(node.bytes())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.dir.join(format!("{hash:016x}"))
+    }
+}
+
+/// Options of a master that keeps one ssh connection per node open for
+/// `persist` after its last session, so the next tool of a pipeline, or the
+/// next run, skips the key exchange. Keepalives let a master notice a node
+/// that was re-imaged under it.
+fn connection_reuse(socket: &Path, persist: Duration) -> Vec<String> {
+    [
+        "ControlMaster=yes".to_owned(),
+        format!("ControlPath={}", socket.display()),
+        format!("ControlPersist={}s", persist.as_secs()),
+        "ServerAliveInterval=10".to_owned(),
+        "ServerAliveCountMax=3".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|option| ["-o".to_owned(), option])
+    .collect()
+}
+
+/// A directory only we can enter: whoever reaches a control socket gets a
+/// session on the node as our ssh user. None (no reuse) if it cannot be made
+/// private.
+fn control_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let uid = nix::unistd::getuid();
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("baleine-ssh"),
+        None => PathBuf::from(format!("/tmp/baleine-ssh-{uid}")),
+    };
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let private =
+        meta.is_dir() && meta.uid() == uid.as_raw() && meta.permissions().mode() & 0o077 == 0;
+    if !private {
+        log::warn!(
+            "{} is not a private directory: ssh connections will not be reused",
+            dir.display()
+        );
+    }
+    private.then_some(dir)
+}

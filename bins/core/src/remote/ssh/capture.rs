@@ -1,0 +1,242 @@
+//! Reading a session's streams: the script's own output, and a command's output into memory (capped) or a file.
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A command's stdout and stderr, as the sinks kept them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Payload {
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// The script printed the marker: the command started.
+    pub started: bool,
+    /// The script printed its trailer line (see `PayloadWiring::trailer`).
+    pub trailer_seen: bool,
+}
+
+/// One stream as kept: text up to the sink's limit (nothing for a file), and
+/// how many bytes there were in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Captured {
+    pub text: String,
+    pub bytes: u64,
+    pub truncated: bool,
+}
+
+/// Where a command's stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// Kept in memory, at most this many bytes (the rest is counted, not kept).
+    Memory(usize),
+    /// Written in full to this file.
+    File(PathBuf),
+}
+
+/// How a session's streams are wired, beyond the plain script case.
+#[derive(Debug, Clone, Default)]
+pub struct SessionIo {
+    /// Fed to the remote command's stdin (default: nothing).
+    pub stdin: Option<PathBuf>,
+    pub payload: Option<PayloadWiring>,
+}
+
+/// Where a command's output starts, and where it goes.
+#[derive(Debug, Clone)]
+pub struct PayloadWiring {
+    /// A stderr line the script prints when the command starts: before it,
+    /// stderr is the script's (stage markers, errors); after it, stdout and
+    /// stderr are the command's and go to the sinks.
+    pub marker: String,
+    /// A line the script may print on stderr amid the command's output (a
+    /// notice from its own timer): taken out of the output and reported.
+    pub trailer: String,
+    pub stdout: Sink,
+    pub stderr: Sink,
+}
+
+/// The script's own output is small; cap it anyway against a runaway node.
+const SCRIPT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A pipe whose reader can be told to stop waiting: reads poll, and report
+/// EOF once `abandon` is set and nothing more is there.
+struct Abandonable<'a, R> {
+    pipe: R,
+    abandon: &'a AtomicBool,
+}
+
+impl<R: Read + AsFd> Read for Abandonable<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) if self.abandon.load(Ordering::SeqCst) => return Ok(0),
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return self.pipe.read(buffer),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Reads a stream to its end into `sink`.
+fn keep(pipe: Option<impl Read>, sink: &Sink) -> Captured {
+    let mut captured = Captured::default();
+    let Some(mut pipe) = pipe else {
+        return captured;
+    };
+    let mut writer = SinkWriter::open(sink, &mut captured);
+    let mut buffer = [0u8; 64 * 1024];
+    while let Ok(n) = pipe.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        writer.write(&buffer[..n]);
+    }
+    writer.finish();
+    captured
+}
+
+/// Reads stderr: lines up to the marker are the script's (returned as
+/// text), the rest goes to the sink, less the trailer line if it comes.
+/// Returns (script's stderr, command's stderr, marker seen, trailer seen).
+fn split_at_marker(
+    pipe: Option<impl Read>,
+    wiring: &PayloadWiring,
+) -> (String, Captured, bool, bool) {
+    let mut captured = Captured::default();
+    let Some(pipe) = pipe else {
+        return (String::new(), captured, false, false);
+    };
+    let mut reader = BufReader::new(pipe);
+    let mut script = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => {
+                return (
+                    String::from_utf8_lossy(&script).into_owned(),
+                    captured,
+                    false,
+                    false,
+                )
+            }
+            Ok(_) if line.strip_suffix(b"\n") == Some(wiring.marker.as_bytes()) => break,
+            Ok(_) if script.len() < SCRIPT_OUTPUT_LIMIT => script.extend_from_slice(&line),
+            Ok(_) => {}
+        }
+    }
+    let script = String::from_utf8_lossy(&script).into_owned();
+    let mut trailer_seen = false;
+    let mut writer = SinkWriter::open(&wiring.stderr, &mut captured);
+    let trailer = format!("{}\n", wiring.trailer);
+    loop {
+        line.clear();
+        // Lines are bounded so that output without newlines cannot pile up.
+        match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => match line.strip_suffix(trailer.as_bytes()) {
+                Some(before) => {
+                    trailer_seen = true;
+                    writer.write(before);
+                }
+                None => writer.write(&line),
+            },
+        }
+    }
+    writer.finish();
+    (script, captured, true, trailer_seen)
+}
+
+/// Writes into a sink, counting everything and keeping what the sink allows.
+struct SinkWriter<'a> {
+    captured: &'a mut Captured,
+    limit: usize,
+    kept: Vec<u8>,
+    file: Option<File>,
+}
+
+impl<'a> SinkWriter<'a> {
+    fn open(sink: &Sink, captured: &'a mut Captured) -> SinkWriter<'a> {
+        let (limit, file) = match sink {
+            Sink::Memory(limit) => (*limit, None),
+            Sink::File(path) => match File::create(path) {
+                Ok(file) => (0, Some(file)),
+                Err(e) => {
+                    captured.text = format!("cannot write {}: {e}", path.display());
+                    captured.truncated = true;
+                    (0, None)
+                }
+            },
+        };
+        SinkWriter {
+            captured,
+            limit,
+            kept: Vec::new(),
+            file,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.captured.bytes += bytes.len() as u64;
+        if let Some(file) = &mut self.file {
+            if let Err(e) = file.write_all(bytes) {
+                self.captured.text = format!("write error: {e}");
+                self.captured.truncated = true;
+                self.file = None;
+            }
+            return;
+        }
+        let room = self.limit.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if bytes.len() > room {
+            self.captured.truncated = true;
+        }
+    }
+
+    fn finish(self) {
+        if self.file.is_none() && self.captured.text.is_empty() {
+            self.captured.text = String::from_utf8_lossy(&self.kept).into_owned();
+        }
+    }
+}
+
+/// Reads a session's stdout and stderr to their end (or until `abandon` is
+/// set and they fall silent): without wiring, both are the script's own
+/// output; with it, stderr is split at the marker and the command's streams
+/// go to their sinks. Returns (script's stdout, script's stderr, payload).
+pub fn capture(
+    stdout: Option<impl Read + AsFd + Send>,
+    stderr: Option<impl Read + AsFd + Send>,
+    wiring: Option<&PayloadWiring>,
+    abandon: &AtomicBool,
+) -> (String, String, Option<Payload>) {
+    let stdout = stdout.map(|pipe| Abandonable { pipe, abandon });
+    let stderr = stderr.map(|pipe| Abandonable { pipe, abandon });
+    match wiring {
+        None => {
+            let stderr = keep(stderr, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text;
+            (
+                keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text,
+                stderr,
+                None,
+            )
+        }
+        Some(wiring) => std::thread::scope(|inner| {
+            let stderr = inner.spawn(|| split_at_marker(stderr, wiring));
+            let stdout = keep(stdout, &wiring.stdout);
+            let (script, command, started, trailer_seen) = stderr.join().unwrap_or_default();
+            let payload = Payload {
+                stdout,
+                stderr: command,
+                started,
+                trailer_seen,
+            };
+            (String::new(), script, Some(payload))
+        }),
+    }
+}

@@ -1,0 +1,81 @@
+//! One thread that cuts ssh sessions past their deadline, or all of them once the run is stopping.
+
+use crate::framework::stop;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Why a session ended before its command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    Timeout,
+    Interrupted,
+}
+
+/// One thread that kills sessions past their deadline, or all of them when
+/// the run is interrupted, so workers can simply block on their child.
+pub(super) struct Watchdog {
+    watched: Mutex<HashMap<u32, Watched>>,
+}
+
+struct Watched {
+    deadline: Instant,
+    cut: Option<Cut>,
+}
+
+pub(super) fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+    WATCHDOG.get_or_init(|| {
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(50));
+            watchdog().tick();
+        });
+        Watchdog {
+            watched: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+impl Watchdog {
+    pub(super) fn watch(&self, pid: u32, deadline: Instant) {
+        self.lock().insert(
+            pid,
+            Watched {
+                deadline,
+                cut: None,
+            },
+        );
+    }
+
+    pub(super) fn unwatch(&self, pid: u32) -> Option<Cut> {
+        self.lock().remove(&pid).and_then(|w| w.cut)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Watched>> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn tick(&self) {
+        let now = Instant::now();
+        let stopping = stop::stopping();
+        for (pid, watched) in self.lock().iter_mut() {
+            if watched.cut.is_some() {
+                continue;
+            }
+            let cut = if stopping {
+                Cut::Interrupted
+            } else if now >= watched.deadline {
+                Cut::Timeout
+            } else {
+                continue;
+            };
+            watched.cut = Some(cut);
+            // Still watched means not reaped yet (see Ssh::run): the pid is ours.
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
+        }
+    }
+}
