@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test testbed-up testbed-down demo install uninstall bench
+.PHONY: all build deps lint man test test-unit testbed-up testbed-down demo install uninstall bench
 
 all: build
 
@@ -36,12 +36,20 @@ testbed-up: deps
 testbed-down:
 	$(TESTBED) down
 
-## Unit tests, then integration tests against one shared testbed, which is
-## torn down afterwards whatever the outcome (KEEP_TESTBED=1 keeps it up).
-test: deps lint
+## Unit tests and the hermetic CLI tests (tests/cli.rs): no testbed, no root
+## services, no network but loopback.
+HERMETIC_TESTS := cli
+TESTBED_TESTS := $(filter-out $(HERMETIC_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
+test-unit:
+	$(CARGO) test --workspace --locked --lib --bins $(addprefix --test ,$(HERMETIC_TESTS))
+
+## Lint, the hermetic tests, then the integration tests against one shared
+## testbed, which is torn down afterwards whatever the outcome
+## (KEEP_TESTBED=1 keeps it up).
+test: deps lint test-unit
 	$(CARGO) build --workspace --locked --all-targets
 	$(TESTBED) up $(N)
-	status=0; $(CARGO) test --workspace --locked || status=$$?; \
+	status=0; $(CARGO) test --workspace --locked $(addprefix --test ,$(TESTBED_TESTS)) || status=$$?; \
 	  [ -n "$(KEEP_TESTBED)" ] || $(TESTBED) down; exit $$status
 
 ## The deploy benchmark (not part of test): BENCH_N=4 for a quick run.

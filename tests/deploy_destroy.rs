@@ -6,16 +6,7 @@ use common::{record_of, records, run_with_stdin, stderr, tool, Testbed};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// These tests all work on the same nodes' managed container: one at a time.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static NODES: Mutex<()> = Mutex::new(());
-    NODES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn deploy(tb: &Testbed, args: &[&str]) -> Command {
     let mut command = tool(tb, "baleine-deploy");
@@ -34,7 +25,7 @@ fn state_of(tb: &Testbed, node: &str) -> String {
 #[test]
 fn rhubarbe_node_list_deploys_the_same_digest_everywhere() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let nodes = tb.rhubarbe(&["nodes", &format!("1-{}", tb.nodes.len())]);
     let out = run_with_stdin(
         deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"]),
@@ -70,7 +61,7 @@ fn rhubarbe_node_list_deploys_the_same_digest_everywhere() {
 #[test]
 fn deploy_records_piped_into_destroy_remove_only_the_managed_container() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = &tb.nodes[0];
     tb.ssh_ok(
         node,
@@ -115,7 +106,7 @@ fn deploy_records_piped_into_destroy_remove_only_the_managed_container() {
 #[test]
 fn destroying_where_nothing_runs_is_ok_and_says_so() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = &tb.nodes[1];
     tb.ssh_ok(node, "docker rm -f container >/dev/null 2>&1; true");
     let out = tool(&tb, "baleine-destroy")
@@ -133,7 +124,7 @@ fn destroying_where_nothing_runs_is_ok_and_says_so() {
 #[test]
 fn destroy_without_yes_and_without_a_terminal_refuses_with_exit_2() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     // setsid: no controlling terminal, as in a cron job or CI.
     let out = Command::new("setsid")
         .args(["-w", env!("CARGO_BIN_EXE_baleine-destroy"), &tb.nodes[0]])
@@ -149,7 +140,7 @@ fn destroy_without_yes_and_without_a_terminal_refuses_with_exit_2() {
 #[test]
 fn hostile_options_and_command_arrive_as_typed() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = &tb.nodes[0];
     let canary = "/tmp/baleine-pwned";
     tb.ssh_ok(node, &format!("rm -f {canary}"));
@@ -193,7 +184,7 @@ fn hostile_options_and_command_arrive_as_typed() {
 #[test]
 fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (no_sshd, no_docker) = (&tb.nodes[1], &tb.nodes[2]);
     let _sshd = tb.stop(&format!("{no_sshd}/sshd"));
     let _docker = tb.stop(&format!("{no_docker}/docker"));
@@ -263,7 +254,7 @@ fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
 #[test]
 fn a_missing_image_fails_at_pull_with_the_registry_error() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let out = deploy(
         &tb,
         &[
@@ -292,7 +283,7 @@ fn a_missing_image_fails_at_pull_with_the_registry_error() {
 #[test]
 fn a_hung_node_times_out_while_the_others_deploy() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let hung = &tb.nodes[3];
     let frozen = tb.freeze_docker(hung);
     let started = Instant::now();
@@ -331,7 +322,7 @@ fn a_hung_node_times_out_while_the_others_deploy() {
 #[test]
 fn head_1_ends_the_run_quietly() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let pipeline = format!(
         "{} -i busybox 1-{} -- sleep 100000 | head -1",
         env!("CARGO_BIN_EXE_baleine-deploy"),
@@ -357,7 +348,7 @@ fn head_1_ends_the_run_quietly() {
 #[test]
 fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     for node in &tb.nodes {
         tb.ssh_ok(
             node,
@@ -405,7 +396,7 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
 #[test]
 fn stdin_is_streamed_work_starts_before_eof() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let mut child = deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -431,7 +422,7 @@ fn stdin_is_streamed_work_starts_before_eof() {
 #[test]
 fn redeploy_replaces_the_running_container() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = &tb.nodes[2];
     let first = records(
         &deploy(&tb, &["-i", "busybox", node, "--", "sleep", "100000"])
@@ -459,7 +450,7 @@ fn redeploy_replaces_the_running_container() {
 #[test]
 fn dry_run_prints_quoted_commands_and_changes_nothing() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let out = deploy(
         &tb,
         &[
@@ -549,7 +540,7 @@ fn a_bad_configuration_line_is_reported_with_file_and_line() {
 #[test]
 fn bootstrap_deploys_on_the_nodes_that_came_back_and_reports_the_others() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (back, lost) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     let dir = std::env::temp_dir().join(common::unique("rhubarbe-stand-in"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -612,7 +603,7 @@ fn bootstrap_deploys_on_the_nodes_that_came_back_and_reports_the_others() {
 #[test]
 fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let out_file = std::env::temp_dir().join(format!("{}.jsonl", common::unique("progress")));
     let command = format!(
         "BALEINE_CONFIG={} {} -i busybox {} {} -- sleep 100000 > {}; echo done-$?",

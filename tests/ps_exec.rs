@@ -4,15 +4,7 @@ mod common;
 
 use common::{record_of, records, run_with_stdin, stderr, tool, unique, Testbed};
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-fn exclusive() -> MutexGuard<'static, ()> {
-    static NODES: Mutex<()> = Mutex::new(());
-    NODES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn run(tb: &Testbed, name: &str, args: &[&str]) -> Output {
     tool(tb, name).args(args).output().expect("tool runs")
@@ -29,7 +21,7 @@ fn deploy(tb: &Testbed, image: &str, nodes: &[&str]) {
 #[test]
 fn ps_shows_a_mixed_fleet_and_every_state() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let [a, b, c, d] = [0, 1, 2, 3].map(|i| tb.nodes[i].as_str());
     deploy(&tb, "busybox", &[a, b]);
     deploy(&tb, "bigbox", &[c]);
@@ -71,7 +63,7 @@ fn ps_shows_a_mixed_fleet_and_every_state() {
 #[test]
 fn ps_lists_other_containers_on_request() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
     deploy(&tb, "busybox", &[node]);
     tb.ssh_ok(node, "docker rm -f sidecar >/dev/null 2>&1; docker run -d --name sidecar busybox sleep 100000 >/dev/null");
@@ -91,7 +83,7 @@ fn ps_lists_other_containers_on_request() {
 #[test]
 fn exec_reports_exit_codes_and_both_streams_per_node() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     deploy(&tb, "busybox", &[a, b]);
     let script =
@@ -125,7 +117,7 @@ fn exec_reports_exit_codes_and_both_streams_per_node() {
 #[test]
 fn exec_caps_large_output_or_writes_it_all_to_files() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
     deploy(&tb, "busybox", &[node]);
     let out = run(
@@ -175,7 +167,7 @@ fn exec_caps_large_output_or_writes_it_all_to_files() {
 #[test]
 fn exec_feeds_the_same_stdin_to_every_node() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     deploy(&tb, "busybox", &[a, b]);
     let input = std::env::temp_dir().join(unique("exec-stdin"));
@@ -207,7 +199,7 @@ fn exec_feeds_the_same_stdin_to_every_node() {
 #[test]
 fn exec_timeout_kills_the_command_inside_the_container() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
     deploy(&tb, "busybox", &[node]);
     let started = Instant::now();
@@ -244,7 +236,7 @@ fn exec_timeout_kills_the_command_inside_the_container() {
 #[test]
 fn exec_on_a_stopped_or_missing_container_says_so() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     deploy(&tb, "busybox", &[a]);
     tb.ssh_ok(a, "docker stop -t 0 container >/dev/null");

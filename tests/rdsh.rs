@@ -6,7 +6,7 @@ use common::{stderr, unique, Terminal, Testbed};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,12 +56,11 @@ enum State {
 /// The second node, one test at a time, with its container as the test needs it.
 struct Scratch {
     node: String,
-    _turn: MutexGuard<'static, ()>,
+    _turn: common::NodesTurn,
 }
 
 fn scratch(tb: &Testbed, state: State) -> Scratch {
-    static TURN: Mutex<()> = Mutex::new(());
-    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let turn = tb.exclusive();
     let node = tb.nodes[1].clone();
     let run = match state {
         State::Busybox => "docker run -d --name container busybox sleep 1d >/dev/null",

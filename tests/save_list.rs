@@ -4,15 +4,6 @@ mod common;
 
 use common::{record_of, records, stderr, tool, unique, ScratchRegistry, Testbed};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
-
-/// These tests share the nodes' managed containers and the repo registry.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static NODES: Mutex<()> = Mutex::new(());
-    NODES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn run(tb: &Testbed, name: &str, args: &[&str]) -> std::process::Output {
     tool(tb, name).args(args).output().expect("tool runs")
@@ -34,7 +25,7 @@ fn lines_of(out: &std::process::Output) -> Vec<serde_json::Value> {
 #[test]
 fn a_saved_container_deploys_on_another_node_with_its_changes() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let (source, target) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     deploy_busybox(&tb, &[source]);
     tb.ssh_ok(
@@ -72,7 +63,7 @@ fn a_saved_container_deploys_on_another_node_with_its_changes() {
 #[test]
 fn saving_three_nodes_gives_three_tags() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let nodes: Vec<&str> = tb.nodes.iter().take(3).map(String::as_str).collect();
     deploy_busybox(&tb, &nodes);
     let name = unique("three");
@@ -97,7 +88,7 @@ fn saving_three_nodes_gives_three_tags() {
 #[test]
 fn a_failed_push_keeps_the_image_on_the_node_and_push_only_finishes_the_job() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
     deploy_busybox(&tb, &[node]);
     let name = unique("retry");
@@ -125,7 +116,7 @@ fn a_failed_push_keeps_the_image_on_the_node_and_push_only_finishes_the_job() {
 #[test]
 fn saving_a_node_without_a_container_fails_at_commit() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[1].as_str();
     tb.ssh_ok(node, "docker rm -f container >/dev/null 2>&1; true");
     let out = run(&tb, "baleine-save", &["-n", "nothing:v1", node]);
@@ -154,7 +145,7 @@ fn bad_names_are_refused_before_anything_runs() {
 #[test]
 fn details_match_what_docker_inspect_says() {
     let tb = Testbed::get();
-    let _nodes = exclusive();
+    let _nodes = tb.exclusive();
     let node = tb.nodes[2].as_str();
     deploy_busybox(&tb, &[node]);
     let name = unique("details");

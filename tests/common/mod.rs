@@ -538,3 +538,25 @@ impl Drop for Terminal {
         let _ = std::fs::remove_file(&self.socket);
     }
 }
+
+/// A turn on the testbed's shared nodes, held across test processes (an
+/// flock on a file of the testbed), so that test binaries run side by side
+/// (cargo nextest) never touch the same managed container at once.
+pub struct NodesTurn {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Testbed {
+    /// Waits for the nodes' turn; the turn ends when the guard is dropped.
+    pub fn exclusive(&self) -> NodesTurn {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("nodes.lock"))
+            .expect("the testbed's lock file");
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .unwrap_or_else(|(_, errno)| panic!("flock: {errno}"));
+        NodesTurn { _lock: lock }
+    }
+}

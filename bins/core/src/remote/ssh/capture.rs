@@ -240,3 +240,128 @@ pub fn capture(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiring(stdout: Sink, stderr: Sink) -> PayloadWiring {
+        PayloadWiring {
+            marker: "@@mark".into(),
+            trailer: "@@killed".into(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// A pipe whose write end we hold: (reader, writer).
+    fn pipe() -> (File, File) {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        (File::from(read), File::from(write))
+    }
+
+    #[test]
+    fn memory_sinks_keep_up_to_their_limit_and_count_everything() {
+        let captured = keep(Some(&b"0123456789abcdef"[..]), &Sink::Memory(10));
+        assert_eq!(
+            captured,
+            Captured {
+                text: "0123456789".into(),
+                bytes: 16,
+                truncated: true
+            }
+        );
+        let whole = keep(Some(&b"short"[..]), &Sink::Memory(10));
+        assert_eq!((whole.text.as_str(), whole.truncated), ("short", false));
+    }
+
+    #[test]
+    fn file_sinks_get_everything_and_the_record_only_the_count() {
+        let path = std::env::temp_dir().join(format!("baleine-capture-{}", std::process::id()));
+        let data = vec![b'x'; 200_000];
+        let captured = keep(Some(&data[..]), &Sink::File(path.clone()));
+        assert_eq!((captured.bytes, captured.text.as_str()), (200_000, ""));
+        assert_eq!(std::fs::read(&path).unwrap().len(), 200_000);
+        let _ = std::fs::remove_file(path);
+        let unwritable = keep(Some(&b"x"[..]), &Sink::File("/nonexistent/dir/file".into()));
+        assert!(unwritable.truncated && unwritable.text.starts_with("cannot write"));
+    }
+
+    #[test]
+    fn stderr_is_the_script_s_until_the_marker_then_the_command_s_less_the_trailer() {
+        let stderr = b"@@baleine-stage exec\n@@mark\nwarning: x\n@@killed\nlast\n";
+        let (script, command, started, trailer_seen) = split_at_marker(
+            Some(&stderr[..]),
+            &wiring(Sink::Memory(100), Sink::Memory(100)),
+        );
+        assert_eq!(script, "@@baleine-stage exec\n");
+        assert_eq!(command.text, "warning: x\nlast\n");
+        assert!(started && trailer_seen);
+    }
+
+    #[test]
+    fn without_the_marker_the_command_never_started() {
+        let (script, command, started, _) = split_at_marker(
+            Some(&b"ssh: connect refused\n"[..]),
+            &wiring(Sink::Memory(100), Sink::Memory(100)),
+        );
+        assert_eq!(script, "ssh: connect refused\n");
+        assert_eq!(command.bytes, 0);
+        assert!(!started);
+    }
+
+    #[test]
+    fn a_command_line_without_newline_stays_bounded() {
+        let mut stderr = b"@@mark\n".to_vec();
+        stderr.extend(std::iter::repeat_n(b'y', 1_000_000));
+        let (_, command, _, _) = split_at_marker(
+            Some(&stderr[..]),
+            &wiring(Sink::Memory(10), Sink::Memory(1000)),
+        );
+        assert_eq!((command.bytes, command.text.len()), (1_000_000, 1000));
+        assert!(command.truncated);
+    }
+
+    #[test]
+    fn capture_reads_both_pipes_of_a_plain_script() {
+        let (out_r, mut out_w) = pipe();
+        let (err_r, mut err_w) = pipe();
+        out_w.write_all(b"removed=true\n").unwrap();
+        err_w.write_all(b"@@baleine-stage remove\n").unwrap();
+        drop((out_w, err_w));
+        let abandon = AtomicBool::new(false);
+        let (stdout, stderr, payload) = capture(Some(out_r), Some(err_r), None, &abandon);
+        assert_eq!(stdout, "removed=true\n");
+        assert_eq!(stderr, "@@baleine-stage remove\n");
+        assert!(payload.is_none());
+    }
+
+    #[test]
+    fn capture_splits_a_wired_session() {
+        let (out_r, mut out_w) = pipe();
+        let (err_r, mut err_w) = pipe();
+        out_w.write_all(b"hello\n").unwrap();
+        err_w.write_all(b"@@mark\noops\n").unwrap();
+        drop((out_w, err_w));
+        let abandon = AtomicBool::new(false);
+        let wiring = wiring(Sink::Memory(100), Sink::Memory(100));
+        let (stdout, script, payload) = capture(Some(out_r), Some(err_r), Some(&wiring), &abandon);
+        let payload = payload.unwrap();
+        assert_eq!((stdout.as_str(), script.as_str()), ("", ""));
+        assert_eq!(payload.stdout.text, "hello\n");
+        assert_eq!(payload.stderr.text, "oops\n");
+        assert!(payload.started && !payload.trailer_seen);
+    }
+
+    #[test]
+    fn an_abandoned_pipe_ends_though_its_writer_never_closes_it() {
+        // A kept ssh master may hold a cut session's pipes open for ever.
+        let (out_r, mut out_w) = pipe();
+        let (err_r, _err_w) = pipe();
+        out_w.write_all(b"partial").unwrap();
+        let abandon = AtomicBool::new(true);
+        let (stdout, stderr, _) = capture(Some(out_r), Some(err_r), None, &abandon);
+        assert_eq!((stdout.as_str(), stderr.as_str()), ("partial", ""));
+        drop(out_w);
+    }
+}
