@@ -7,6 +7,9 @@
 //! record has a stage and an error; with `.nodes(N)`, exactly one record per
 //! node.
 
+mod common;
+
+use common::binary;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,19 +46,6 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn binary(tool: &str) -> &'static str {
-    match tool {
-        "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
-        "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
-        "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),
-        "baleine-list" => env!("CARGO_BIN_EXE_baleine-list"),
-        "baleine-ps" => env!("CARGO_BIN_EXE_baleine-ps"),
-        "baleine-exec" => env!("CARGO_BIN_EXE_baleine-exec"),
-        "rdsh" => env!("CARGO_BIN_EXE_rdsh"),
-        other => panic!("no tool {other}"),
     }
 }
 

@@ -116,16 +116,7 @@ pub fn unique(prefix: &str) -> String {
 /// One of our built tools, pointed at the testbed's configuration and
 /// nothing else (no BALEINE_* overrides leak in from the caller).
 pub fn tool(tb: &Testbed, name: &str) -> Command {
-    let path = match name {
-        "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
-        "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
-        "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),
-        "baleine-list" => env!("CARGO_BIN_EXE_baleine-list"),
-        "baleine-ps" => env!("CARGO_BIN_EXE_baleine-ps"),
-        "baleine-exec" => env!("CARGO_BIN_EXE_baleine-exec"),
-        other => panic!("no tool {other}"),
-    };
-    let mut command = Command::new(path);
+    let mut command = Command::new(binary(name));
     for (key, _) in std::env::vars() {
         if key.starts_with("BALEINE_") || key == "NODES" {
             command.env_remove(key);
@@ -133,6 +124,20 @@ pub fn tool(tb: &Testbed, name: &str) -> Command {
     }
     command.env("BALEINE_CONFIG", tb.baleine_conf());
     command
+}
+
+/// The path of one of our built tools.
+pub fn binary(name: &str) -> &'static str {
+    match name {
+        "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
+        "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
+        "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),
+        "baleine-list" => env!("CARGO_BIN_EXE_baleine-list"),
+        "baleine-ps" => env!("CARGO_BIN_EXE_baleine-ps"),
+        "baleine-exec" => env!("CARGO_BIN_EXE_baleine-exec"),
+        "rdsh" => env!("CARGO_BIN_EXE_rdsh"),
+        other => panic!("no tool {other}"),
+    }
 }
 
 /// Runs `command` with `input` on stdin and waits for it.
