@@ -369,6 +369,40 @@ fn zero_timeout_and_zero_parallel_are_refused() {
 }
 
 #[test]
+fn huge_numbers_are_usage_errors_not_panics_or_hangs() {
+    Test::new("baleine-ps")
+        .args(&["--timeout", "18446744073709551615", "1"])
+        .status(2)
+        .stderr("--timeout")
+        .run();
+    Test::new("baleine-ps")
+        .args(&["--timeout", "2592001", "1"])
+        .status(2)
+        .stderr("more than 2592000 seconds")
+        .run();
+    Test::new("baleine-ps")
+        .args(&["-j", "100000000", "1"])
+        .status(2)
+        .stderr("--parallel 100000000 is more than 4096")
+        .run();
+}
+
+#[test]
+fn many_workers_for_one_node_run_it_once() {
+    Test::new("baleine-ps")
+        .args(&["-j", "4096", "--dry-run", "1"])
+        .status(0)
+        .nodes(1)
+        .run();
+    Test::new("baleine-destroy")
+        .args(&["-y", "-j", "4096", "--dry-run"])
+        .stdin("fit01\nfit02\n")
+        .status(0)
+        .nodes(2)
+        .run();
+}
+
+#[test]
 fn a_bad_node_spec_in_the_arguments_is_a_usage_error() {
     Test::new("baleine-ps")
         .args(&["1-99999999"])

@@ -94,9 +94,18 @@ pub struct Fleet {
     pub timeout: Duration,
     pub parallel: usize,
     pub dry_run: bool,
+    /// The nodes come from stdin as they are read: their number is unknown.
+    streamed: bool,
     /// Taken by the first call to `inputs`.
     source: std::sync::Mutex<Option<NodeSource>>,
 }
+
+/// More workers than this is a typo, not a fleet (R2Lab has 37 nodes; the
+/// scale goal is 1000 from one gateway).
+pub const MAX_PARALLEL: usize = 4096;
+/// A node timeout beyond 30 days is a typo (and `u64::MAX` seconds would
+/// overflow the deadline).
+pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
 
 impl Fleet {
     pub fn prepare(options: FleetOptions) -> Result<Fleet, UsageError> {
@@ -105,18 +114,30 @@ impl Fleet {
         if parallel == 0 {
             return Err(UsageError("--parallel must be at least 1".into()));
         }
+        if parallel > MAX_PARALLEL {
+            return Err(UsageError(format!(
+                "--parallel {parallel} is more than {MAX_PARALLEL}"
+            )));
+        }
         let timeout = match options.timeout {
             Some(0) => return Err(UsageError("--timeout must be at least 1 second".into())),
+            Some(seconds) if seconds > MAX_TIMEOUT_SECONDS => {
+                return Err(UsageError(format!(
+                    "--timeout {seconds} is more than {MAX_TIMEOUT_SECONDS} seconds (30 days)"
+                )))
+            }
             Some(seconds) => Duration::from_secs(seconds),
             None => options.default_timeout,
         };
         let source = input::node_source(&options.nodes, options.all, &config)?;
+        let streamed = matches!(source, NodeSource::Stdin);
         Ok(Fleet {
             ssh: Ssh::from_config(&config),
             config,
             timeout,
             parallel,
             dry_run: options.dry_run,
+            streamed,
             source: std::sync::Mutex::new(Some(source)),
         })
     }
@@ -139,16 +160,34 @@ impl Fleet {
 
     /// Runs `job` on every node (one record each) and returns the exit status.
     pub fn run(&self, job: &impl Job) -> ExitCode {
-        self.run_inputs(job, &self.inputs(), Vec::new())
+        let inputs = self.inputs();
+        // A listed source is all queued already; stdin may bring any number.
+        let workers = match self.streamed {
+            true => self.parallel,
+            false => self.parallel.min(inputs.len()),
+        };
+        self.fan_out(job, &inputs, Vec::new(), workers)
     }
 
-    /// Like `run`, over given inputs, after writing the records of nodes
-    /// settled before the run (`settled`).
+    /// Like `run`, over inputs read in full beforehand (see `all_inputs`),
+    /// after writing the records of nodes settled before the run.
     pub fn run_inputs(
         &self,
         job: &impl Job,
         inputs: &Receiver<Input>,
         settled: Vec<Record>,
+    ) -> ExitCode {
+        let workers = self.parallel.min(inputs.len());
+        self.fan_out(job, inputs, settled, workers)
+    }
+
+    /// No more worker threads than nodes: `-j 4096` on one node is one thread.
+    fn fan_out(
+        &self,
+        job: &impl Job,
+        inputs: &Receiver<Input>,
+        settled: Vec<Record>,
+        workers: usize,
     ) -> ExitCode {
         let writer = Writer::start(job.action());
         for record in settled {
@@ -156,7 +195,7 @@ impl Fleet {
         }
         fanout::run(
             job.action(),
-            self.parallel,
+            workers.max(1),
             inputs,
             &writer.records,
             &|node| self.node_record(job, node),
