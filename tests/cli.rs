@@ -1,262 +1,12 @@
 //! Hermetic CLI tests: the real binaries, no testbed, no root services, no network but loopback.
 //!
-//! Each test is one chain on [`Test`] (tool, args, stdin, config, then what
-//! a user would see: status, stdout records, stderr). Every run also
-//! re-checks, for free, the record invariant: each stdout line of a fleet
-//! tool is a JSON object opening with node, action and ok, and a failed
-//! record has a stage and an error; with `.nodes(N)`, exactly one record per
-//! node.
+//! Each is one `Test` chain (tests/common/harness.rs), which also checks
+//! the record invariant on every run.
 
 mod common;
 
-use common::binary;
-use serde_json::Value;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
-/// A private HOME and configuration, so nothing of the machine's or the
-/// caller's (files, BALEINE_* variables, $NODES) reaches the tool.
-struct TestEnv {
-    dir: PathBuf,
-}
-
-impl TestEnv {
-    fn new() -> TestEnv {
-        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("baleine-cli-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("home")).unwrap();
-        TestEnv { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One CLI run and what it must show.
-struct Test {
-    env: TestEnv,
-    tool: &'static str,
-    args: Vec<std::ffi::OsString>,
-    stdin: Vec<u8>,
-    config: String,
-    vars: Vec<(String, String)>,
-    status: Option<i32>,
-    nodes: Option<usize>,
-    stderr_has: Vec<String>,
-    stdout_has: Vec<String>,
-    wrapper: Option<&'static str>,
-}
-
-impl Test {
-    fn new(tool: &'static str) -> Test {
-        Test {
-            env: TestEnv::new(),
-            tool,
-            args: Vec::new(),
-            stdin: Vec::new(),
-            // No kept connections: nothing is left behind in /tmp.
-            config: "SSH_CONTROL_PERSIST = 0\n".into(),
-            vars: Vec::new(),
-            status: None,
-            nodes: None,
-            stderr_has: Vec::new(),
-            stdout_has: Vec::new(),
-            wrapper: None,
-        }
-    }
-
-    fn args(mut self, args: &[&str]) -> Test {
-        self.args.extend(args.iter().map(Into::into));
-        self
-    }
-
-    fn raw_arg(mut self, arg: std::ffi::OsString) -> Test {
-        self.args.push(arg);
-        self
-    }
-
-    fn stdin(mut self, text: &str) -> Test {
-        self.stdin = text.as_bytes().to_vec();
-        self
-    }
-
-    fn config(mut self, line: &str) -> Test {
-        self.config.push_str(line);
-        self.config.push('\n');
-        self
-    }
-
-    fn env(mut self, key: &str, value: &str) -> Test {
-        self.vars.push((key.into(), value.into()));
-        self
-    }
-
-    /// Runs the tool in a new session, with no controlling terminal.
-    fn without_terminal(mut self) -> Test {
-        self.wrapper = Some("setsid");
-        self
-    }
-
-    fn status(mut self, code: i32) -> Test {
-        self.status = Some(code);
-        self
-    }
-
-    /// Exactly one record for each of `count` distinct nodes.
-    fn nodes(mut self, count: usize) -> Test {
-        self.nodes = Some(count);
-        self
-    }
-
-    fn stderr(mut self, text: &str) -> Test {
-        self.stderr_has.push(text.into());
-        self
-    }
-
-    fn stdout(mut self, text: &str) -> Test {
-        self.stdout_has.push(text.into());
-        self
-    }
-
-    /// Runs it, checks everything asked and the record invariant, and
-    /// returns the records.
-    fn run(self) -> Vec<Value> {
-        let conf = self.env.write("baleine.conf", &self.config);
-        let mut command = match self.wrapper {
-            Some(wrapper) => {
-                let mut c = Command::new(wrapper);
-                c.arg(binary(self.tool));
-                c
-            }
-            None => Command::new(binary(self.tool)),
-        };
-        for (key, _) in std::env::vars() {
-            if key.starts_with("BALEINE_") || key == "NODES" || key == "DOCKER_CONFIG" {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(&self.args)
-            .env("HOME", self.env.path("home"))
-            .env("XDG_CONFIG_HOME", self.env.path("home/.config"))
-            .env("BALEINE_CONFIG", &conf)
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the tool starts");
-        let mut stdin = child.stdin.take().unwrap();
-        let input = self.stdin.clone();
-        let feeder = std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let out = child.wait_with_output().expect("the tool ends");
-        feeder.join().unwrap();
-        self.check(&out)
-    }
-
-    fn check(&self, out: &Output) -> Vec<Value> {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let context = format!(
-            "{} {:?}\nstatus: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            self.tool, self.args, out.status
-        );
-        if let Some(code) = self.status {
-            assert_eq!(out.status.code(), Some(code), "{context}");
-        }
-        for text in &self.stderr_has {
-            assert!(
-                stderr.contains(text.as_str()),
-                "no {text:?} on stderr: {context}"
-            );
-        }
-        for text in &self.stdout_has {
-            assert!(
-                stdout.contains(text.as_str()),
-                "no {text:?} on stdout: {context}"
-            );
-        }
-        let fleet_tool = !matches!(self.tool, "baleine-list" | "rdsh");
-        let informational = self.args.iter().any(|a| a == "--help" || a == "--version")
-            || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
-        let is_records =
-            fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 130));
-        let records: Vec<Value> = if is_records {
-            stdout
-                .lines()
-                .map(|line| {
-                    assert!(
-                        opens_with_node_action_ok(line),
-                        "a record opens with node, action, ok: {line}\n{context}"
-                    );
-                    serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{context}"))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for record in &records {
-            assert!(record["ok"].is_boolean(), "{record}");
-            if record["ok"] == false {
-                assert!(
-                    record["stage"].is_string() && record["error"].is_string(),
-                    "a failed record says where and why: {record}"
-                );
-            }
-        }
-        if let Some(count) = self.nodes {
-            let mut nodes: Vec<String> = records
-                .iter()
-                .map(|r| r["node"].as_str().unwrap_or("null").to_owned())
-                .collect();
-            nodes.sort();
-            nodes.dedup();
-            assert_eq!(records.len(), count, "one record per node: {context}");
-            assert_eq!(nodes.len(), count, "one record per node: {context}");
-        }
-        records
-    }
-}
-
-/// `{"node":<string or null>,"action":"<word>","ok":<bool>` and more.
-fn opens_with_node_action_ok(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix(r#"{"node":"#) else {
-        return false;
-    };
-    let rest = match rest.strip_prefix("null") {
-        Some(rest) => rest,
-        None => match rest.strip_prefix('"').and_then(|r| r.split_once('"')) {
-            Some((_, rest)) => rest,
-            None => return false,
-        },
-    };
-    let Some((action, rest)) = rest
-        .strip_prefix(r#","action":""#)
-        .and_then(|r| r.split_once('"'))
-    else {
-        return false;
-    };
-    !action.is_empty() && (rest.starts_with(r#","ok":true"#) || rest.starts_with(r#","ok":false"#))
-}
+use common::harness::Test;
+use common::{json, Loopback};
 
 const FLEET_TOOLS: [&str; 5] = [
     "baleine-deploy",
@@ -649,44 +399,23 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// A registry of the test's own on loopback that lists one repository to
-/// whoever sends `Basic expected`, and answers 401 to anyone else. Returns
-/// its port; it serves `requests` requests, then stops.
-fn registry_requiring(expected: &'static str, requests: usize) -> u16 {
-    use std::io::{BufRead, BufReader};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut authorized = false;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                if line.to_ascii_lowercase().starts_with("authorization:") {
-                    authorized = line.trim_end().ends_with(&format!("Basic {expected}"));
-                }
-                line.clear();
-            }
-            let answer = if authorized {
-                let body = r#"{"repositories":[]}"#;
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
-            };
-            let _ = stream.write_all(answer.as_bytes());
+/// A registry of the test's own on loopback that lists nothing to whoever
+/// sends `Basic expected`, and answers 401 to anyone else.
+fn registry_requiring(expected: &'static str) -> u16 {
+    let registry = Loopback::serve(move |request| {
+        if request.authorization.as_deref() == Some(&format!("Basic {expected}")) {
+            json(r#"{"repositories":[]}"#)
+        } else {
+            (401, vec![], vec![])
         }
     });
-    port
+    registry.port
 }
 
 #[test]
 fn docker_login_credentials_are_found_through_docker_config() {
     // "user:pass"
-    let port = registry_requiring("dXNlcjpwYXNz", 4);
+    let port = registry_requiring("dXNlcjpwYXNz");
     let test = Test::new("baleine-list").config(&format!("REGISTRY_URL = 127.0.0.1:{port}"));
     let dir = test.env.path("docker-config");
     test.env.write(
@@ -702,7 +431,7 @@ fn docker_login_credentials_are_found_through_docker_config() {
 fn docker_credential_helpers_are_asked() {
     use std::os::unix::fs::PermissionsExt;
     // "helper:secret"
-    let port = registry_requiring("aGVscGVyOnNlY3JldA==", 4);
+    let port = registry_requiring("aGVscGVyOnNlY3JldA==");
     let test = Test::new("baleine-list").config(&format!("REGISTRY_URL = 127.0.0.1:{port}"));
     let helper = test.env.write(
         "bin/docker-credential-baleinetest",
@@ -727,7 +456,7 @@ fn docker_credential_helpers_are_asked() {
 
 #[test]
 fn without_credentials_a_protected_registry_says_what_is_needed() {
-    let port = registry_requiring("dXNlcjpwYXNz", 2);
+    let port = registry_requiring("dXNlcjpwYXNz");
     Test::new("baleine-list")
         .config(&format!("REGISTRY_URL = 127.0.0.1:{port}"))
         .status(1)

@@ -266,6 +266,24 @@ fn exec_on_a_stopped_or_missing_container_says_so() {
 }
 
 #[test]
+fn exec_words_reach_the_container_as_typed_through_root_s_bash() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let a = tb.nodes[0].as_str();
+    deploy(&tb, "busybox", &[a]);
+    // Root's login shell on the node is bash, which would brace-expand,
+    // tilde-expand and glob any of these if they reached it unquoted.
+    let words = ["{a,b}", "x{1..3}", "~root", "*", "=ls", "$(id)", "a\nb"];
+    let mut args = vec![a, "--", "printf", "[%s]"];
+    args.extend(words);
+    let out = run(&tb, "baleine-exec", &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let expected: String = words.iter().map(|w| format!("[{w}]")).collect();
+    assert_eq!(record_of(&records, a)["stdout"], expected);
+}
+
+#[test]
 fn exec_needs_a_command() {
     let tb = Testbed::get();
     let out = run(&tb, "baleine-exec", &[&tb.nodes[0]]);

@@ -202,6 +202,12 @@ fn the_exit_status_comes_back() {
     let out = tb.ssh_as("container", &node, "no-such-command --here");
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("no-such-command"), "{}", stderr(&out));
+    // A command that looks like an option is still the command, not an
+    // option of rdsh or of the container's sh.
+    let out = tb.ssh_as("container", &node, "--version");
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--version"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("rdsh"), "{}", stdout(&out));
 }
 
 #[test]
@@ -536,18 +542,17 @@ fn rdsh_takes_only_what_sshd_passes() {
 }
 
 #[test]
-fn the_environment_cannot_point_rdsh_at_another_container() {
+fn the_environment_cannot_point_rdsh_at_another_container_or_engine() {
     let tb = testbed();
     let (node, hostname) = debian_like(&tb);
-    assert!(
-        !Path::new("/etc/baleine/baleine.conf").exists(),
-        "this test expects the default CONTAINER_NAME: remove /etc/baleine/baleine.conf"
-    );
-    // As sshd would start it on the node, plus variables a user might try.
-    let socket = tb.dir.join(format!("n/{node}/docker.sock"));
-    let out = Command::new(RDSH)
-        .args(["-c", "hostname"])
-        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+    // As sshd would start it on the node (in the node's mount namespace,
+    // where /etc/baleine is the node's), plus variables a user might try:
+    // the engine comes from the node's baleine.conf, not from DOCKER_HOST.
+    let sshd = std::fs::read_to_string(tb.dir.join(format!("pids/{node}.sshd"))).unwrap();
+    let out = Command::new("nsenter")
+        .args(["-t", sshd.trim(), "-m", "--", RDSH, "-c", "hostname"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("DOCKER_CONTEXT", "elsewhere")
         .env("BALEINE_CONTAINER_NAME", "elsewhere")
         .env("BALEINE_DOCKER", "false")
         .env("BALEINE_CONFIG", "/nonexistent/baleine.conf")
@@ -653,6 +658,15 @@ fn make_install_node_twice_sets_a_node_up_once() {
         "{shadow:?}"
     );
     assert!(root.0.join("home/container").is_dir());
+    assert_eq!(
+        root.read("etc/ssh/sshd_config.d/baleine-rdsh.conf"),
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/rdsh/sshd-container.conf"
+        ))
+        .unwrap(),
+        "the sshd drop-in is installed"
+    );
     assert!(
         std::fs::read(root.0.join("bin/rdsh")).ok() == std::fs::read(RDSH).ok(),
         "bin/rdsh is not the build"
@@ -702,5 +716,82 @@ fn make_install_node_brings_an_existing_user_to_rdsh_with_r2lab_defaults() {
             "insecure-registries": ["faraday.repo"],
             "registry-mirrors": ["http://faraday.repo:81"],
         })
+    );
+}
+
+#[test]
+fn the_container_user_can_forward_nothing_not_even_the_docker_socket() {
+    let tb = testbed();
+    let node = tb.nodes[0].clone();
+    // A remote forward is refused at once by sshd (the drop-in).
+    let out = tb
+        .ssh_command(
+            "container",
+            &node,
+            &[
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                "0:127.0.0.1:9",
+                "-N",
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh runs");
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("forwarding failed"),
+        "{}",
+        stderr(&out)
+    );
+    // The attack the drop-in exists for: the node's docker socket brought
+    // to the gateway through the container user's session.
+    let engine = tb.dir.join(format!("n/{node}/docker.sock"));
+    let local = tb.dir.join(unique("forwarded.sock"));
+    let mut ssh = tb
+        .ssh_command(
+            "container",
+            &node,
+            &[
+                "-N",
+                "-L",
+                &format!("{}:{}", local.display(), engine.display()),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !local.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "ssh never listened on {}",
+            local.display()
+        );
+        assert!(ssh.try_wait().unwrap().is_none(), "ssh -L exited early");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut stream = std::os::unix::net::UnixStream::connect(&local).expect("connect");
+    stream
+        .write_all(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    let _ = ssh.kill();
+    let out = ssh.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&local);
+    assert!(
+        answer.is_empty(),
+        "the docker API answered through the forward: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        stderr(&out).contains("administratively prohibited")
+            || stderr(&out).contains("open failed"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -1,6 +1,8 @@
 //! What every integration test needs: the shared local testbed, its nodes, and ssh to them.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod harness;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -564,4 +566,93 @@ impl Testbed {
             .unwrap_or_else(|(_, errno)| panic!("flock: {errno}"));
         NodesTurn { _lock: lock }
     }
+}
+
+/// One request as a loopback server of a test saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The request target: path and query.
+    pub target: String,
+    pub authorization: Option<String>,
+}
+
+/// An answer: status, extra headers, body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A small HTTP/1.1 server of the test's own on a loopback port, playing
+/// whatever registry (or attacker) `answer` describes. It records every
+/// request, serves at most `MAX_REQUESTS` of them and then stops, and dies
+/// with the test process.
+pub struct Loopback {
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+const MAX_REQUESTS: usize = 20_000;
+
+impl Loopback {
+    pub fn serve(answer: impl Fn(&Request) -> Answer + Send + 'static) -> Loopback {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(MAX_REQUESTS) {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut authorization = None;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("authorization") {
+                            authorization = Some(value.trim().to_owned());
+                        }
+                    }
+                }
+                let request = Request {
+                    target,
+                    authorization,
+                };
+                let (status, headers, body) = answer(&request);
+                log.lock().unwrap().push(request);
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (name, value) in headers {
+                    head += &format!("{name}: {value}\r\n");
+                }
+                head += "\r\n";
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        Loopback { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A JSON answer with status 200.
+pub fn json(body: &str) -> Answer {
+    (
+        200,
+        vec![("Content-Type".into(), "application/json".into())],
+        body.as_bytes().to_vec(),
+    )
 }

@@ -45,6 +45,7 @@ const KEYS: &[(&str, &str)] = &[
     ("SSH_CONTROL_PERSIST", "60"),
     ("REGISTRY_USER", ""),
     ("REGISTRY_PASSWORD", ""),
+    ("REGISTRY_PASSWORD_FILE", ""),
 ];
 
 /// What each key is for, in baleine.conf(5).
@@ -67,7 +68,8 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("PARALLEL", "how many nodes a tool works on at once"),
     ("RHUBARBE", "the rhubarbe command, for --bootstrap"),
     ("REGISTRY_USER", "user for a registry that requires one (else docker login's credentials are used)"),
-    ("REGISTRY_PASSWORD", "password of REGISTRY_USER"),
+    ("REGISTRY_PASSWORD", "password of REGISTRY_USER; in a file others can read it draws a warning: prefer REGISTRY_PASSWORD_FILE or docker login"),
+    ("REGISTRY_PASSWORD_FILE", "a file holding the password of REGISTRY_USER (its first line), readable by its owner only, as ssh wants of a key; refused otherwise"),
 ];
 
 /// Every key with its default and what it is for, in a stable order.
@@ -358,7 +360,13 @@ impl Settings {
                     .map_err(|_| "not a number of seconds".to_owned())
             })?,
             registry_user: self.get("REGISTRY_USER", unless_empty(text))?,
-            registry_password: self.get("REGISTRY_PASSWORD", unless_empty(text))?,
+            registry_password: match self.get("REGISTRY_PASSWORD_FILE", unless_empty(text))? {
+                Some(path) => Some(self.get("REGISTRY_PASSWORD_FILE", |_| password_file(&path))?),
+                None => {
+                    self.warn_if_readable_by_others("REGISTRY_PASSWORD");
+                    self.get("REGISTRY_PASSWORD", unless_empty(text))?
+                }
+            },
             origins: self
                 .0
                 .into_iter()
@@ -366,6 +374,45 @@ impl Settings {
                 .collect(),
         })
     }
+}
+
+impl Settings {
+    /// A secret set in a file that other users can read is not secret:
+    /// say so (ssh refuses such key files; 0.8 configs hold passwords, so
+    /// this warns rather than breaks them).
+    fn warn_if_readable_by_others(&self, key: &'static str) {
+        use std::os::unix::fs::PermissionsExt;
+        let Some((value, Origin::File { path, line })) = self.0.get(key) else {
+            return;
+        };
+        if value.is_empty() {
+            return;
+        }
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                log::warn!(
+                    "{}:{line}: {key} is in a file other users can read (mode {mode:o}): \
+                     use REGISTRY_PASSWORD_FILE (a file only you can read) or docker login",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The first line of a password file that only its owner may read.
+fn password_file(path: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{path} is readable by others (mode {mode:o}): chmod 600 it"
+        ));
+    }
+    let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 fn text(value: &str) -> Result<String, String> {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// Longest DNS name; anything longer cannot be an ssh destination anyway.
-const MAX_NODE_NAME_LEN: usize = 253;
+pub const MAX_NODE_NAME_LEN: usize = 253;
 /// Keeps a typo like `1-99999999` from producing millions of names.
 const MAX_NODE_NUMBER: u32 = 9999;
 
@@ -19,8 +19,12 @@ pub enum NodeError {
 impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidName { name, reason } => write!(f, "invalid node name {name:?}: {reason}"),
-            Self::InvalidSpec { spec, reason } => write!(f, "invalid node spec {spec:?}: {reason}"),
+            Self::InvalidName { name, reason } => {
+                write!(f, "invalid node name {}: {reason}", shown(name))
+            }
+            Self::InvalidSpec { spec, reason } => {
+                write!(f, "invalid node spec {}: {reason}", shown(spec))
+            }
             Self::MalformedJson(problem) => write!(f, "malformed JSON: {problem}"),
             Self::JsonWithoutNode => f.write_str("JSON object has no string field \"node\""),
         }
@@ -28,6 +32,35 @@ impl fmt::Display for NodeError {
 }
 
 impl std::error::Error for NodeError {}
+
+/// How much of a bad word an error message quotes: a megabyte-long word is
+/// not echoed back whole.
+const SHOWN_CHARS: usize = 64;
+
+/// `word` quoted for an error message, cut to its first characters.
+pub fn shown(word: &str) -> String {
+    match word.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{word:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &word[..cut], word.len()),
+    }
+}
+
+/// One word of a stdin line: a spec from a plain line (`1-5`, `~3`), or the
+/// `node` field of a JSON record, which names one node and is taken
+/// literally (`{"node":"0-3"}` is not four nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineWord {
+    Spec(String),
+    Name(String),
+}
+
+impl LineWord {
+    pub fn text(&self) -> &str {
+        match self {
+            LineWord::Spec(text) | LineWord::Name(text) => text,
+        }
+    }
+}
 
 /// Node names end up as ssh destinations and inside remote shell commands, so
 /// refusing a leading `-` and anything but `[A-Za-z0-9.-]` rules out both
@@ -94,6 +127,29 @@ impl NodeSelection {
 
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Adds one node name, taken literally; returns it if it was not
+    /// already selected.
+    pub fn add_name(&mut self, name: &str) -> Result<Option<String>, NodeError> {
+        validate_node_name(name)?;
+        if !self.members.insert(name.to_owned()) {
+            return Ok(None);
+        }
+        self.names.push(name.to_owned());
+        Ok(Some(name.to_owned()))
+    }
+
+    /// Applies one line word: a spec, or a literal name.
+    pub fn add_word(
+        &mut self,
+        word: &LineWord,
+        naming: &NodeNaming,
+    ) -> Result<Vec<String>, NodeError> {
+        match word {
+            LineWord::Spec(spec) => self.add_spec(spec, naming),
+            LineWord::Name(name) => Ok(self.add_name(name)?.into_iter().collect()),
+        }
     }
 
     /// Applies one spec; returns the names it added that were not already
@@ -186,21 +242,64 @@ fn expand_one(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<String>
         .collect()
 }
 
-/// The specs on one stdin line. Lines are either plain words (as printed by
+/// The shortest node specs that expand back to `names` (as a set): runs of
+/// numbered names fold into ranges (`fit01 fit02 fit03 fit07` → `1-3 7`),
+/// other names stay as they are. Sorted: numbered first, then by name.
+pub fn fold_names<S: AsRef<str>>(names: &[S], naming: &NodeNaming) -> Vec<String> {
+    let mut numbers: Vec<u32> = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        // Only a name that is exactly what its number gives folds: fit007
+        // is a host of its own, not fit07.
+        let number = naming
+            .number_in(name)
+            .and_then(|digits| digits.parse::<u32>().ok())
+            .filter(|&n| n <= MAX_NODE_NUMBER && naming.name(n).ok().as_deref() == Some(name));
+        match number {
+            Some(number) => numbers.push(number),
+            None => others.push(name.to_owned()),
+        }
+    }
+    numbers.sort_unstable();
+    numbers.dedup();
+    others.sort();
+    others.dedup();
+    let mut specs = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        while i + 1 < numbers.len() && numbers[i + 1] == numbers[i] + 1 {
+            i += 1;
+        }
+        specs.push(match numbers[i] {
+            end if end == start => start.to_string(),
+            end => format!("{start}-{end}"),
+        });
+        i += 1;
+    }
+    specs.extend(others);
+    specs
+}
+
+/// The words of one stdin line. Lines are either plain specs (as printed by
 /// `rhubarbe nodes`) or JSON objects from another baleine tool, whose `node`
-/// field is the spec, so tools can be chained with pipes.
-pub fn parse_input_line(line: &str) -> Result<Vec<String>, NodeError> {
+/// field names one node, so tools can be chained with pipes.
+pub fn parse_input_line(line: &str) -> Result<Vec<LineWord>, NodeError> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(Vec::new());
     }
     if !line.starts_with('{') {
-        return Ok(line.split_whitespace().map(str::to_owned).collect());
+        return Ok(line
+            .split_whitespace()
+            .map(|word| LineWord::Spec(word.to_owned()))
+            .collect());
     }
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(line).map_err(|error| NodeError::MalformedJson(error.to_string()))?;
     match object.get("node") {
-        Some(serde_json::Value::String(node)) => Ok(vec![node.clone()]),
+        Some(serde_json::Value::String(node)) => Ok(vec![LineWord::Name(node.clone())]),
         _ => Err(NodeError::JsonWithoutNode),
     }
 }
@@ -364,11 +463,11 @@ mod tests {
     fn input_lines_of_words() {
         assert_eq!(
             parse_input_line("fit01 fit02\tfit03 \n"),
-            Ok(vec!["fit01".into(), "fit02".into(), "fit03".into()])
+            Ok(vec![spec("fit01"), spec("fit02"), spec("fit03")])
         );
         assert_eq!(
             parse_input_line("  1-5 ~3"),
-            Ok(vec!["1-5".into(), "~3".into()])
+            Ok(vec![spec("1-5"), spec("~3")])
         );
         assert_eq!(parse_input_line(""), Ok(vec![]));
         assert_eq!(parse_input_line("   \t"), Ok(vec![]));
@@ -379,11 +478,59 @@ mod tests {
     #[test]
     fn input_lines_of_json() {
         let record = r#"{"node":"fit02","action":"deploy","ok":true}"#;
-        assert_eq!(parse_input_line(record), Ok(vec!["fit02".into()]));
+        assert_eq!(parse_input_line(record), Ok(vec![name("fit02")]));
         assert_eq!(
             parse_input_line(r#"  {"node": "fit03"}"#),
-            Ok(vec!["fit03".into()])
+            Ok(vec![name("fit03")])
         );
+    }
+
+    fn spec(text: &str) -> LineWord {
+        LineWord::Spec(text.into())
+    }
+
+    fn name(text: &str) -> LineWord {
+        LineWord::Name(text.into())
+    }
+
+    #[test]
+    fn a_record_s_node_is_one_literal_name_never_a_spec() {
+        let mut selection = NodeSelection::new();
+        let naming = NodeNaming::default();
+        let words = parse_input_line(r#"{"node":"0-3"}"#).unwrap();
+        assert_eq!(
+            selection.add_word(&words[0], &naming),
+            Ok(vec!["0-3".into()])
+        );
+        let words = parse_input_line(r#"{"node":"~fit01"}"#).unwrap();
+        assert!(selection.add_word(&words[0], &naming).is_err());
+        let words = parse_input_line(r#"{"node":"7"}"#).unwrap();
+        assert_eq!(selection.add_word(&words[0], &naming), Ok(vec!["7".into()]));
+    }
+
+    #[test]
+    fn names_fold_into_ranges_that_expand_back() {
+        let naming = NodeNaming::default();
+        let names = [
+            "fit03", "fit01", "fit02", "fit07", "node-a", "fit007", "fit02",
+        ];
+        let specs = fold_names(&names, &naming);
+        assert_eq!(specs, ["1-3", "7", "fit007", "node-a"]);
+        let mut back = expand_specs(&specs, &naming).unwrap();
+        back.sort();
+        assert_eq!(
+            back,
+            ["fit007", "fit01", "fit02", "fit03", "fit07", "node-a"]
+        );
+    }
+
+    #[test]
+    fn errors_quote_a_long_word_only_in_part() {
+        let long = "x".repeat(1_000_000) + ";";
+        let message = expand(&long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{}", message.len());
+        assert!(message.contains("(1000001 bytes)"));
+        assert_eq!(shown("ab"), "\"ab\"");
     }
 
     #[test]

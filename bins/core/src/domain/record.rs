@@ -19,6 +19,8 @@ pub enum Stage {
     Verify,
     Timeout,
     Interrupted,
+    /// A bug of ours (a panic), caught so the node still gets its record.
+    Internal,
 }
 
 impl Stage {
@@ -37,6 +39,7 @@ impl Stage {
             Stage::Verify => "verify",
             Stage::Timeout => "timeout",
             Stage::Interrupted => "interrupted",
+            Stage::Internal => "internal",
         }
     }
 

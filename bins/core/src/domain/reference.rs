@@ -228,6 +228,11 @@ fn is_path_component(component: &str) -> bool {
             })
 }
 
+/// Checks a tag against Docker's grammar.
+pub fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
+    check_tag(tag).map_err(|reason| ReferenceError::new("tag", tag, reason))
+}
+
 fn check_tag(tag: &str) -> Result<(), &'static str> {
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut bytes = tag.bytes();

@@ -1,7 +1,7 @@
 //! The completion backend: `BALEINE_COMPLETE=nodes|images|repositories TOOL` prints what the shell completions offer.
 
 use crate::domain::config;
-use crate::domain::reference::target_image;
+use crate::domain::reference::{target_image, validate_repository_name, validate_tag};
 use crate::remote::registry::Registry;
 use std::time::Duration;
 
@@ -16,7 +16,13 @@ pub fn candidates(kind: &str) {
             let budget = Duration::from_secs(2);
             let deadline = std::time::Instant::now() + budget;
             let registry = Registry::from_config_with_timeout(&config, budget);
-            for repository in registry.catalog().unwrap_or_default() {
+            // Names come from a registry, perhaps a hostile one: only names
+            // Docker's grammar allows (no shell metacharacter) are offered.
+            let catalog = registry.catalog().unwrap_or_default();
+            for repository in catalog
+                .into_iter()
+                .filter(|r| validate_repository_name(r).is_ok())
+            {
                 if kind == "repositories" {
                     println!("{repository}");
                     continue;
@@ -24,7 +30,8 @@ pub fn candidates(kind: &str) {
                 if std::time::Instant::now() >= deadline {
                     break;
                 }
-                for tag in registry.tags(&repository).unwrap_or_default() {
+                let tags = registry.tags(&repository).unwrap_or_default();
+                for tag in tags.into_iter().filter(|t| validate_tag(t).is_ok()) {
                     println!(
                         "{}",
                         target_image(&config.save_url, config.save_port, &repository, &tag)

@@ -1,6 +1,6 @@
 //! Fan-out: a bounded pool of worker threads turns every input node into exactly one record.
 
-use crate::domain::record::Record;
+use crate::domain::record::{Failure, Record, Stage};
 use crate::framework::input::Input;
 use crate::framework::stop;
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
@@ -61,7 +61,18 @@ fn record_for(action: &str, input: Input, work: &(dyn Fn(&str) -> Record + Sync)
         return Input::Node(node).into_record(action);
     }
     let started = Instant::now();
-    let mut record = work(&node);
+    // A bug of ours on one node must not cost the other nodes' records, nor
+    // this node's: the panic becomes its failure.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&node)));
+    let mut record = outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let error = format!("internal error (a bug in baleine, please report it): {message}");
+        Record::failure(Some(&node), action, &Failure::new(Stage::Internal, error))
+    });
     // A tool may time its node itself (deploy excludes waiting for the pin).
     if record.get("elapsed_ms").is_none() {
         record.set("elapsed_ms", started.elapsed().as_millis() as u64);
@@ -118,7 +129,32 @@ mod tests {
     use super::*;
     use crossbeam::channel::unbounded;
 
-    use crate::domain::record::{Failure, Stage};
+    #[test]
+    fn a_panicking_worker_still_gives_its_node_one_record() {
+        let (tx, rx) = unbounded();
+        for node in ["fit01", "fit02", "fit03"] {
+            tx.send(Input::Node(node.into())).unwrap();
+        }
+        drop(tx);
+        let (rtx, rrx) = unbounded();
+        run("test", 2, &rx, &rtx, &|node| {
+            if node == "fit02" {
+                panic!("boom on {node}");
+            }
+            Record::success(node, "test")
+        });
+        drop(rtx);
+        let records: Vec<Record> = rrx.iter().collect();
+        assert_eq!(records.len(), 3);
+        let failed = records.iter().find(|r| r.node() == Some("fit02")).unwrap();
+        assert_eq!(failed.stage(), Some("internal"));
+        assert!(failed
+            .get("error")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("boom on fit02"));
+    }
 
     #[test]
     fn results_come_out_in_the_items_order() {

@@ -1,7 +1,9 @@
 //! Where the node list comes from: arguments, stdin (streamed), or `$NODES`, and how it reaches the workers.
 
 use crate::domain::config::Config;
-use crate::domain::nodes::{expand_specs, parse_input_line, NodeNaming, NodeSelection};
+use crate::domain::nodes::{
+    expand_specs, parse_input_line, NodeNaming, NodeSelection, MAX_NODE_NAME_LEN,
+};
 use crate::domain::record::{Failure, Record, Stage};
 use crate::framework::UsageError;
 use crossbeam::channel::{Receiver, Sender};
@@ -114,27 +116,73 @@ pub fn feed(source: NodeSource, naming: NodeNaming, tx: Sender<Input>) {
     }
 }
 
+/// The longest stdin line we read: a record of another tool (exec's, with
+/// its output) fits many times over, and a runaway line cannot take more.
+pub const MAX_INPUT_LINE: usize = 16 * 1024 * 1024;
+
+/// One stdin line, read with a bounded buffer: the bytes, `Err(true)` when it
+/// was longer than `MAX_INPUT_LINE` (the rest of it is skipped), `Err(false)`
+/// at EOF.
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let limit = MAX_INPUT_LINE as u64 + 1;
+    if std::io::Read::take(&mut *reader, limit).read_until(b'\n', line)? == 0 {
+        return Ok(None);
+    }
+    if line.len() <= MAX_INPUT_LINE || line.ends_with(b"\n") {
+        return Ok(Some(true));
+    }
+    // Too long: drop the rest of it without keeping it.
+    line.clear();
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(Some(false));
+        }
+        match chunk.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(Some(false));
+            }
+            None => {
+                let n = chunk.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 /// Reads node lines until EOF, sending every new node once (duplicates dropped).
-pub fn read_stdin(reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Input>) {
+pub fn read_stdin(mut reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Input>) {
     let mut selection = NodeSelection::new();
-    for (index, line) in reader.split(b'\n').enumerate() {
-        let line_no = index + 1;
+    let mut bytes = Vec::new();
+    for line_no in 1.. {
         let invalid = |node: Option<String>, error: String| Input::Invalid {
             node,
             line: line_no,
             error: format!("stdin line {line_no}: {error}"),
         };
-        let inputs: Vec<Input> = match line {
+        let inputs: Vec<Input> = match read_line(&mut reader, &mut bytes) {
+            Ok(None) => return,
             Err(e) => vec![invalid(None, format!("cannot read: {e}"))],
-            Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(Some(false)) => vec![invalid(
+                None,
+                format!("longer than {MAX_INPUT_LINE} bytes, skipped"),
+            )],
+            Ok(Some(true)) => match std::str::from_utf8(&bytes) {
                 Err(_) => vec![invalid(None, "not valid UTF-8".into())],
-                Ok(text) => match parse_input_line(&text) {
+                Ok(text) => match parse_input_line(text) {
                     Err(e) => vec![invalid(None, e.to_string())],
-                    Ok(specs) => specs
+                    Ok(words) => words
                         .iter()
-                        .flat_map(|spec| match selection.add_spec(spec, naming) {
+                        .flat_map(|word| match selection.add_word(word, naming) {
                             Ok(new) => new.into_iter().map(Input::Node).collect(),
-                            Err(e) => vec![invalid(Some(spec.clone()), e.to_string())],
+                            Err(e) => {
+                                // The record's node is the word, if it could be a name at all.
+                                let node = Some(word.text().to_owned())
+                                    .filter(|w| w.len() <= MAX_NODE_NAME_LEN);
+                                vec![invalid(node, e.to_string())]
+                            }
                         })
                         .collect(),
                 },
@@ -188,6 +236,31 @@ mod tests {
             matches!(&inputs[3], Input::Invalid { line: 4, error, .. } if error.contains("malformed JSON"))
         );
         assert_eq!(inputs[4], Input::Node("fit02".into()));
+    }
+
+    #[test]
+    fn an_overlong_line_is_one_input_error_and_the_next_line_still_counts() {
+        let mut text = vec![b'x'; MAX_INPUT_LINE + 10];
+        text.extend_from_slice(b"\nfit05\n");
+        let (tx, rx) = unbounded();
+        read_stdin(&text[..], &NodeNaming::default(), &tx);
+        drop(tx);
+        let inputs: Vec<_> = rx.iter().collect();
+        assert!(
+            matches!(&inputs[0], Input::Invalid { line: 1, node: None, error } if error.contains("longer than"))
+        );
+        assert_eq!(inputs[1], Input::Node("fit05".into()));
+        assert_eq!(inputs.len(), 2);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_read() {
+        let mut text = b"fit01 ".to_vec();
+        text.extend(std::iter::repeat_n(b' ', MAX_INPUT_LINE - text.len()));
+        assert_eq!(
+            read(std::str::from_utf8(&text).unwrap()),
+            [Input::Node("fit01".into())]
+        );
     }
 
     #[test]

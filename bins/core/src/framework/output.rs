@@ -48,11 +48,11 @@ impl Writer {
             for record in received {
                 tally.count(&record);
                 if !record.is_ok() && record.stage() != Some("interrupted") {
-                    failures.push(format!(
+                    failures.push(printable(&format!(
                         "{} ({})",
                         record.node().unwrap_or("?"),
                         record.stage().unwrap_or("?")
-                    ));
+                    )));
                 }
                 write_line(&mut stdout, &record.to_json_line());
                 if progress {
@@ -77,6 +77,17 @@ impl Writer {
         drop(self.records);
         self.handle.join().unwrap_or_default()
     }
+}
+
+/// `text` safe to print on a terminal: control characters (escape
+/// sequences a node may have sent, newlines) are shown escaped, not obeyed.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// Writes one line to stdout and flushes it, unless our reader is gone; the
@@ -104,4 +115,18 @@ fn summarize(action: &str, tally: &Tally, failures: &[String]) {
         line += &format!(", {} interrupted", tally.interrupted);
     }
     eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_from_nodes_are_shown_not_obeyed() {
+        assert_eq!(
+            printable("sha256:ab\x1b[2J\x07x\ny"),
+            "sha256:ab\\u{1b}[2J\\u{7}x\\ny"
+        );
+        assert_eq!(printable("fit01 ok é"), "fit01 ok é");
+    }
 }

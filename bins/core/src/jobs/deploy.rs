@@ -12,7 +12,7 @@ use crate::framework::input::{replay, Input};
 use crate::framework::{stop, UsageError};
 use crate::remote::script::{quote, Docker, Script};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 crate::fleet_args! {
@@ -227,7 +227,7 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
     let job = DeployJob {
         docker: Docker::from_config(&fleet.config),
         run_options: fleet.config.run_options(),
-        pin: Pin::new(plan.pin && !fleet.dry_run),
+        pin: Arc::new(Pin::new(plan.pin && !fleet.dry_run)),
         plan,
     };
     match &job.plan.bootstrap {
@@ -241,14 +241,33 @@ struct DeployJob {
     plan: DeployPlan,
     docker: Docker,
     run_options: Vec<String>,
-    pin: Pin,
+    pin: Arc<Pin>,
 }
 
-/// What a node's deploy started from: whether it resolves the digest for
-/// the others, and the pinned image it runs otherwise.
+/// What a node's deploy started from: the duty of resolving the digest for
+/// the others (first node only), and the pinned image it runs otherwise.
 struct Started {
-    first: bool,
+    first: Option<Resolver>,
     pinned: Option<ImageRef>,
+}
+
+/// The first node's duty to resolve the pin. Dropped undone (the node's
+/// work panicked), it resolves to "no pin", so the others never wait for ever.
+struct Resolver {
+    pin: Arc<Pin>,
+}
+
+impl Resolver {
+    fn resolve(self, image: Option<ImageRef>) {
+        self.pin.resolve(image);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.pin.resolve(None);
+    }
 }
 
 impl Job for DeployJob {
@@ -261,8 +280,13 @@ impl Job for DeployJob {
     fn start(&self, _: &str) -> Result<Remote<Started>, Failure> {
         let (first, pinned) = match self.pin.role() {
             Role::Stopped => return Err(Failure::not_started()),
-            Role::First => (true, None),
-            Role::Follow(image) => (false, image),
+            Role::First => (
+                Some(Resolver {
+                    pin: self.pin.clone(),
+                }),
+                None,
+            ),
+            Role::Follow(image) => (None, image),
         };
         let script = deploy_script(&self.plan, &self.docker, &self.run_options, pinned.as_ref());
         Ok(Remote::new(script, Started { first, pinned }))
@@ -277,12 +301,12 @@ impl Job for DeployJob {
                 .and_then(|d| repo_digest(&self.plan.image, d)),
             (Err(_), None) => None,
         };
-        if started.first {
+        if let Some(resolver) = started.first {
             // A failed first node leaves the others unpinned rather than stuck.
             let image = digest
                 .as_ref()
                 .and_then(|d| self.plan.image.with_digest(d).ok());
-            self.pin.resolve(image);
+            resolver.resolve(image);
         }
         let image = self.plan.image.to_string();
         let values = result.map_err(|failure| failure.with("image", image.as_str()))?;

@@ -4,6 +4,7 @@ use crate::domain::record::{Failure, Fields, Stage};
 use crate::domain::reference::{repo_digest, ImageRef};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::output::printable;
 use crate::framework::UsageError;
 use crate::remote::script::{quote, Docker, Script, Values};
 use serde_json::Value;
@@ -194,7 +195,9 @@ impl PsJob {
         for (digest, nodes) in digests.iter() {
             let mut nodes = nodes.clone();
             nodes.sort();
-            eprintln!("ps: {digest}: {} node(s): {}", nodes.len(), nodes.join(" "));
+            // The digest is what a node said: print it, never obey it.
+            let line = format!("ps: {digest}: {} node(s): {}", nodes.len(), nodes.join(" "));
+            eprintln!("{}", printable(&line));
         }
     }
 }

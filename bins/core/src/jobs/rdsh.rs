@@ -259,10 +259,13 @@ impl Session {
             )),
             Mode::Command(command) => match transfer_program(command) {
                 Some(program) => sh(resize + &self.transfer_script(program, command)),
-                None if resize.is_empty() => vec!["sh".into(), "-c".into(), command.clone()],
+                // `--`: a command such as `--version` is the command, not an option of sh.
+                None if resize.is_empty() => {
+                    vec!["sh".into(), "-c".into(), "--".into(), command.clone()]
+                }
                 // The command still reaches a `sh -c` as one untouched word.
                 None => {
-                    let mut argv = sh(resize + "exec sh -c \"$1\"");
+                    let mut argv = sh(resize + "exec sh -c -- \"$1\"");
                     argv.extend(["sh".into(), command.clone()]);
                     argv
                 }
@@ -340,9 +343,9 @@ impl Session {
             self.container, self.host
         );
         format!(
-            "command -v {program} >/dev/null 2>&1 || {{ echo {} >&2; exit 127; }}; exec sh -c {}",
-            shell_words::quote(&missing),
-            shell_words::quote(&command.to_string_lossy())
+            "command -v {program} >/dev/null 2>&1 || {{ echo {} >&2; exit 127; }}; exec sh -c -- {}",
+            crate::remote::script::quote_word(&missing),
+            crate::remote::script::quote_word(&command.to_string_lossy())
         )
     }
 }
@@ -393,9 +396,34 @@ fn window_size() -> Option<(u16, u16)> {
 pub fn exec(argv: &[OsString]) -> io::Error {
     use std::os::unix::process::CommandExt;
     match argv.split_first() {
-        Some((program, args)) => Command::new(program).args(args).exec(),
+        Some((program, args)) => docker_command(program).args(args).exec(),
         None => io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
     }
+}
+
+/// Environment variables that would point the docker CLI at another daemon,
+/// context, client configuration or certificates: a session's environment
+/// is the user's, and the engine rdsh talks to is root's choice (DOCKER in
+/// /etc/baleine/baleine.conf, e.g. `docker -H unix:///run/docker.sock`).
+const DOCKER_CLIENT_VARS: &[&str] = &[
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_API_VERSION",
+    "DOCKER_DEFAULT_PLATFORM",
+];
+
+/// A command for the docker CLI, without the variables the user could have
+/// set to redirect it.
+fn docker_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for var in DOCKER_CLIENT_VARS {
+        command.env_remove(var);
+    }
+    command
 }
 
 /// What a short docker command printed.
@@ -413,7 +441,7 @@ fn run(argv: &[String], timeout: Duration) -> Result<Output, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("empty docker command".to_owned());
     };
-    let child = Command::new(program)
+    let child = docker_command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -522,9 +550,18 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
     example = "ssh container@fit03 'echo \"a  b\"; exit 7'",
     example = "tar c data | ssh container@fit03 'tar x -C /tmp'",
     note = "sshd starts rdsh as a login shell (argv[0] may start with -). The container \
-            (CONTAINER_NAME) and the docker command (DOCKER) come from /etc/baleine/baleine.conf \
-            only: neither arguments nor the environment can point rdsh elsewhere. rdsh replaces \
-            itself with docker, so signals, window size and the terminal belong to the real program.",
+            (CONTAINER_NAME) and the docker command with its engine address (DOCKER, e.g. \
+            docker -H unix:///run/docker.sock) come from /etc/baleine/baleine.conf only: neither \
+            arguments nor the environment (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG...) can point \
+            rdsh elsewhere. rdsh replaces itself with docker, so signals, window size and the \
+            terminal belong to the real program. What rdsh confines: a login lands in the \
+            container, and make install-node's sshd drop-in (sshd_config.d/baleine-rdsh.conf) \
+            refuses the container user every forwarding (TCP, Unix sockets such as docker.sock, \
+            agent, X11, tunnels) and ~/.ssh/rc. What it does not: the container user is in the \
+            docker group, so anything that reaches the node's docker socket is root on the node; \
+            and root in a --privileged container (R2Lab's default run options) is root on the \
+            node. rdsh is a convenience and a fence against mistakes, not a security boundary \
+            against the user who reserved the node.",
     error_code(1, "no managed container, or it is not running, or docker is unreachable (one line on stderr says which)"),
     error_code(2, "rdsh was started with arguments other than -c COMMAND")
 )]
@@ -686,9 +723,13 @@ mod tests {
                 "container",
                 "sh",
                 "-c",
+                "--",
                 "echo \"a  b\"; exit 7"
             ]
         );
+        // A command that looks like an option is still the command.
+        let argv = argv_for(&session(false), &Mode::Command("--version".into()));
+        assert_eq!(argv[argv.len() - 2..], ["--", "--version"]);
     }
 
     #[test]
@@ -742,7 +783,7 @@ mod tests {
             [
                 "sh",
                 "-c",
-                "stty rows 24 cols 80 2>/dev/null; exec sh -c \"$1\"",
+                "stty rows 24 cols 80 2>/dev/null; exec sh -c -- \"$1\"",
                 "sh",
                 "echo \"a  b\""
             ]
@@ -752,7 +793,7 @@ mod tests {
         no_size.size = None;
         assert_eq!(
             argv_for(&no_size, &mode)[5..],
-            ["sh", "-c", "echo \"a  b\""]
+            ["sh", "-c", "--", "echo \"a  b\""]
         );
     }
 
@@ -835,7 +876,7 @@ mod tests {
             argv[6],
             "command -v scp >/dev/null 2>&1 || { echo 'rdsh: no scp in container \"container\" \
              on fit03: scp -O needs it in the image (Debian: openssh-client)' >&2; exit 127; }; \
-             exec sh -c 'scp -t -- '\\''/tmp/a b'\\'''"
+             exec sh -c -- 'scp -t -- '\\''/tmp/a b'\\'''"
         );
         let argv = argv_for(
             &session(false),
@@ -845,7 +886,7 @@ mod tests {
         // Look-alikes are plain commands.
         for command in ["scpx -t", "echo scp", "./sftp-server-x", "'unterminated"] {
             let argv = argv_for(&session(false), &Mode::Command(command.into()));
-            assert_eq!(argv[6], command);
+            assert_eq!(argv[6..], ["--", command]);
         }
     }
 

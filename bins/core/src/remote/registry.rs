@@ -15,6 +15,10 @@ use ureq::{Agent, Body};
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 /// Entries asked for per page; registries may return fewer, we follow `Link`.
 const PAGE: usize = 100;
+/// A catalog or tag list longer than this is refused (R2Lab's has hundreds).
+const MAX_ENTRIES: usize = 100_000;
+/// Pages followed at most for one listing.
+const MAX_PAGES: usize = 10_000;
 /// Every manifest kind we read: Docker v2 and OCI, images and indexes.
 pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -191,6 +195,19 @@ impl Registry {
                     "the registry's pagination loops back on itself",
                 ));
             }
+            // A registry that paginates for ever must not hold us for ever.
+            if crate::framework::stop::stopping() {
+                return Err(error(&url, "interrupted"));
+            }
+            if seen.len() > MAX_PAGES || all.len() > MAX_ENTRIES {
+                return Err(error(
+                    &url,
+                    format!(
+                        "more than {MAX_ENTRIES} entries or {MAX_PAGES} pages: refused \
+                         (a registry that paginates without end?)"
+                    ),
+                ));
+            }
             let mut response = self.send("GET", &url, None)?;
             let link = header(&response, "link");
             let page = read_json(&url, &mut response)?;
@@ -207,9 +224,24 @@ impl Registry {
                 Value::Null => {}
                 _ => return Err(error(&url, format!("malformed JSON: no \"{field}\" list"))),
             }
-            next = link
-                .and_then(|l| next_link(&l))
-                .map(|target| self.absolute(&url, &target));
+            next = match link.and_then(|l| next_link(&l)) {
+                None => None,
+                Some(target) => {
+                    let target = self.absolute(&url, &target);
+                    // Our credentials go to our registry only, and only its
+                    // answers make the listing.
+                    if origin(&target) != origin(&self.base) {
+                        return Err(error(
+                            &url,
+                            format!(
+                                "the next page is on another host ({}): refused",
+                                origin(&target)
+                            ),
+                        ));
+                    }
+                    Some(target)
+                }
+            };
         }
         Ok(all)
     }
@@ -475,6 +507,15 @@ pub fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// `scheme://host[:port]` of a URL, lowercased: what credentials are tied to.
+pub fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_ascii_lowercase()
+}
+
 /// The value of a Basic `Authorization` header, less the `Basic ` prefix.
 fn basic_credentials(user: &str, password: &str) -> String {
     use base64::Engine;
@@ -528,6 +569,17 @@ mod tests {
             ),
             "http://127.0.0.1:5000/v2/_catalog?last=a&n=100"
         );
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(
+            origin("http://Faraday:80/v2/_catalog?n=1"),
+            "http://faraday:80"
+        );
+        assert_eq!(origin("https://r.example"), "https://r.example");
+        assert_ne!(origin("http://a/v2"), origin("http://a.evil/v2"));
+        assert_ne!(origin("http://a/v2"), origin("https://a/v2"));
     }
 
     #[test]

@@ -14,14 +14,29 @@ const STAGE_MARK: &str = "@@baleine-stage ";
 /// (a `docker run --pull missing` that failed because the pull did).
 const RESTAGE_MARK: &str = "@@baleine-restage ";
 
-/// Quotes each word for a POSIX shell and joins them.
+/// Quotes each word (see `quote_word`) and joins them with spaces.
 pub fn quote(words: &[String]) -> String {
-    shell_words::join(words)
+    words
+        .iter()
+        .map(|word| quote_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// Quotes one word for a POSIX shell.
+/// Quotes one word so that sh, dash, bash and zsh all read it back byte for
+/// byte, whatever their options. Only words made of letters, digits and
+/// `,._+:@%/-` stay bare; everything else goes in single quotes, inside
+/// which no shell expands anything (shell-words left `{a,b}` bare, which
+/// bash brace-expands, and `=cmd`, which zsh expands).
 pub fn quote_word(word: &str) -> String {
-    shell_words::quote(word).into_owned()
+    let bare = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b",._+:@%/-".contains(&b));
+    if bare {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// A remote script under construction.
@@ -255,6 +270,7 @@ mod tests {
         ]));
         let line = script.text().lines().nth(1).unwrap();
         let words = shell_words::split(line.trim_end_matches(" || exit 1")).unwrap();
+        assert!(line.contains("'$(id)' '`id`' 'a'\\''b'"), "{line}");
         assert_eq!(
             words,
             [
@@ -268,6 +284,24 @@ mod tests {
                 "a'b"
             ]
         );
+    }
+
+    #[test]
+    fn braces_tildes_globs_and_equals_are_quoted() {
+        for word in [
+            "{a,b}", "x{1..3}", "~root", "*", "=ls", "a b", "", "!x", "[ab]", "\n",
+        ] {
+            let quoted = quote_word(word);
+            assert!(
+                quoted.starts_with('\'') && quoted.ends_with('\''),
+                "{word:?} -> {quoted}"
+            );
+        }
+        for word in [
+            "busybox", "fit01", "/var/lib", "a.b-c_d", "x:y", "100%", "a,b", "u@h",
+        ] {
+            assert_eq!(quote_word(word), word);
+        }
     }
 
     #[test]

@@ -82,6 +82,22 @@ impl<R: Read + AsFd> Read for Abandonable<'_, R> {
     }
 }
 
+/// The most of one line read at once (see `split_at_marker`).
+const LINE_PIECE: u64 = 64 * 1024;
+
+/// The script's own output as text, with a clear note when the node sent
+/// more than we keep (the excess was counted, not kept).
+fn script_text(bytes: &[u8]) -> String {
+    if bytes.len() <= SCRIPT_OUTPUT_LIMIT {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let kept = String::from_utf8_lossy(&bytes[..SCRIPT_OUTPUT_LIMIT]);
+    format!(
+        "{kept}\n[baleine: the node's output was cut at {} MiB]",
+        SCRIPT_OUTPUT_LIMIT >> 20
+    )
+}
+
 /// Reads a stream to its end into `sink`.
 fn keep(pipe: Option<impl Read>, sink: &Sink) -> Captured {
     let mut captured = Captured::default();
@@ -114,30 +130,32 @@ fn split_at_marker(
     let mut reader = BufReader::new(pipe);
     let mut script = Vec::new();
     let mut line = Vec::new();
+    // Read in bounded pieces: a node may print gigabytes without a newline.
+    let mut at_line_start = true;
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => {
-                return (
-                    String::from_utf8_lossy(&script).into_owned(),
-                    captured,
-                    false,
-                    false,
-                )
+        match (&mut reader).take(LINE_PIECE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return (script_text(&script), captured, false, false),
+            Ok(_)
+                if at_line_start && line.strip_suffix(b"\n") == Some(wiring.marker.as_bytes()) =>
+            {
+                break
             }
-            Ok(_) if line.strip_suffix(b"\n") == Some(wiring.marker.as_bytes()) => break,
-            Ok(_) if script.len() < SCRIPT_OUTPUT_LIMIT => script.extend_from_slice(&line),
-            Ok(_) => {}
+            Ok(_) => {
+                at_line_start = line.ends_with(b"\n");
+                let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
+                script.extend_from_slice(&line[..line.len().min(room)]);
+            }
         }
     }
-    let script = String::from_utf8_lossy(&script).into_owned();
+    let script = script_text(&script);
     let mut trailer_seen = false;
     let mut writer = SinkWriter::open(&wiring.stderr, &mut captured);
     let trailer = format!("{}\n", wiring.trailer);
     loop {
         line.clear();
         // Lines are bounded so that output without newlines cannot pile up.
-        match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+        match (&mut reader).take(LINE_PIECE).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => match line.strip_suffix(trailer.as_bytes()) {
                 Some(before) => {
@@ -320,6 +338,20 @@ mod tests {
         );
         assert_eq!((command.bytes, command.text.len()), (1_000_000, 1000));
         assert!(command.truncated);
+    }
+
+    #[test]
+    fn a_runaway_script_stderr_without_newline_is_cut_with_a_note() {
+        let mut stderr = vec![b'z'; SCRIPT_OUTPUT_LIMIT + 3 * LINE_PIECE as usize];
+        // A marker glued to the end of a long line is not the marker.
+        stderr.extend_from_slice(b"@@mark\n");
+        let (script, _, started, _) = split_at_marker(
+            Some(&stderr[..]),
+            &wiring(Sink::Memory(10), Sink::Memory(10)),
+        );
+        assert!(!started);
+        assert!(script.len() < SCRIPT_OUTPUT_LIMIT + 100);
+        assert!(script.ends_with("[baleine: the node's output was cut at 16 MiB]"));
     }
 
     #[test]

@@ -1,0 +1,269 @@
+//! The hermetic CLI harness: one `Test` chain per run, over a private HOME and configuration.
+//!
+//! Each test is one chain on [`Test`] (tool, args, stdin, config, then what
+//! a user would see: status, stdout records, stderr). Every run also
+//! re-checks, for free, the record invariant: each stdout line of a fleet
+//! tool is a JSON object opening with node, action and ok, and a failed
+//! record has a stage and an error; with `.nodes(N)`, exactly one record per
+//! node.
+
+use super::binary;
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// A private HOME and configuration, so nothing of the machine's or the
+/// caller's (files, BALEINE_* variables, $NODES) reaches the tool.
+pub struct TestEnv {
+    dir: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("baleine-cli-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        TestEnv { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One CLI run and what it must show.
+pub struct Test {
+    pub env: TestEnv,
+    tool: &'static str,
+    args: Vec<std::ffi::OsString>,
+    stdin: Vec<u8>,
+    config: String,
+    vars: Vec<(String, String)>,
+    status: Option<i32>,
+    nodes: Option<usize>,
+    stderr_has: Vec<String>,
+    stdout_has: Vec<String>,
+    wrapper: Option<&'static str>,
+    config_mode: Option<u32>,
+}
+
+impl Test {
+    pub fn new(tool: &'static str) -> Test {
+        Test {
+            env: TestEnv::new(),
+            tool,
+            args: Vec::new(),
+            stdin: Vec::new(),
+            // No kept connections: nothing is left behind in /tmp.
+            config: "SSH_CONTROL_PERSIST = 0\n".into(),
+            vars: Vec::new(),
+            status: None,
+            nodes: None,
+            stderr_has: Vec::new(),
+            stdout_has: Vec::new(),
+            wrapper: None,
+            config_mode: None,
+        }
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Test {
+        self.args.extend(args.iter().map(Into::into));
+        self
+    }
+
+    pub fn raw_arg(mut self, arg: std::ffi::OsString) -> Test {
+        self.args.push(arg);
+        self
+    }
+
+    pub fn stdin(mut self, text: &str) -> Test {
+        self.stdin = text.as_bytes().to_vec();
+        self
+    }
+
+    pub fn config(mut self, line: &str) -> Test {
+        self.config.push_str(line);
+        self.config.push('\n');
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Test {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    /// The configuration file's permission bits.
+    pub fn config_mode(mut self, mode: u32) -> Test {
+        self.config_mode = Some(mode);
+        self
+    }
+
+    /// Runs the tool in a new session, with no controlling terminal.
+    pub fn without_terminal(mut self) -> Test {
+        self.wrapper = Some("setsid");
+        self
+    }
+
+    pub fn status(mut self, code: i32) -> Test {
+        self.status = Some(code);
+        self
+    }
+
+    /// Exactly one record for each of `count` distinct nodes.
+    pub fn nodes(mut self, count: usize) -> Test {
+        self.nodes = Some(count);
+        self
+    }
+
+    pub fn stderr(mut self, text: &str) -> Test {
+        self.stderr_has.push(text.into());
+        self
+    }
+
+    pub fn stdout(mut self, text: &str) -> Test {
+        self.stdout_has.push(text.into());
+        self
+    }
+
+    /// Runs it, checks everything asked and the record invariant, and
+    /// returns the records.
+    pub fn run(self) -> Vec<Value> {
+        let conf = self.env.write("baleine.conf", &self.config);
+        if let Some(mode) = self.config_mode {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut command = match self.wrapper {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.arg(binary(self.tool));
+                c
+            }
+            None => Command::new(binary(self.tool)),
+        };
+        for (key, _) in std::env::vars() {
+            if key.starts_with("BALEINE_") || key == "NODES" || key == "DOCKER_CONFIG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(&self.args)
+            .env("HOME", self.env.path("home"))
+            .env("XDG_CONFIG_HOME", self.env.path("home/.config"))
+            .env("BALEINE_CONFIG", &conf)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the tool starts");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = self.stdin.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("the tool ends");
+        feeder.join().unwrap();
+        self.check(&out)
+    }
+
+    fn check(&self, out: &Output) -> Vec<Value> {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let context = format!(
+            "{} {:?}\nstatus: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            self.tool, self.args, out.status
+        );
+        if let Some(code) = self.status {
+            assert_eq!(out.status.code(), Some(code), "{context}");
+        }
+        for text in &self.stderr_has {
+            assert!(
+                stderr.contains(text.as_str()),
+                "no {text:?} on stderr: {context}"
+            );
+        }
+        for text in &self.stdout_has {
+            assert!(
+                stdout.contains(text.as_str()),
+                "no {text:?} on stdout: {context}"
+            );
+        }
+        let fleet_tool = !matches!(self.tool, "baleine-list" | "rdsh");
+        let informational = self.args.iter().any(|a| a == "--help" || a == "--version")
+            || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
+        let is_records =
+            fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 130));
+        let records: Vec<Value> = if is_records {
+            stdout
+                .lines()
+                .map(|line| {
+                    assert!(
+                        opens_with_node_action_ok(line),
+                        "a record opens with node, action, ok: {line}\n{context}"
+                    );
+                    serde_json::from_str(line)
+                        .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{context}"))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for record in &records {
+            assert!(record["ok"].is_boolean(), "{record}");
+            if record["ok"] == false {
+                assert!(
+                    record["stage"].is_string() && record["error"].is_string(),
+                    "a failed record says where and why: {record}"
+                );
+            }
+        }
+        if let Some(count) = self.nodes {
+            let mut nodes: Vec<String> = records
+                .iter()
+                .map(|r| r["node"].as_str().unwrap_or("null").to_owned())
+                .collect();
+            nodes.sort();
+            nodes.dedup();
+            assert_eq!(records.len(), count, "one record per node: {context}");
+            assert_eq!(nodes.len(), count, "one record per node: {context}");
+        }
+        records
+    }
+}
+
+/// `{"node":<string or null>,"action":"<word>","ok":<bool>` and more.
+fn opens_with_node_action_ok(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix(r#"{"node":"#) else {
+        return false;
+    };
+    let rest = match rest.strip_prefix("null") {
+        Some(rest) => rest,
+        None => match rest.strip_prefix('"').and_then(|r| r.split_once('"')) {
+            Some((_, rest)) => rest,
+            None => return false,
+        },
+    };
+    let Some((action, rest)) = rest
+        .strip_prefix(r#","action":""#)
+        .and_then(|r| r.split_once('"'))
+    else {
+        return false;
+    };
+    !action.is_empty() && (rest.starts_with(r#","ok":true"#) || rest.starts_with(r#","ok":false"#))
+}

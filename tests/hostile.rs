@@ -1,0 +1,337 @@
+//! The hostile-input table: one test per class of attack or accident, each
+//! against the real binaries, with the attacker played by the test itself
+//! (a registry on loopback, a crafted stdin, a crafted configuration).
+//!
+//! | class | input | expected |
+//! | --- | --- | --- |
+//! | 1 code execution on Tab | registry names holding `$(…)` and backticks | nothing runs; only Docker-grammar names are offered |
+//! | 2 credentials to another host | `Link: <http://other/…>` pagination | no request reaches the other host; list exits 1 naming it |
+//! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130) |
+//! | 4 words changed by the shell | `{a,b}`, `=ls`, `~root` in a command | quoted in the script (tests/properties.rs runs them through the shells) |
+//! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
+//! | 6 unbounded memory | a stdin line over 16 MiB | one input record, not echoed; the next line still counts |
+//! | 7 a record's node taken as a spec | `{"node":"0-3"}` | one node named `0-3` |
+//! | 8 escape sequences on a terminal | node text with ESC | shown escaped (unit test in framework::output) |
+//! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
+//!
+//! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
+
+mod common;
+
+use common::harness::{Test, TestEnv};
+use common::{binary, json, Answer, Loopback, Request};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn not_found() -> Answer {
+    (404, vec![], b"{}".to_vec())
+}
+
+/// Class 1. The backend offers only names Docker's grammar allows, and the
+/// bash completion never expands what it is given.
+#[test]
+fn completion_never_runs_code_that_a_registry_sends() {
+    let registry = Loopback::serve(|request: &Request| {
+        let target = request.target.as_str();
+        if target.starts_with("/v2/_catalog") {
+            json(r#"{"repositories":["ok","$(touch MARK1)","a`touch MARK2`b"]}"#)
+        } else if target.starts_with("/v2/ok/tags/list") {
+            json(r#"{"name":"ok","tags":["v1","$(touch MARK3)","`touch MARK4`"]}"#)
+        } else if target.contains("/tags/list") {
+            json(r#"{"name":"x","tags":["$(touch MARK5)"]}"#)
+        } else {
+            not_found()
+        }
+    });
+    let env = TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        &format!("REGISTRY_URL = 127.0.0.1:{}\n", registry.port),
+    );
+    let bins = std::path::Path::new(binary("baleine-deploy"))
+        .parent()
+        .unwrap();
+    // A tool of the same name that prints hostile lines itself: the bash
+    // layer alone must not run them either.
+    let fake = env.path("fake");
+    env.write(
+        "fake/baleine-exec",
+        "#!/bin/sh\necho '$(touch MARK6)'\necho '`touch MARK7`'\necho fit01\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            fake.join("baleine-exec"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let completions = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/bash");
+    let complete = |tool: &str, words: &str, path: String| -> String {
+        let function = format!("_{}", tool.replace('-', "_"));
+        let script = format!(
+            "source {completions}/{tool}; COMP_WORDS=({words} ''); COMP_CWORD=${{#COMP_WORDS[@]}}; \
+             COMP_CWORD=$((COMP_CWORD - 1)); {function}; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash")
+            .args(["--norc", "-c", &script])
+            .current_dir(env.path("home"))
+            .env("PATH", path)
+            .env("BALEINE_CONFIG", &conf)
+            .env("HOME", env.path("home"))
+            .output()
+            .expect("bash runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let offered = complete(
+        "baleine-deploy",
+        "baleine-deploy -i",
+        format!("{}:{path}", bins.display()),
+    );
+    assert_eq!(offered, "faraday.repo/ok:v1\n");
+    let offered = complete(
+        "baleine-exec",
+        "baleine-exec",
+        format!("{}:{path}", fake.display()),
+    );
+    assert!(offered.contains("fit01"), "{offered}");
+    let marks: Vec<_> = std::fs::read_dir(env.path("home"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("MARK"))
+        .collect();
+    assert!(
+        marks.is_empty(),
+        "completion ran a registry's code: {marks:?}"
+    );
+}
+
+/// Class 2. Pagination to another host is refused before any request goes there.
+#[test]
+fn credentials_never_follow_a_link_to_another_host() {
+    let elsewhere = Loopback::serve(|_| json(r#"{"repositories":["stolen"]}"#));
+    let next = format!("{}/v2/_catalog?last=a&n=100", elsewhere.url());
+    let registry = Loopback::serve(move |request: &Request| {
+        if request.authorization.is_none() {
+            return (401, vec![], vec![]);
+        }
+        let link = format!("<{next}>; rel=\"next\"");
+        let (status, mut headers, body) = json(r#"{"repositories":["mine"]}"#);
+        headers.push(("Link".into(), link));
+        (status, headers, body)
+    });
+    let test = Test::new("baleine-list");
+    let password = test.env.write("password", "secret\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    test.config(&format!("REGISTRY_URL = 127.0.0.1:{}", registry.port))
+        .config("REGISTRY_USER = me")
+        .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
+        .status(1)
+        .stderr("another host")
+        .stderr(&elsewhere.url())
+        .run();
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other host was asked: {:?}",
+        elsewhere.requests()
+    );
+}
+
+/// A registry whose catalog always has one more page.
+fn endless_registry(delay: Duration) -> Loopback {
+    Loopback::serve(move |request: &Request| {
+        std::thread::sleep(delay); // the attacker's pace, not a synchronisation
+        let page: u64 = request
+            .target
+            .split("last=r")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let names: Vec<String> = (0..100)
+            .map(|i| format!("\"r{}\"", page * 100 + i))
+            .collect();
+        let (status, mut headers, body) =
+            json(&format!(r#"{{"repositories":[{}]}}"#, names.join(",")));
+        headers.push((
+            "Link".into(),
+            format!("</v2/_catalog?last=r{}&n=100>; rel=\"next\"", page + 1),
+        ));
+        (status, headers, body)
+    })
+}
+
+/// Class 3, bounded: an endless catalog is refused, not read until memory runs out.
+#[test]
+fn an_endless_catalog_is_refused_after_a_bound() {
+    let registry = endless_registry(Duration::ZERO);
+    Test::new("baleine-list")
+        .config(&format!("REGISTRY_URL = 127.0.0.1:{}", registry.port))
+        .status(1)
+        .stderr("refused")
+        .run();
+}
+
+/// Class 3, interruptible: Ctrl-C ends a listing in progress with 130.
+#[test]
+fn ctrl_c_ends_a_listing_of_an_endless_catalog() {
+    let registry = endless_registry(Duration::from_millis(20));
+    let env = TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        &format!("REGISTRY_URL = 127.0.0.1:{}\n", registry.port),
+    );
+    let mut child = Command::new(binary("baleine-list"))
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while registry.requests().len() < 3 {
+        assert!(Instant::now() < deadline, "baleine-list never paged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
+/// Class 4: words reach docker as typed (the script quotes them).
+#[test]
+fn braces_and_other_shell_syntax_are_quoted_in_the_script() {
+    let records = Test::new("baleine-exec")
+        .args(&[
+            "--dry-run",
+            "1",
+            "--",
+            "echo",
+            "{a,b}",
+            "x{1..3}",
+            "=ls",
+            "~root",
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
+    let script = records[0]["script"].as_str().unwrap();
+    assert!(
+        script.contains("container echo '{a,b}' 'x{1..3}' '=ls' '~root'"),
+        "{script}"
+    );
+}
+
+/// Class 5: numbers that would overflow or exhaust are usage errors.
+#[test]
+fn huge_numbers_are_refused_before_any_work() {
+    for args in [
+        &["--timeout", "18446744073709551615", "1"][..],
+        &["-j", "100000000", "1"],
+        &["--stop-timeout", "99999999999", "-y", "1"],
+    ] {
+        let tool = if args.contains(&"--stop-timeout") {
+            "baleine-destroy"
+        } else {
+            "baleine-ps"
+        };
+        Test::new(tool).args(args).status(2).run();
+    }
+}
+
+/// Class 6: a runaway stdin line costs one input record, not the run.
+#[test]
+fn an_overlong_stdin_line_is_one_short_input_record() {
+    let mut input = "x".repeat(17 * 1024 * 1024);
+    input.push_str("\nfit01\n");
+    let records = Test::new("baleine-ps")
+        .args(&["--dry-run"])
+        .stdin(&input)
+        .status(1)
+        .run();
+    assert_eq!(records.len(), 2);
+    let bad = records.iter().find(|r| r["stage"] == "input").unwrap();
+    assert_eq!(bad["line"], 1);
+    assert!(bad["error"].as_str().unwrap().len() < 200, "{bad}");
+    assert!(records
+        .iter()
+        .any(|r| r["node"] == "fit01" && r["ok"] == true));
+}
+
+/// Class 6, echo: a long bad word is quoted only in part.
+#[test]
+fn a_long_bad_word_is_not_echoed_whole() {
+    let word = format!("{};", "y".repeat(100_000));
+    let records = Test::new("baleine-ps")
+        .args(&["--dry-run"])
+        .stdin(&format!("{word}\n"))
+        .status(1)
+        .run();
+    let line = serde_json::to_string(&records[0]).unwrap();
+    assert!(line.len() < 400, "{} bytes", line.len());
+}
+
+/// Class 7: a record's node field is one node, never a range.
+#[test]
+fn a_record_s_node_field_is_not_expanded() {
+    let records = Test::new("baleine-ps")
+        .args(&["--dry-run"])
+        .stdin("{\"node\":\"0-3\"}\n{\"node\":\"~fit01\"}\n")
+        .status(1)
+        .run();
+    assert_eq!(records.len(), 2);
+    assert!(records
+        .iter()
+        .any(|r| r["node"] == "0-3" && r["ok"] == true));
+    assert!(records.iter().any(|r| r["stage"] == "input"));
+}
+
+/// Class 10: a password in a file others can read draws a warning; a
+/// password file others can read is refused; a private one is used.
+#[test]
+fn registry_passwords_must_be_private() {
+    let registry = Loopback::serve(|request: &Request| {
+        // "me:secret"
+        match request.authorization.as_deref() {
+            Some("Basic bWU6c2VjcmV0") => json(r#"{"repositories":[]}"#),
+            _ => (401, vec![], vec![]),
+        }
+    });
+    let url = format!("REGISTRY_URL = 127.0.0.1:{}", registry.port);
+    Test::new("baleine-list")
+        .config(&url)
+        .config("REGISTRY_USER = me")
+        .config("REGISTRY_PASSWORD = secret")
+        .config_mode(0o644)
+        .status(0)
+        .stderr("other users can read (mode 644)")
+        .stderr("REGISTRY_PASSWORD_FILE")
+        .run();
+    for (mode, status) in [(0o644, 2), (0o600, 0)] {
+        let test = Test::new("baleine-list");
+        let password = test.env.write("password", "secret\n");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&password, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let test = test
+            .config(&url)
+            .config("REGISTRY_USER = me")
+            .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
+            .config_mode(0o600)
+            .status(status);
+        match status {
+            2 => test.stderr("chmod 600").run(),
+            _ => test.run(),
+        };
+    }
+}
