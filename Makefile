@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test test-unit testbed-up testbed-down demo install uninstall bench
+.PHONY: all build deps lint man test test-unit fuzz testbed-up testbed-down demo install uninstall bench
 
 all: build
 
@@ -51,6 +51,12 @@ test: deps lint test-unit
 	$(TESTBED) up $(N)
 	status=0; $(CARGO) test --workspace --locked $(addprefix --test ,$(TESTBED_TESTS)) || status=$$?; \
 	  [ -n "$(KEEP_TESTBED)" ] || $(TESTBED) down; exit $$status
+
+## Every cargo-fuzz target for FUZZ_SECONDS each (default 60), from fuzz/seeds;
+## prints targets x seconds x executions and crashes (fuzz/results/latest.md).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 ## The deploy benchmark (not part of test): BENCH_N=4 for a quick run.
 BENCH_N ?= 37

@@ -249,11 +249,7 @@ pub fn load_from(
     sources: &[Source],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let mut settings = Settings(
-        KEYS.iter()
-            .map(|&(key, default)| (key, (default.to_owned(), Origin::Default)))
-            .collect(),
-    );
+    let mut settings = Settings::defaults();
     for source in sources {
         let text = match fs::read_to_string(&source.path) {
             Ok(text) => text,
@@ -267,13 +263,7 @@ pub fn load_from(
                 })
             }
         };
-        for (key, value, line) in parse_file(&source.path, &text)? {
-            let origin = Origin::File {
-                path: source.path.clone(),
-                line,
-            };
-            settings.0.insert(key, (value, origin));
-        }
+        settings.read(&source.path, &text)?;
     }
     // BALEINE_-prefixed: bare names like CONTAINER_NAME, SSH or PARALLEL are
     // already used by other tools (GNU parallel reads $PARALLEL) and by
@@ -287,10 +277,38 @@ pub fn load_from(
     settings.into_config()
 }
 
+/// The configuration of one file's text alone (no environment), as if it
+/// were the file at `path`: for tests and the fuzzer.
+pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let mut settings = Settings::defaults();
+    settings.read(path, text)?;
+    settings.into_config()
+}
+
 /// The raw value and origin of every key.
 struct Settings(HashMap<&'static str, (String, Origin)>);
 
 impl Settings {
+    fn defaults() -> Settings {
+        Settings(
+            KEYS.iter()
+                .map(|&(key, default)| (key, (default.to_owned(), Origin::Default)))
+                .collect(),
+        )
+    }
+
+    /// Applies the settings of one file's text.
+    fn read(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        for (key, value, line) in parse_file(path, text)? {
+            let origin = Origin::File {
+                path: path.to_owned(),
+                line,
+            };
+            self.0.insert(key, (value, origin));
+        }
+        Ok(())
+    }
+
     /// Converts one value, blaming its origin when it is invalid. Every known
     /// key has a value (its default at least); a misspelt one reads as empty.
     fn get<T>(
@@ -405,13 +423,25 @@ impl Settings {
 fn password_file(path: &str) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
             "{path} is readable by others (mode {mode:o}): chmod 600 it"
         ));
     }
-    let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    // A password is one short line: read no more than that.
+    let mut text = String::new();
+    io::Read::read_to_string(
+        &mut io::Read::take(
+            fs::File::open(path).map_err(|e| format!("{path}: {e}"))?,
+            4096,
+        ),
+        &mut text,
+    )
+    .map_err(|e| format!("{path}: {e}"))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
