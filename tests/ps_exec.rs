@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{record_of, records, run_with_stdin, stderr, tool, unique, Testbed};
-use std::process::Output;
+use common::{processes, signal, wait_until, record_of, records, run_with_stdin, stderr, tool, unique, Testbed};
+use nix::sys::signal::Signal;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn run(tb: &Testbed, name: &str, args: &[&str]) -> Output {
@@ -202,7 +203,6 @@ fn exec_timeout_kills_the_command_inside_the_container() {
     let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
     deploy(&tb, "busybox", &[node]);
-    let started = Instant::now();
     let out = run(
         &tb,
         "baleine-exec",
@@ -216,7 +216,6 @@ fn exec_timeout_kills_the_command_inside_the_container() {
             "echo started; sleep 77; echo never",
         ],
     );
-    assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1));
     let record = &records(&out)[0];
     assert_eq!(record["stage"], "timeout", "{record}");
@@ -225,12 +224,62 @@ fn exec_timeout_kills_the_command_inside_the_container() {
         record["stderr"], "",
         "the kill notice must not leak into the command's output"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let top = tb.ssh_ok(node, "docker top container -o pid,args");
-    assert!(
-        !top.contains("sleep 77"),
-        "the command survived the timeout: {top}"
-    );
+    wait_until("the command killed at its timeout", 30, || {
+        !tb.ssh_ok(node, "docker top container -o pid,args").contains("sleep 77")
+    });
+}
+
+#[test]
+fn ctrl_c_stops_the_commands_on_the_nodes_not_just_ssh() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy(&tb, "busybox", &[a, b]);
+    let mut child = tool(&tb, "baleine-exec")
+        .args([a, b, "--", "sleep", "3011"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tool runs");
+    wait_until("both commands running", 60, || processes("sleep 3011").len() == 2);
+    signal(&child, Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let records = records(&out);
+    for node in [a, b] {
+        assert_eq!(record_of(&records, node)["stage"], "interrupted");
+    }
+    wait_until("no sleep 3011 left in the containers", 30, || {
+        processes("sleep 3011").is_empty()
+    });
+}
+
+#[test]
+fn the_time_limit_holds_when_the_tool_and_its_ssh_die() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let a = tb.nodes[0].as_str();
+    deploy(&tb, "busybox", &[a]);
+    let mut child = tool(&tb, "baleine-exec")
+        .args(["--timeout", "4", a, "--", "sleep", "3012"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tool runs");
+    wait_until("the command running", 60, || processes("sleep 3012").len() == 1);
+    // Everything on our side dies at once (kill -9 of the tool and of its
+    // ssh): nobody here is left to stop the command.
+    let ours = Command::new("pkill")
+        .args(["-KILL", "-P", &child.id().to_string(), "-x", "ssh"])
+        .status()
+        .unwrap();
+    assert!(ours.success(), "no ssh child of the tool to kill");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The node's own timer stops it, at 4 s.
+    wait_until("the node's timer stopping sleep 3012", 60, || {
+        processes("sleep 3012").is_empty()
+    });
 }
 
 #[test]

@@ -656,3 +656,37 @@ pub fn json(body: &str) -> Answer {
         body.as_bytes().to_vec(),
     )
 }
+
+/// Polls `condition` until it holds; fails the test naming `what` if it
+/// still does not after `seconds` (a bound against hanging, not a speed goal).
+pub fn wait_until(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {seconds} s, still not: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The command lines of this machine's processes matching `pattern` (pgrep
+/// -f). Processes in the testbed's containers are visible here too (same
+/// kernel), which is how tests check that nothing was left running.
+pub fn processes(pattern: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", "--", pattern])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| !line.contains("pgrep"))
+        .map(String::from)
+        .collect()
+}
+
+/// Sends `signal` to a child process.
+pub fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+        .expect("signal the tool");
+}

@@ -348,7 +348,15 @@ impl Registry {
                 .into_iter()
                 .filter_map(|(key, value)| Some((key, value.as_deref()?)))
                 .collect();
-        let authorization = self.basic.as_ref().map(|b| format!("Basic {b}"));
+        // Our password goes to the registry's own origin, or to a token
+        // service over HTTPS; a realm on another host in plain HTTP gets an
+        // anonymous request.
+        let safe_realm = origin(&token_url) == origin(&self.base) || token_url.starts_with("https://");
+        let authorization = self
+            .basic
+            .as_ref()
+            .filter(|_| safe_realm)
+            .map(|b| format!("Basic {b}"));
         let mut request = self.agent.get(&token_url).query_pairs(query);
         if let Some(auth) = &authorization {
             request = request.header("Authorization", auth);
