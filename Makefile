@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test test-unit fuzz testbed-up testbed-down demo install uninstall bench
+.PHONY: all build deps lint man test test-unit fuzz chaos testbed-up testbed-down demo install uninstall bench
 
 all: build
 
@@ -57,6 +57,17 @@ test: deps lint test-unit
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+## Chaos (tests/chaos.rs) on its own testbed of CHAOS_NODES nodes: CHAOS_ROUNDS
+## rounds of faults (CHAOS_SEED=N replays a run); totals in tests/chaos/results/.
+CHAOS_NODES ?= 37
+CHAOS_ROUNDS ?= 30
+chaos: deps
+	$(CARGO) build --workspace --locked --all-targets
+	$(TESTBED) up $(CHAOS_NODES)
+	status=0; CHAOS_ROUNDS=$(CHAOS_ROUNDS) CHAOS_RESULTS=$(CURDIR)/tests/chaos/results \
+	  $(CARGO) test --locked --test chaos -- --nocapture || status=$$?; \
+	  $(TESTBED) down; exit $$status
 
 ## The deploy benchmark (not part of test): BENCH_N=4 for a quick run.
 BENCH_N ?= 37

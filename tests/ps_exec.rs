@@ -2,10 +2,12 @@
 
 mod common;
 
-use common::{processes, signal, wait_until, record_of, records, run_with_stdin, stderr, tool, unique, Testbed};
+use common::{
+    processes, record_of, records, run_with_stdin, signal, stderr, tool, unique, wait_until,
+    Testbed,
+};
 use nix::sys::signal::Signal;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 fn run(tb: &Testbed, name: &str, args: &[&str]) -> Output {
     tool(tb, name).args(args).output().expect("tool runs")
@@ -225,7 +227,8 @@ fn exec_timeout_kills_the_command_inside_the_container() {
         "the kill notice must not leak into the command's output"
     );
     wait_until("the command killed at its timeout", 30, || {
-        !tb.ssh_ok(node, "docker top container -o pid,args").contains("sleep 77")
+        !tb.ssh_ok(node, "docker top container -o pid,args")
+            .contains("sleep 77")
     });
 }
 
@@ -235,13 +238,15 @@ fn ctrl_c_stops_the_commands_on_the_nodes_not_just_ssh() {
     let _nodes = tb.exclusive();
     let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
     deploy(&tb, "busybox", &[a, b]);
-    let mut child = tool(&tb, "baleine-exec")
+    let child = tool(&tb, "baleine-exec")
         .args([a, b, "--", "sleep", "3011"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("tool runs");
-    wait_until("both commands running", 60, || processes("sleep 3011").len() == 2);
+    wait_until("both commands running", 60, || {
+        processes("^sleep 3011$").len() == 2
+    });
     signal(&child, Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
@@ -250,7 +255,7 @@ fn ctrl_c_stops_the_commands_on_the_nodes_not_just_ssh() {
         assert_eq!(record_of(&records, node)["stage"], "interrupted");
     }
     wait_until("no sleep 3011 left in the containers", 30, || {
-        processes("sleep 3011").is_empty()
+        processes("^sleep 3011$").is_empty()
     });
 }
 
@@ -266,7 +271,9 @@ fn the_time_limit_holds_when_the_tool_and_its_ssh_die() {
         .stderr(Stdio::null())
         .spawn()
         .expect("tool runs");
-    wait_until("the command running", 60, || processes("sleep 3012").len() == 1);
+    wait_until("the command running", 60, || {
+        processes("^sleep 3012$").len() == 1
+    });
     // Everything on our side dies at once (kill -9 of the tool and of its
     // ssh): nobody here is left to stop the command.
     let ours = Command::new("pkill")
@@ -278,7 +285,7 @@ fn the_time_limit_holds_when_the_tool_and_its_ssh_die() {
     child.wait().unwrap();
     // The node's own timer stops it, at 4 s.
     wait_until("the node's timer stopping sleep 3012", 60, || {
-        processes("sleep 3012").is_empty()
+        processes("^sleep 3012$").is_empty()
     });
 }
 

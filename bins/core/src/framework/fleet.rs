@@ -10,7 +10,7 @@ use crate::domain::record::{Failure, Fields, Record};
 use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::Writer;
 use crate::framework::{exit, fanout, stop, UsageError};
-use crate::remote::script::{interpret, Values};
+use crate::remote::script::{cleanup_command, interpret, session_command, Values};
 use crate::remote::ssh::{SessionEnd, SessionIo, Ssh};
 use crossbeam::channel::{unbounded, Receiver};
 use std::process::ExitCode;
@@ -43,9 +43,6 @@ pub trait Job: Sync {
 pub struct Remote<C> {
     pub script: String,
     pub io: SessionIo,
-    /// How long the session may outlive the run's timeout (a job whose script
-    /// enforces the timeout itself needs the time to report it).
-    pub grace: Duration,
     pub context: C,
 }
 
@@ -54,11 +51,16 @@ impl<C> Remote<C> {
         Remote {
             script,
             io: SessionIo::default(),
-            grace: Duration::ZERO,
             context,
         }
     }
 }
+
+/// Our ssh outlives the node's own timer by this much, so that on a time
+/// limit the node stops the work and says so before we give up on it.
+const REMOTE_GRACE: Duration = Duration::from_secs(5);
+/// How long stopping a run's leftovers on a node may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Remote<()> {
     /// A plain script, with nothing to remember for `finish`.
@@ -94,6 +96,9 @@ pub struct Fleet {
     pub timeout: Duration,
     pub parallel: usize,
     pub dry_run: bool,
+    /// This run's mark on the processes it starts on nodes (see
+    /// `remote::script::session_command`): no other run shares it.
+    pub tag: String,
     /// The nodes come from stdin as they are read: their number is unknown.
     streamed: bool,
     /// Taken by the first call to `inputs`.
@@ -137,6 +142,7 @@ impl Fleet {
             timeout,
             parallel,
             dry_run: options.dry_run,
+            tag: run_tag(),
             streamed,
             source: std::sync::Mutex::new(Some(source)),
         })
@@ -214,28 +220,85 @@ impl Fleet {
             // Waiting in `start` (deploy's digest) may have outlasted the run.
             return Record::failure(Some(node), action, &Failure::not_started());
         }
+        let command = session_command(&remote.script, &self.tag, self.timeout);
         if self.dry_run {
             return Record::success(node, action)
                 .with("dry_run", true)
-                .with("ssh", self.ssh.argv(node, &remote.script))
+                .with("ssh", self.ssh.argv(node, &command))
                 .with("script", remote.script);
         }
         // The node's own time, without what `start` waited for.
         let started = Instant::now();
-        let end = self.ssh.run_with(
-            node,
-            &remote.script,
-            self.timeout + remote.grace,
-            &remote.io,
-        );
+        let end = self
+            .ssh
+            .run_with(node, &command, self.timeout + REMOTE_GRACE, &remote.io);
+        // Our session ended before the script did: what it started on the
+        // node goes on unless we stop it (what we start, we stop).
+        let stopped = leftovers_possible(&end).then(|| self.stop_leftovers(node));
         let session = Session {
             end,
             timeout: self.timeout,
         };
-        let record = match job.finish(node, remote.context, &session) {
+        let mut record = match job.finish(node, remote.context, &session) {
             Ok(fields) => Record::success(node, action).and(fields),
             Err(failure) => Record::failure(Some(node), action, &failure),
         };
+        if let Some(stopped) = stopped {
+            record.set("stopped_on_node", stopped.is_ok());
+            if let Err(error) = stopped {
+                record.set("stop_error", error);
+            }
+        }
         record.with("elapsed_ms", started.elapsed().as_millis() as u64)
     }
+}
+
+impl Fleet {
+    /// Stops, on `node`, everything this run started there, in sessions of
+    /// their own that an interrupt does not cut. A node whose sshd just
+    /// died may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
+    fn stop_leftovers(&self, node: &str) -> Result<(), String> {
+        let io = SessionIo {
+            survives_interrupt: true,
+            ..SessionIo::default()
+        };
+        let deadline = Instant::now() + CLEANUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let end = self
+                .ssh
+                .run_with(node, &cleanup_command(&self.tag), left, &io);
+            let error = match (end.cut, end.status) {
+                (None, Some(0)) => return Ok(()),
+                (Some(_), _) => {
+                    format!("no answer from the node in {} s", CLEANUP_TIMEOUT.as_secs())
+                }
+                (None, _) => end.stderr.trim().to_owned(),
+            };
+            if Instant::now() + Duration::from_secs(1) >= deadline {
+                return Err(error);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Whether the script may still be running on the node: we cut the
+/// session, or ssh died (255, or a signal) after the script had begun.
+fn leftovers_possible(end: &SessionEnd) -> bool {
+    let began = end.stderr.contains("@@baleine-stage ");
+    end.cut.is_some() || (began && matches!(end.status, None | Some(255)))
+}
+
+/// A mark no other run shares: this process, and the time to the nanosecond.
+fn run_tag() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        now.as_secs(),
+        now.subsec_nanos()
+    )
 }

@@ -10,7 +10,7 @@ use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::UsageError;
-use crate::remote::script::{quote, quote_word, Docker, Script};
+use crate::remote::script::{killed_line, quote, quote_word, run_var, Docker, Script};
 use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +18,6 @@ use std::time::Duration;
 
 /// The line after which stderr is the command's, not the script's.
 const OUTPUT_MARK: &str = "@@baleine-output";
-/// Our ssh outlives the remote timer by this much, so the remote side kills
-/// the command and says so before we give up on the session.
-const GRACE: Duration = Duration::from_secs(5);
 
 crate::fleet_args! {
     /// Run COMMAND inside the managed container of every node in parallel
@@ -110,22 +107,10 @@ impl ExecPlan {
     }
 }
 
-/// A tag no other run shares, naming this run's processes on the nodes.
-fn run_tag() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{}-{}-{nanos}",
-        std::process::id(),
-        crate::domain::clock::now_secs()
-    )
-}
-
 /// The remote script: check the managed container runs, start a timer that
 /// kills the tagged command after `limit`, then run it in the foreground (so
 /// it keeps our stdin) and exit with its status.
-pub fn exec_script(docker: &Docker, plan: &ExecPlan, limit: Duration, tag: &str) -> String {
+pub fn exec_script(docker: &Docker, plan: &ExecPlan, tag: &str) -> String {
     let mut script = Script::new();
     script.stage(Stage::Exec);
     let container = &docker.container;
@@ -138,36 +123,18 @@ pub fn exec_script(docker: &Docker, plan: &ExecPlan, limit: Duration, tag: &str)
          *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}\n\
          [ \"$state\" = running ] || {{ echo \"the container {container} is $state, not running\" >&2; exit 1; }}"
     ));
-    let env_tag = format!("BALEINE_EXEC_TAG={tag}");
-    // The timer's sleep holds none of our pipes, so killing the timer when
-    // the command ends lets the session close at once.
-    script.line(&format!(
-        "( sleep {} >/dev/null 2>&1 </dev/null & wait $!\n\
-           echo {} >&2\n\
-           for e in /proc/[0-9]*/environ; do\n\
-             if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\"; fi\n\
-           done 2>/dev/null ) &\n\
-         timer=$!",
-        limit.as_secs().max(1),
-        quote_word(&trailer(tag)),
-        quote_word(&env_tag),
-    ));
     script.line(&format!("echo {OUTPUT_MARK} >&2"));
     let mut exec: Vec<String> = vec!["exec".into()];
     if plan.stdin.is_some() {
         exec.push("-i".into());
     }
-    exec.extend(["-e".into(), env_tag, container.clone()]);
+    // `docker exec` does not pass our environment into the container: the
+    // run's mark goes in by -e, so the node's timer and an interrupt's
+    // cleanup find the command itself, not just its docker client.
+    exec.extend(["-e".into(), run_var(tag), container.clone()]);
     exec.extend(plan.command.iter().cloned());
-    script.line(&format!(
-        "{}\nstatus=$?\nkill $timer 2>/dev/null\nexit $status",
-        quote(&docker.words(&exec))
-    ));
+    script.line(&quote(&docker.words(&exec)));
     script.text().to_owned()
-}
-
-fn trailer(tag: &str) -> String {
-    format!("@@baleine-killed-{tag}")
 }
 
 /// Runs the plan's command in every node's managed container.
@@ -182,13 +149,8 @@ pub struct ExecJob {
 
 impl ExecJob {
     pub fn new(fleet: &Fleet, plan: ExecPlan) -> ExecJob {
-        let tag = run_tag();
-        let script = exec_script(
-            &Docker::from_config(&fleet.config),
-            &plan,
-            fleet.timeout,
-            &tag,
-        );
+        let tag = fleet.tag.clone();
+        let script = exec_script(&Docker::from_config(&fleet.config), &plan, &tag);
         ExecJob {
             plan,
             script,
@@ -215,12 +177,12 @@ impl Job for ExecJob {
             stdin: self.plan.stdin.clone(),
             payload: Some(PayloadWiring {
                 marker: OUTPUT_MARK.into(),
-                trailer: trailer(&self.tag),
+                trailer: killed_line(&self.tag),
                 stdout: sink("out"),
                 stderr: sink("err"),
             }),
+            survives_interrupt: false,
         };
-        remote.grace = GRACE;
         Ok(remote)
     }
 
@@ -304,24 +266,20 @@ mod tests {
     }
 
     #[test]
-    fn the_command_is_quoted_tagged_and_timed() {
+    fn the_command_is_quoted_and_carries_the_run_s_mark() {
         let docker = Docker::default();
         let script = exec_script(
             &docker,
             &plan(&["sh", "-c", "echo $HOME; rm -rf /"], false),
-            Duration::from_secs(30),
             "t1",
         );
         assert!(
-            script.contains(
-                "docker exec -e 'BALEINE_EXEC_TAG=t1' container sh -c 'echo $HOME; rm -rf /'"
-            ),
+            script
+                .contains("docker exec -e 'BALEINE_RUN=t1' container sh -c 'echo $HOME; rm -rf /'"),
             "{script}"
         );
-        assert!(script.contains("sleep 30 "));
-        assert!(script.contains("grep -qx 'BALEINE_EXEC_TAG=t1'"));
         assert!(script.find(OUTPUT_MARK).unwrap() < script.find("docker exec").unwrap());
-        let with_stdin = exec_script(&docker, &plan(&["cat"], true), Duration::from_secs(5), "t2");
+        let with_stdin = exec_script(&docker, &plan(&["cat"], true), "t2");
         assert!(with_stdin.contains("docker exec -i -e"));
     }
 

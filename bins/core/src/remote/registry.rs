@@ -351,7 +351,8 @@ impl Registry {
         // Our password goes to the registry's own origin, or to a token
         // service over HTTPS; a realm on another host in plain HTTP gets an
         // anonymous request.
-        let safe_realm = origin(&token_url) == origin(&self.base) || token_url.starts_with("https://");
+        let safe_realm =
+            origin(&token_url) == origin(&self.base) || token_url.starts_with("https://");
         let authorization = self
             .basic
             .as_ref()

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const STAGE_MARK: &str = "@@baleine-stage ";
+/// Printed on stderr (with the run's tag) by a node's own timer when the
+/// run's time limit passes there and it stops the run's work.
+pub const KILLED_MARK: &str = "@@baleine-killed";
 /// Printed after a failure when it turns out to belong to another stage
 /// (a `docker run --pull missing` that failed because the pull did).
 const RESTAGE_MARK: &str = "@@baleine-restage ";
@@ -37,6 +40,73 @@ pub fn quote_word(word: &str) -> String {
         return word.to_owned();
     }
     format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The shell loop that kills, on a node, every process whose environment
+/// holds one of `vars` (`NAME=value`): the node's root sees them all, the
+/// ones in containers included.
+fn kill_tagged(vars: &[String]) -> String {
+    let patterns: Vec<String> = vars
+        .iter()
+        .map(|v| format!("-e {}", quote_word(v)))
+        .collect();
+    format!(
+        "for e in /proc/[0-9]*/environ; do\n\
+         if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\"; fi\n\
+         done 2>/dev/null",
+        patterns.join(" ")
+    )
+}
+
+/// The variable that marks every process a run starts on a node.
+pub fn run_var(tag: &str) -> String {
+    format!("BALEINE_RUN={tag}")
+}
+
+/// The line a node's timer prints when it stops the run (see `session_command`).
+pub fn killed_line(tag: &str) -> String {
+    format!("{KILLED_MARK}-{tag}")
+}
+
+/// The command a session runs on a node: `script`, under two guarantees.
+/// Everything it starts carries `BALEINE_RUN=<tag>` in its environment
+/// (the script's own shell too, by `exec env`), so `cleanup_command` can
+/// find and stop it from another session. And a timer of the node's own,
+/// started beside it, stops it all after `limit` and says so on stderr,
+/// so the time limit holds even when our ssh is gone. The script ending
+/// ends the timer (and the timer's sleep: no process is left behind).
+pub fn session_command(script: &str, tag: &str, limit: Duration) -> String {
+    // The timer counts seconds and ends as soon as the script is gone (its
+    // pid is the login shell's, kept by exec): a script killed by a signal
+    // leaves no timer behind either.
+    let timer = format!(
+        "trap 'kill $s 2>/dev/null; exit 0' TERM\n\
+         i=0\n\
+         while [ $i -lt {} ]; do\n\
+         kill -0 $BALEINE_WATCHED 2>/dev/null || exit 0\n\
+         sleep 1 </dev/null >/dev/null 2>&1 & s=$!\n\
+         wait $s\n\
+         i=$((i+1))\n\
+         done\n\
+         echo {} >&2\n{}",
+        limit.as_secs().max(1),
+        killed_line(tag),
+        kill_tagged(&[run_var(tag)])
+    );
+    let body = format!("trap 'kill $BALEINE_TIMER_PID 2>/dev/null' EXIT\n{script}");
+    format!(
+        "BALEINE_TIMER={tag} BALEINE_WATCHED=$$ sh -c {} </dev/null &\nexec env {} BALEINE_TIMER_PID=$! sh -c {}",
+        quote_word(&timer),
+        run_var(tag),
+        quote_word(&body)
+    )
+}
+
+/// The command that stops, on a node, whatever a run with `tag` left
+/// running there: its scripts, their docker clients, the commands they
+/// started in containers, and its timers.
+pub fn cleanup_command(tag: &str) -> String {
+    kill_tagged(&[run_var(tag), format!("BALEINE_TIMER={tag}")])
 }
 
 /// A remote script under construction.
@@ -158,8 +228,11 @@ pub fn interpret(end: &SessionEnd, timeout: Duration) -> Result<Values, Failure>
     let mut stage: Option<Stage> = None;
     let mut restage: Option<Stage> = None;
     let mut error_lines: Vec<&str> = Vec::new();
+    let mut stopped_by_node = false;
     for line in end.stderr.lines() {
-        if let Some(name) = line.strip_prefix(STAGE_MARK) {
+        if line.starts_with(KILLED_MARK) {
+            stopped_by_node = true;
+        } else if let Some(name) = line.strip_prefix(STAGE_MARK) {
             stage = Stage::from_marker(name.trim());
             error_lines.clear();
         } else if let Some(name) = line.strip_prefix(RESTAGE_MARK) {
@@ -169,6 +242,15 @@ pub fn interpret(end: &SessionEnd, timeout: Duration) -> Result<Values, Failure>
         }
     }
     let during = stage.map_or("connect", Stage::as_str);
+    if stopped_by_node {
+        return Err(Failure::new(
+            Stage::Timeout,
+            format!(
+                "no result after {} s (during {during}): stopped on the node",
+                timeout.as_secs()
+            ),
+        ));
+    }
     match end.cut {
         Some(Cut::Interrupted) => {
             return Err(Failure::new(
@@ -180,7 +262,7 @@ pub fn interpret(end: &SessionEnd, timeout: Duration) -> Result<Values, Failure>
             return Err(Failure::new(
                 Stage::Timeout,
                 format!(
-                    "no result after {} s (during {during}); ssh killed",
+                    "no result after {} s (during {during}): the node did not answer in time",
                     timeout.as_secs()
                 ),
             ))
@@ -368,11 +450,33 @@ mod tests {
             (failure.stage, failure.error.as_str()),
             (
                 Stage::Timeout,
-                "no result after 30 s (during pull); ssh killed"
+                "no result after 30 s (during pull): the node did not answer in time"
             )
         );
         cut.cut = Some(Cut::Interrupted);
         assert_eq!(interpret(&cut, T).unwrap_err().stage, Stage::Interrupted);
+    }
+
+    #[test]
+    fn the_node_s_timer_makes_a_timeout_record() {
+        let failure = interpret(
+            &end(1, "", "@@baleine-stage pull\nKilled\n@@baleine-killed-t1\n"),
+            T,
+        )
+        .unwrap_err();
+        assert_eq!(failure.stage, Stage::Timeout);
+        assert_eq!(
+            failure.error,
+            "no result after 30 s (during pull): stopped on the node"
+        );
+    }
+
+    #[test]
+    fn a_session_command_tags_its_script_and_times_it() {
+        let command = session_command("echo hi", "t1", Duration::from_secs(7));
+        assert!(command.contains("exec env BALEINE_RUN=t1 BALEINE_TIMER_PID=$! sh -c"));
+        assert!(command.contains("while [ $i -lt 7 ]"));
+        assert!(cleanup_command("t1").contains("-e 'BALEINE_RUN=t1' -e 'BALEINE_TIMER=t1'"));
     }
 
     #[test]

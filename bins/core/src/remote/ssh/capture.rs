@@ -42,6 +42,9 @@ pub struct SessionIo {
     /// Fed to the remote command's stdin (default: nothing).
     pub stdin: Option<PathBuf>,
     pub payload: Option<PayloadWiring>,
+    /// Not cut when the run is interrupted (only by its deadline): for the
+    /// short session that stops a run's leftovers on a node.
+    pub survives_interrupt: bool,
 }
 
 /// Where a command's output starts, and where it goes.

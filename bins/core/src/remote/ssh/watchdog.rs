@@ -22,6 +22,7 @@ pub(super) struct Watchdog {
 
 struct Watched {
     deadline: Instant,
+    interruptible: bool,
     cut: Option<Cut>,
 }
 
@@ -39,11 +40,13 @@ pub(super) fn watchdog() -> &'static Watchdog {
 }
 
 impl Watchdog {
-    pub(super) fn watch(&self, pid: u32, deadline: Instant) {
+    /// Watches `pid` until `deadline`, and until the run stops if `interruptible`.
+    pub(super) fn watch(&self, pid: u32, deadline: Instant, interruptible: bool) {
         self.lock().insert(
             pid,
             Watched {
                 deadline,
+                interruptible,
                 cut: None,
             },
         );
@@ -66,7 +69,7 @@ impl Watchdog {
             if watched.cut.is_some() {
                 continue;
             }
-            let cut = if stopping {
+            let cut = if stopping && watched.interruptible {
                 Cut::Interrupted
             } else if now >= watched.deadline {
                 Cut::Timeout
