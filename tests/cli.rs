@@ -469,3 +469,32 @@ fn without_credentials_a_protected_registry_says_what_is_needed() {
         .stderr("needs credentials")
         .run();
 }
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    // The tool waits on its stdin meanwhile: its limits can be read.
+    let env = common::harness::TestEnv::new();
+    let conf = env.write("baleine.conf", "SSH_CONTROL_PERSIST = 0\n");
+    let mut child = std::process::Command::new("prlimit")
+        .args(["--nofile=64:4096", "--"])
+        .arg(common::binary("baleine-ps"))
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("prlimit runs");
+    let limits = format!("/proc/{}/limits", child.id());
+    let soft = || {
+        std::fs::read_to_string(&limits)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3).map(String::from))
+    };
+    common::wait_until("the tool's soft limit at 4096", 30, || {
+        soft().as_deref() == Some("4096")
+    });
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}

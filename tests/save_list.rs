@@ -61,6 +61,71 @@ fn a_saved_container_deploys_on_another_node_with_its_changes() {
 }
 
 #[test]
+fn what_commit_leaves_out_is_named_and_kept_on_request() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let (source, target) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy_busybox(&tb, &[source]);
+    // R2Lab's run options bind-mount the node's container_fs on /var.
+    tb.ssh_ok(
+        source,
+        "docker exec container sh -c 'mkdir -p /var/results && echo measured > /var/results/run1'",
+    );
+    let name = unique("mounts");
+    let out = run(
+        &tb,
+        "baleine-save",
+        &["-n", &format!("{name}:plain"), source],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plain = &records(&out)[0];
+    assert!(
+        plain["not_saved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "/var"),
+        "{plain}"
+    );
+    let out = run(
+        &tb,
+        "baleine-save",
+        &["-n", &format!("{name}:whole"), "--include-mounts", source],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let whole = &records(&out)[0];
+    assert_eq!(whole["not_saved"], serde_json::json!([]), "{whole}");
+    assert!(
+        whole["included_mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "/var"),
+        "{whole}"
+    );
+    // On another node, from the registry, without the bind mount: the data is in the image.
+    let image = whole["image"].as_str().unwrap();
+    let read = |image: &str| {
+        tb.ssh(
+            target,
+            &format!("docker run --rm --pull=always {image} cat /var/results/run1"),
+        )
+    };
+    let out = read(image);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "measured\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let label = tb.ssh_ok(target, &format!("docker image inspect --format '{{{{index .Config.Labels \"org.r2lab.baleine.source-node\"}}}}' {image}"));
+    assert_eq!(label.trim(), source, "the labels stay on the layer on top");
+    // Without --include-mounts the file is not in the image.
+    let out = read(plain["image"].as_str().unwrap());
+    assert!(!out.status.success(), "the plain save holds /var's data");
+}
+
+#[test]
 fn saving_three_nodes_gives_three_tags() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();

@@ -40,6 +40,7 @@ const KEYS: &[(&str, &str)] = &[
     ("NODE_PREFIX", "fit"),
     ("ALL_SCOPE", "1-37"),
     ("PARALLEL", "64"),
+    ("SAVE_PARALLEL", "8"),
     ("RHUBARBE", "rhubarbe"),
     ("SSH_CONNECT_TIMEOUT", "10"),
     ("SSH_CONTROL_PERSIST", "60"),
@@ -66,6 +67,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("NODE_PREFIX", "how node numbers become names: 3 becomes PREFIX03"),
     ("ALL_SCOPE", "the nodes of -a/--all, as node specs"),
     ("PARALLEL", "how many nodes a tool works on at once"),
+    ("SAVE_PARALLEL", "how many nodes baleine-save commits and pushes at once: the registry takes many simultaneous pushes of the same layers badly"),
     ("RHUBARBE", "the rhubarbe command, for --bootstrap"),
     ("REGISTRY_USER", "user for a registry that requires one (else docker login's credentials are used)"),
     ("REGISTRY_PASSWORD", "password of REGISTRY_USER; in a file others can read it draws a warning: prefer REGISTRY_PASSWORD_FILE or docker login"),
@@ -199,6 +201,8 @@ pub struct Config {
     pub all_nodes: Vec<String>,
     /// How many nodes are worked on at once.
     pub parallel: usize,
+    /// How many nodes save at once.
+    pub save_parallel: usize,
     pub rhubarbe: Vec<String>,
     pub ssh_connect_timeout: Duration,
     /// How long idle connections are kept for reuse; zero: no reuse.
@@ -367,6 +371,7 @@ impl Settings {
             })?,
             node_naming,
             parallel: self.get("PARALLEL", positive_integer)?,
+            save_parallel: self.get("SAVE_PARALLEL", positive_integer)?,
             rhubarbe: self.get("RHUBARBE", command)?,
             ssh_connect_timeout: self.get("SSH_CONNECT_TIMEOUT", |seconds| {
                 positive_integer(seconds).map(Duration::from_secs)

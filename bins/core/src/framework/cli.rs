@@ -33,6 +33,7 @@ pub fn main<T: Tool>() -> ExitCode {
         })
         .init();
     stop::install_handlers();
+    raise_open_files_limit();
     if let Ok(kind) = std::env::var("BALEINE_COMPLETE") {
         complete::candidates(&kind);
         return ExitCode::SUCCESS;
@@ -46,6 +47,20 @@ pub fn main<T: Tool>() -> ExitCode {
         Err(UsageError(message)) => {
             eprintln!("{tool}: {message}");
             ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// A fleet holds a few descriptors per node at once (ssh pipes, kept
+/// connections' sockets): the soft limit (1024 on most systems) goes up to
+/// the hard one, so a large fleet never dies of "Too many open files".
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::debug!("cannot raise the open files limit to {hard}: {e}");
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::framework::UsageError;
 use crate::remote::registry::Registry;
 use crate::remote::script::{quote, quote_word, Docker, Script};
 use std::process::ExitCode;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Label keys baleine-save puts on the images it makes.
 pub const LABEL_PREFIX: &str = "org.r2lab.baleine";
@@ -27,7 +28,12 @@ crate::fleet_args! {
         example = "baleine-save -n myexp:v1 1-3      # myexp:v1-fit01, myexp:v1-fit02, myexp:v1-fit03",
         note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
                 else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
-                A failed push leaves the committed image on the node (\"local_image\"): retry with --push-only.",
+                A failed push leaves the committed image on the node (\"local_image\"): retry with --push-only. \
+                docker commit leaves out what bind mounts and volumes hold (R2Lab's run options mount the node's \
+                container_fs on /var): the record lists them in \"not_saved\", and --include-mounts copies their \
+                content into the image, as a layer on top. At most SAVE_PARALLEL nodes save at once; a push \
+                the registry may accept later is tried again, and the registry must then serve the digest the \
+                node pushed. The org.r2lab.baleine.* labels are what the node said about itself, not proof.",
         error_code(1, "some node failed (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
         error_code(130, "interrupted; every node still got a record")
@@ -40,6 +46,10 @@ crate::fleet_args! {
         /// push the image a previous save committed but could not push
         #[argh(switch)]
         pub push_only: bool,
+        /// also save what the container's bind mounts and volumes hold (docker
+        /// commit leaves them out), as a layer on top of the commit
+        #[argh(switch)]
+        pub include_mounts: bool,
     }
 }
 
@@ -47,7 +57,8 @@ impl Tool for SaveArgs {
     const NAME: &'static str = "baleine-save";
 
     fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
-        let plan = SavePlan::new(&self.name, self.push_only)?;
+        let mut plan = SavePlan::new(&self.name, self.push_only)?;
+        plan.include_mounts = self.include_mounts;
         let fleet = Fleet::prepare(self.fleet_options())?;
         run(&fleet, plan)
     }
@@ -60,6 +71,8 @@ pub struct SavePlan {
     pub tag: String,
     /// Push an image a previous save committed but could not push.
     pub push_only: bool,
+    /// Copy the content of the container's mounts into the image.
+    pub include_mounts: bool,
 }
 
 impl SavePlan {
@@ -79,6 +92,7 @@ impl SavePlan {
             name,
             tag,
             push_only,
+            include_mounts: false,
         })
     }
 
@@ -106,11 +120,11 @@ pub fn save_script(
     target: &str,
     node: &str,
     created: &str,
-    push_only: bool,
+    plan: &SavePlan,
 ) -> String {
     let mut script = Script::new();
     let container = &docker.container;
-    if push_only {
+    if plan.push_only {
         script.stage(Stage::Push);
         let inspect = quote(&docker.words(&["image", "inspect", target]));
         script.line(&format!(
@@ -150,11 +164,74 @@ pub fn save_script(
             quote_word(container),
             quote_word(target)
         ));
+        mounts(&mut script, docker, target, plan.include_mounts);
         script.stage(Stage::Push);
     }
-    let push = quote(&docker.words(&["push", target]));
-    script.line(&format!("{push} >/dev/null || exit 1"));
+    push_with_retries(&mut script, docker, target);
     script.text().to_owned()
+}
+
+/// `docker commit` leaves out what the container's bind mounts and volumes
+/// hold (R2Lab's run options mount the node's container_fs on /var). The
+/// script names them (`not_saved=` lines); with `include`, it copies their
+/// content into a layer committed on top (same labels: the container is
+/// created from the first commit) and names them as `included=`.
+fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
+    let container = &docker.container;
+    let list = quote(&docker.words(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{if or (eq .Type \"bind\") (eq .Type \"volume\")}}{{println .Destination}}{{end}}{{end}}",
+        container,
+    ]));
+    script.line(&format!("mounts=$({list}) || exit 1"));
+    if !include {
+        script.line(
+            "printf '%s\\n' \"$mounts\" | while IFS= read -r d; do [ -z \"$d\" ] || printf 'not_saved=%s\\n' \"$d\"; done",
+        );
+        return;
+    }
+    let docker_cmd = quote(&docker.command);
+    let create = quote(&docker.words(&["create", "--name"]));
+    let commit = quote(&docker.words(&["commit"]));
+    script.line(&format!(
+        "if [ -n \"$mounts\" ]; then\n\
+         t=baleine-save-$$\n\
+         {create} \"$t\" {target} >/dev/null || exit 1\n\
+         ok=1\n\
+         while IFS= read -r d; do\n\
+         [ -n \"$d\" ] || continue\n\
+         {docker_cmd} cp {source}\"$d\" - | {docker_cmd} cp - \"$t:$(dirname \"$d\")\" || {{ ok=0; break; }}\n\
+         printf 'included=%s\\n' \"$d\"\n\
+         done <<BALEINE_MOUNTS\n\
+         $mounts\n\
+         BALEINE_MOUNTS\n\
+         [ $ok = 1 ] && {commit} \"$t\" {target} >/dev/null; rc=$?\n\
+         {docker_cmd} rm -f \"$t\" >/dev/null 2>&1\n\
+         [ $ok = 1 ] && [ $rc = 0 ] || {{ echo 'cannot copy the mounts into the image' >&2; exit 1; }}\n\
+         fi",
+        target = quote_word(target),
+        source = quote_word(&format!("{container}:")),
+    ));
+}
+
+/// Pushes, trying again (after 2 s, then 4 s) when the registry's error may
+/// pass (a refused connection, a 5xx, a broken upload), not when it will
+/// not (denied, unauthorized, an invalid name); prints the digest docker
+/// pushed (`pushed_digest=`), which the registry must then serve.
+fn push_with_retries(script: &mut Script, docker: &Docker, target: &str) {
+    let push = quote(&docker.words(&["push", target]));
+    script.line(&format!(
+        "n=0\n\
+         while :; do\n\
+         out=$({push} 2>&1) && break\n\
+         n=$((n+1))\n\
+         case $out in *denied*|*unauthorized*|*'name invalid'*|*'name unknown'*) n=9 ;; esac\n\
+         [ $n -lt 3 ] || {{ printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
+         sleep $((n * 2))\n\
+         done\n\
+         printf '%s\\n' \"$out\" | sed -n 's/.*digest: \\(sha256:[0-9a-f]*\\).*/pushed_digest=\\1/p' | tail -n 1"
+    ));
 }
 
 /// Saves every node's container. The node list is read in full first: with
@@ -173,6 +250,7 @@ pub fn run(fleet: &Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
         save_port: fleet.config.save_port,
         several,
         plan,
+        pushes: Arc::new(Permits::new(fleet.config.save_parallel)),
     };
     Ok(fleet.run_inputs(&job, &replay(inputs), Vec::new()))
 }
@@ -187,12 +265,59 @@ struct SaveJob {
     created: String,
     save_url: String,
     save_port: Option<u16>,
+    /// How many nodes save at once (SAVE_PARALLEL): the registry takes
+    /// dozens of simultaneous pushes of the same layers badly.
+    pushes: Arc<Permits>,
+}
+
+/// A counting semaphore: at most N holders at once.
+struct Permits {
+    free: Mutex<usize>,
+    released: Condvar,
+}
+
+/// One permit, given back when dropped (whatever ends the node's save).
+struct Permit(Arc<Permits>);
+
+impl Permits {
+    fn new(count: usize) -> Permits {
+        Permits {
+            free: Mutex::new(count.max(1)),
+            released: Condvar::new(),
+        }
+    }
+
+    /// Waits for a permit; None once the run is stopping.
+    fn acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            if crate::framework::stop::stopping() {
+                return None;
+            }
+            free = self
+                .released
+                .wait_timeout(free, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Permit(self.clone()))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.released.notify_one();
+    }
 }
 
 /// Where one node's image goes: its tag, and the full name the node pushes.
 struct Target {
     tag: String,
     image: String,
+    /// Held for the node's whole save.
+    _permit: Permit,
 }
 
 impl Job for SaveJob {
@@ -209,17 +334,27 @@ impl Job for SaveJob {
             .tag_for(node, self.several)
             .unwrap_or_else(|_| self.plan.tag.clone());
         let image = target_image(&self.save_url, self.save_port, &self.plan.name, &tag);
-        let script = save_script(
-            &self.docker,
-            &image,
-            node,
-            &self.created,
-            self.plan.push_only,
-        );
-        Ok(Remote::new(script, Target { tag, image }))
+        let script = save_script(&self.docker, &image, node, &self.created, &self.plan);
+        let permit = self.pushes.acquire().ok_or_else(Failure::not_started)?;
+        Ok(Remote::new(
+            script,
+            Target {
+                tag,
+                image,
+                _permit: permit,
+            },
+        ))
     }
 
     fn finish(&self, _: &str, target: Target, session: &Session) -> Result<Fields, Failure> {
+        let listed = |key: &str| -> Vec<String> {
+            let prefix = format!("{key}=");
+            session
+                .lines()
+                .filter_map(|line| line.strip_prefix(prefix.as_str()))
+                .map(String::from)
+                .collect()
+        };
         let values = session.values().map_err(|failure| {
             if failure.stage == Stage::Push {
                 // The commit is on the node: say where, so it can be pushed again.
@@ -246,7 +381,22 @@ impl Job for SaveJob {
                 )
             }
         };
-        Ok(Fields::new()
+        // Another push of the same tag (another user, a retry) must not
+        // pass for ours: the registry serves what this node pushed.
+        if let Some(pushed) = values.get("pushed_digest").filter(|d| !d.is_empty()) {
+            if *pushed != digest {
+                let error = format!(
+                    "the registry serves {digest} for {}, but this node pushed {pushed}",
+                    target.image
+                );
+                return Err(Failure::new(Stage::Verify, error).with("local_image", target.image));
+            }
+        }
+        let mut fields = Fields::new();
+        if self.plan.include_mounts {
+            fields.set("included_mounts", listed("included"));
+        }
+        Ok(fields
             .with("image", target.image)
             .with("digest", digest)
             .with("source_image", values.get("source_image").cloned())
@@ -256,7 +406,9 @@ impl Job for SaveJob {
                     .get("source_digest")
                     .filter(|d| !d.is_empty())
                     .cloned(),
-            ))
+            )
+            // What docker commit left out, so nobody loses it unknowingly.
+            .with("not_saved", listed("not_saved")))
     }
 }
 
@@ -309,14 +461,18 @@ mod tests {
 
     #[test]
     fn the_script_commits_with_labels_then_pushes() {
+        let plan = SavePlan::new("exp:v1", false).unwrap();
         let script = save_script(
             &docker(),
             "faraday.repo/exp:v1",
             "fit03",
             "2026-11-22T00:00:00Z",
-            false,
+            &plan,
         );
         assert!(script.contains("m commit"));
+        // What commit leaves out is named, and kept only on request.
+        assert!(script.contains("not_saved=%s"));
+        assert!(!script.contains("included="));
         assert!(script.contains("org.r2lab.baleine.source-node=fit03"));
         assert!(script.contains("container faraday.repo/exp:v1 >/dev/null || exit 1"));
         assert!(script.find("m push").unwrap() > script.find("m commit").unwrap());
@@ -325,8 +481,22 @@ mod tests {
 
     #[test]
     fn push_only_skips_the_commit() {
-        let script = save_script(&docker(), "faraday.repo/exp:v1", "fit03", "t", true);
+        let plan = SavePlan::new("exp:v1", true).unwrap();
+        let script = save_script(&docker(), "faraday.repo/exp:v1", "fit03", "t", &plan);
         assert!(!script.contains("commit"));
         assert!(script.contains("no local image faraday.repo/exp:v1 to push"));
+    }
+
+    #[test]
+    fn mounts_are_copied_on_top_on_request_and_pushes_are_retried() {
+        let mut plan = SavePlan::new("exp:v1", false).unwrap();
+        plan.include_mounts = true;
+        let script = save_script(&docker(), "faraday.repo/exp:v1", "fit03", "t", &plan);
+        assert!(
+            script.contains("docker cp container:\"$d\" - | docker cp - \"$t:$(dirname \"$d\")\"")
+        );
+        assert!(script.find("included=").unwrap() < script.find("m push").unwrap());
+        assert!(script.contains("*denied*|*unauthorized*"));
+        assert!(script.contains("pushed_digest="));
     }
 }
