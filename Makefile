@@ -94,29 +94,43 @@ endif
 
 ## The gateway's tools, man pages and completions under $(DESTDIR)$(PREFIX), and
 ## an example /etc/baleine/baleine.conf unless one exists. What was installed is
-## listed in $(MANIFEST), which uninstall removes exactly.
+## listed in $(MANIFEST), paths as on the installed system (without DESTDIR),
+## the configuration with its checksum: uninstall removes exactly those files,
+## never one outside $(PREFIX) but that configuration, and that one only as
+## install left it (an edited configuration is kept).
 PREFIX ?= /usr/local
 MANIFEST = $(DESTDIR)$(PREFIX)/share/baleine/installed-files
+CONF = /etc/baleine/baleine.conf
 
 install: build
 	@set -e; record() { echo "$$1" >> "$(MANIFEST).new"; }; \
 	mkdir -p "$(dir $(MANIFEST))"; : > "$(MANIFEST).new"; \
-	put() { install -D -m "$$1" "$$2" "$$3"; record "$$3"; }; \
-	for tool in $(TOOLS); do put 755 "$(BUILD_DIR)/$$tool" "$(DESTDIR)$(PREFIX)/bin/$$tool"; done; \
+	put() { install -D -m "$$1" "$$2" "$(DESTDIR)$$3"; record "$$3"; }; \
+	for tool in $(TOOLS); do put 755 "$(BUILD_DIR)/$$tool" "$(PREFIX)/bin/$$tool"; done; \
 	for page in man/*.[157]; do \
-	  put 644 "$$page" "$(DESTDIR)$(PREFIX)/share/man/man$${page##*.}/$${page#man/}"; done; \
+	  put 644 "$$page" "$(PREFIX)/share/man/man$${page##*.}/$${page#man/}"; done; \
 	for tool in $(TOOLS); do \
-	  put 644 "completions/bash/$$tool" "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$tool"; \
-	  put 644 "completions/zsh/_$$tool" "$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$tool"; \
-	  put 644 "completions/fish/$$tool.fish" "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish"; done; \
-	if [ -e "$(DESTDIR)/etc/baleine/baleine.conf" ]; then \
-	  echo "install: keeping the existing $(DESTDIR)/etc/baleine/baleine.conf"; \
-	else put 644 bins/gateway/baleine.conf "$(DESTDIR)/etc/baleine/baleine.conf"; fi; \
+	  put 644 "completions/bash/$$tool" "$(PREFIX)/share/bash-completion/completions/$$tool"; \
+	  put 644 "completions/zsh/_$$tool" "$(PREFIX)/share/zsh/site-functions/_$$tool"; \
+	  put 644 "completions/fish/$$tool.fish" "$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish"; done; \
+	if [ -e "$(DESTDIR)$(CONF)" ]; then \
+	  echo "install: keeping the existing $(DESTDIR)$(CONF)"; \
+	else install -D -m 644 bins/gateway/baleine.conf "$(DESTDIR)$(CONF)"; \
+	  record "$(CONF) $$(sha256sum < "$(DESTDIR)$(CONF)" | cut -d' ' -f1)"; fi; \
 	mv "$(MANIFEST).new" "$(MANIFEST)"; \
 	echo "installed $$(wc -l < "$(MANIFEST)") files, listed in $(MANIFEST)"
 
 uninstall:
 	@set -e; [ -f "$(MANIFEST)" ] || { echo "uninstall: nothing installed under $(DESTDIR)$(PREFIX)"; exit 0; }; \
-	while read -r file; do rm -f "$$file"; done < "$(MANIFEST)"; \
+	while read -r file sum; do \
+	  case $$file in \
+	    $(CONF)) \
+	      if [ "$$(sha256sum < "$(DESTDIR)$$file" 2>/dev/null | cut -d' ' -f1)" = "$$sum" ]; then rm -f "$(DESTDIR)$$file"; \
+	      else echo "uninstall: keeping $(DESTDIR)$$file, changed since install"; fi ;; \
+	    $(PREFIX)/*) case $$file in *..*) echo "uninstall: ignoring $$file (not a plain path)" >&2 ;; \
+	      *) rm -f "$(DESTDIR)$$file" ;; esac ;; \
+	    *) echo "uninstall: ignoring $$file, outside $(PREFIX)" >&2 ;; \
+	  esac; \
+	done < "$(MANIFEST)"; \
 	rm -f "$(MANIFEST)"; rmdir "$(dir $(MANIFEST))" 2>/dev/null || true; \
 	echo "uninstalled what install had put"

@@ -234,3 +234,66 @@ fn install_puts_tools_pages_and_completions_and_uninstall_takes_exactly_them_bac
     assert_eq!(left, [conf], "uninstall left or took files");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn uninstall_keeps_an_edited_configuration_and_ignores_paths_outside_the_prefix() {
+    let root = std::env::temp_dir().join(common::unique("baleine-reinstall"));
+    std::fs::create_dir_all(&root).unwrap();
+    let make = |target: &str| {
+        let out = Command::new("make")
+            .args([target, "PROFILE=dev", "PREFIX=/usr"])
+            .arg(format!("DESTDIR={}", root.display()))
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    make("install");
+    let manifest = root.join("usr/share/baleine/installed-files");
+    let listed = std::fs::read_to_string(&manifest).unwrap();
+    // Paths as on the installed system: the manifest names no DESTDIR.
+    assert!(!listed.contains(root.to_str().unwrap()), "{listed}");
+    assert!(listed
+        .lines()
+        .any(|l| l.starts_with("/etc/baleine/baleine.conf ")));
+    // A manifest line outside the prefix (a tampered or stale manifest) is not followed.
+    let victim = root.join("etc/victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{listed}/etc/victim\n/usr/../etc/victim\n"),
+    )
+    .unwrap();
+    let conf = root.join("etc/baleine/baleine.conf");
+    std::fs::write(&conf, "SSH = \"ssh -F edited\"\n").unwrap();
+    let out = make("uninstall");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("ignoring /etc/victim, outside /usr"),
+        "{said}"
+    );
+    assert!(said.contains("keeping"), "{said}");
+    assert!(
+        victim.exists(),
+        "uninstall removed a file outside its prefix"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "SSH = \"ssh -F edited\"\n"
+    );
+    assert!(!root.join("usr/bin/baleine-deploy").exists());
+    // Unedited, the configuration goes with the rest.
+    make("install");
+    make("uninstall");
+    assert!(
+        conf.exists(),
+        "the edited configuration was kept by install, so it stays"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -725,6 +725,64 @@ fn make_install_node_brings_an_existing_user_to_rdsh_with_r2lab_defaults() {
 }
 
 #[test]
+fn make_install_node_joins_an_existing_container_group_and_puts_our_mirror_first() {
+    let root = ScratchRoot::new(&[
+        ("etc/passwd", PASSWD),
+        ("etc/shadow", SHADOW),
+        ("etc/group", "root:x:0:\ncontainer:x:1500:\n"),
+        ("etc/gshadow", "root:*::\ncontainer:!::\n"),
+        (
+            "etc/docker/daemon.json",
+            r#"{"registry-mirrors": ["http://other.lan:5000"], "hosts": ["unix:///x.sock"]}"#,
+        ),
+    ]);
+    let out = root.install_node();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        root.lines_like("etc/passwd", "container:"),
+        ["container:x:1000:1500::/home/container:/bin/rdsh"]
+    );
+    let daemon: serde_json::Value =
+        serde_json::from_str(&root.read("etc/docker/daemon.json")).expect("daemon.json is JSON");
+    assert_eq!(
+        daemon["registry-mirrors"],
+        serde_json::json!(["http://faraday.repo:81", "http://other.lan:5000"])
+    );
+    assert!(
+        stderr(&out).contains("sets \"hosts\""),
+        "no warning about hosts: {}",
+        stderr(&out)
+    );
+    // The binary is replaced by a rename: no temporary file is left beside it.
+    let beside: Vec<_> = std::fs::read_dir(root.0.join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, ["rdsh"]);
+}
+
+#[test]
+fn make_install_node_refuses_a_port_given_twice() {
+    let root = ScratchRoot::new(&[
+        ("etc/passwd", PASSWD),
+        ("etc/shadow", SHADOW),
+        ("etc/group", "root:x:0:\n"),
+        ("etc/gshadow", "root:*::\n"),
+        (
+            "etc/baleine/baleine.conf",
+            "SAVE_URL = repo.lab:5000\nSAVE_PORT = 5000\n",
+        ),
+    ]);
+    let out = root.install_node();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("give the port once"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_container_user_can_forward_nothing_not_even_the_docker_socket() {
     let tb = testbed();
     let node = tb.nodes[0].clone();

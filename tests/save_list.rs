@@ -126,6 +126,45 @@ fn what_commit_leaves_out_is_named_and_kept_on_request() {
 }
 
 #[test]
+fn a_save_never_replaces_an_image_unless_forced_and_namespaces_keep_users_apart() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let source = tb.nodes[0].as_str();
+    deploy_busybox(&tb, &[source]);
+    let name = unique("twice");
+    let name_tag = format!("{name}:v1");
+    let first = run(&tb, "baleine-save", &["-n", &name_tag, source]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let first = records(&first)[0].clone();
+    tb.ssh_ok(source, "docker exec container touch /root/changed");
+    let again = run(&tb, "baleine-save", &["-n", &name_tag, source]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    let refused = &records(&again)[0];
+    assert_eq!(refused["stage"], "exists", "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("--force"),
+        "{refused}"
+    );
+    let (_, manifest) = tb.http_get(&format!("{}/v2/{name}/manifests/v1", tb.repo_url));
+    assert!(!manifest.is_empty());
+    let forced = run(&tb, "baleine-save", &["-n", &name_tag, "--force", source]);
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+    assert_ne!(records(&forced)[0]["digest"], first["digest"]);
+    // SAVE_NAMESPACE puts each user's saves under a prefix of their own.
+    let out = tool(&tb, "baleine-save")
+        .args(["-n", &name_tag, source])
+        .env("BALEINE_SAVE_NAMESPACE", "team-%u")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    assert_eq!(
+        records(&out)[0]["image"],
+        format!("faraday.repo/team-{}/{name}:v1", user.trim())
+    );
+}
+
+#[test]
 fn saving_three_nodes_gives_three_tags() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();

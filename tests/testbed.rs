@@ -4,6 +4,7 @@ mod common;
 
 use common::{unique, Testbed};
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::thread;
 
 /// Runs `f` on every node at once, as users will, and returns results in node order.
@@ -172,9 +173,77 @@ fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
 }
 
 #[test]
+fn deletes_go_through_the_loopback_admin_instance_only() {
+    let tb = Testbed::get();
+    let admin = std::fs::read_to_string(tb.dir.join("registries/repo-admin/url"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let name = unique("deleted");
+    // An image in the repo, pushed from a node through the network-facing instance.
+    tb.ssh_ok(
+        &tb.nodes[0],
+        &format!(
+            "docker pull -q busybox >/dev/null && docker tag busybox faraday.repo/{name}:v1 && \
+             docker push -q faraday.repo/{name}:v1 >/dev/null"
+        ),
+    );
+    let head = |base: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sI", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
+            .arg(format!("{base}/v2/{name}/manifests/v1"))
+            .output()
+            .unwrap();
+        let digest = Command::new("curl")
+            .args(["-sI", "-H"])
+            .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
+            .arg(format!("{base}/v2/{name}/manifests/v1"))
+            .output()
+            .unwrap();
+        let digest = String::from_utf8_lossy(&digest.stdout)
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("docker-content-digest:")
+                    .map(|d| d.trim().to_owned())
+            })
+            .unwrap_or_default();
+        (
+            String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0),
+            digest,
+        )
+    };
+    let (status, digest) = head(&tb.repo_url);
+    assert_eq!(status, 200, "the pushed image is not served");
+    let delete = |base: &str| -> u16 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "DELETE",
+            ])
+            .arg(format!("{base}/v2/{name}/manifests/{digest}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    };
+    // The instance the nodes and the network reach refuses (405 Unsupported).
+    assert_eq!(delete(&tb.repo_url), 405);
+    assert_eq!(head(&tb.repo_url).0, 200);
+    // The gateway's loopback instance, over the same storage, deletes.
+    assert_eq!(delete(&admin), 202);
+    assert_eq!(head(&tb.repo_url).0, 404);
+}
+
+#[test]
 fn the_gateway_registry_files_are_what_the_testbed_runs() {
     let tb = Testbed::get();
-    for name in ["repo", "mirror"] {
+    for name in ["repo", "mirror", "repo-admin"] {
         let shipped = std::fs::read_to_string(format!(
             "{}/bins/gateway/registry-{name}.yml",
             env!("CARGO_MANIFEST_DIR")

@@ -3,6 +3,7 @@ complete -c baleine-save -f
 complete -c baleine-save -s n -l name -x -d 'repository and tag to save as, NAME[:TAG] (tag defaults to latest)'
 complete -c baleine-save -l push-only -d 'push the image a previous save committed but could not push'
 complete -c baleine-save -l include-mounts -d 'also save what the container\'s bind mounts and volumes hold (docker commit leaves them out), as a layer on top of the commit'
+complete -c baleine-save -l force -d 'replace NAME:TAG if the registry already has it (default: refuse, stage "exists")'
 complete -c baleine-save -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-save -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-save -l timeout -x -d 'give up on a node after this many seconds (default: 900)'

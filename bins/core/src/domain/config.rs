@@ -41,6 +41,7 @@ const KEYS: &[(&str, &str)] = &[
     ("ALL_SCOPE", "1-37"),
     ("PARALLEL", "64"),
     ("SAVE_PARALLEL", "8"),
+    ("SAVE_NAMESPACE", ""),
     ("RHUBARBE", "rhubarbe"),
     ("SSH_CONNECT_TIMEOUT", "10"),
     ("SSH_CONTROL_PERSIST", "60"),
@@ -67,6 +68,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("NODE_PREFIX", "how node numbers become names: 3 becomes PREFIX03"),
     ("ALL_SCOPE", "the nodes of -a/--all, as node specs"),
     ("PARALLEL", "how many nodes a tool works on at once"),
+    ("SAVE_NAMESPACE", "a prefix for the names baleine-save saves under (%u: the user's login name), so that users of a shared gateway never collide; empty (0.8's behaviour): none"),
     ("SAVE_PARALLEL", "how many nodes baleine-save commits and pushes at once: the registry takes many simultaneous pushes of the same layers badly"),
     ("RHUBARBE", "the rhubarbe command, for --bootstrap"),
     ("REGISTRY_USER", "user for a registry that requires one (else docker login's credentials are used)"),
@@ -203,6 +205,8 @@ pub struct Config {
     pub parallel: usize,
     /// How many nodes save at once.
     pub save_parallel: usize,
+    /// The prefix of saved names, if any (`%u`: the login name).
+    pub save_namespace: Option<String>,
     pub rhubarbe: Vec<String>,
     pub ssh_connect_timeout: Duration,
     /// How long idle connections are kept for reuse; zero: no reuse.
@@ -372,6 +376,7 @@ impl Settings {
             node_naming,
             parallel: self.get("PARALLEL", positive_integer)?,
             save_parallel: self.get("SAVE_PARALLEL", positive_integer)?,
+            save_namespace: self.get("SAVE_NAMESPACE", unless_empty(text))?,
             rhubarbe: self.get("RHUBARBE", command)?,
             ssh_connect_timeout: self.get("SSH_CONNECT_TIMEOUT", |seconds| {
                 positive_integer(seconds).map(Duration::from_secs)

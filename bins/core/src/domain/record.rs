@@ -15,6 +15,8 @@ pub enum Stage {
     Inspect,
     Exec,
     Commit,
+    /// The name to save as is taken (baleine-save without --force).
+    Exists,
     Push,
     Verify,
     Timeout,
@@ -35,6 +37,7 @@ impl Stage {
             Stage::Inspect => "inspect",
             Stage::Exec => "exec",
             Stage::Commit => "commit",
+            Stage::Exists => "exists",
             Stage::Push => "push",
             Stage::Verify => "verify",
             Stage::Timeout => "timeout",

@@ -50,6 +50,9 @@ crate::fleet_args! {
         /// commit leaves them out), as a layer on top of the commit
         #[argh(switch)]
         pub include_mounts: bool,
+        /// replace NAME:TAG if the registry already has it (default: refuse, stage "exists")
+        #[argh(switch)]
+        pub force: bool,
     }
 }
 
@@ -59,7 +62,9 @@ impl Tool for SaveArgs {
     fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
         let mut plan = SavePlan::new(&self.name, self.push_only)?;
         plan.include_mounts = self.include_mounts;
+        plan.force = self.force;
         let fleet = Fleet::prepare(self.fleet_options())?;
+        plan.within(fleet.config.save_namespace.as_deref())?;
         run(&fleet, plan)
     }
 }
@@ -73,6 +78,8 @@ pub struct SavePlan {
     pub push_only: bool,
     /// Copy the content of the container's mounts into the image.
     pub include_mounts: bool,
+    /// Replace a tag the registry already has.
+    pub force: bool,
 }
 
 impl SavePlan {
@@ -93,7 +100,22 @@ impl SavePlan {
             tag,
             push_only,
             include_mounts: false,
+            force: false,
         })
+    }
+
+    /// Puts the name under SAVE_NAMESPACE (`%u` is the user's login name),
+    /// so users' saves cannot collide.
+    pub fn within(&mut self, namespace: Option<&str>) -> Result<(), UsageError> {
+        let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
+            return Ok(());
+        };
+        let namespace = namespace.replace("%u", &login_name());
+        let name = format!("{namespace}/{}", self.name);
+        validate_repository_name(&name)
+            .map_err(|e| UsageError(format!("SAVE_NAMESPACE {namespace:?}: {e}")))?;
+        self.name = name;
+        Ok(())
     }
 
     /// The tag for `node`: TAG alone for a single node, TAG-<node> for
@@ -111,6 +133,15 @@ impl SavePlan {
         }
         Ok(tag)
     }
+}
+
+/// The user running us, for SAVE_NAMESPACE's `%u`.
+fn login_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
 }
 
 /// The remote script: commit the managed container with labels saying where
@@ -334,6 +365,23 @@ impl Job for SaveJob {
             .tag_for(node, self.several)
             .unwrap_or_else(|_| self.plan.tag.clone());
         let image = target_image(&self.save_url, self.save_port, &self.plan.name, &tag);
+        // Saving never replaces an image silently: not another user's, not
+        // an earlier save's.
+        if !self.plan.force {
+            match self.registry.manifest_digest(&self.plan.name, &tag) {
+                Ok(None) => {}
+                Ok(Some(digest)) => {
+                    let error = format!(
+                        "{image} already exists in the registry ({digest}): choose another \
+                         name or tag, or replace it with --force"
+                    );
+                    return Err(Failure::new(Stage::Exists, error).with("image", image));
+                }
+                // Unreachable from here: the push meets the same registry
+                // and fails with its own error if it is down.
+                Err(e) => log::warn!("cannot check whether {image} exists: {e}"),
+            }
+        }
         let script = save_script(&self.docker, &image, node, &self.created, &self.plan);
         let permit = self.pushes.acquire().ok_or_else(Failure::not_started)?;
         Ok(Remote::new(
