@@ -202,6 +202,12 @@ pub fn save_script(
     script.text().to_owned()
 }
 
+/// Mount points that hold the node's own system, not the experiment's data
+/// (R2Lab's run options mount /lib/modules, /sys/fs/cgroup, dbus' socket):
+/// --include-mounts leaves them out, and says so (`not_saved`).
+const SYSTEM_MOUNTS: &str =
+    "/sys|/sys/*|/proc|/proc/*|/dev|/dev/*|/run|/run/*|/var/run|/var/run/*|/lib/modules|/lib/modules/*";
+
 /// `docker commit` leaves out what the container's bind mounts and volumes
 /// hold (R2Lab's run options mount the node's container_fs on /var). The
 /// script names them (`not_saved=` lines); with `include`, it copies their
@@ -232,6 +238,7 @@ fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
          ok=1\n\
          while IFS= read -r d; do\n\
          [ -n \"$d\" ] || continue\n\
+         case $d in {SYSTEM_MOUNTS}) printf 'not_saved=%s\\n' \"$d\"; continue ;; esac\n\
          {docker_cmd} cp {source}\"$d\" - | {docker_cmd} cp - \"$t:$(dirname \"$d\")\" || {{ ok=0; break; }}\n\
          printf 'included=%s\\n' \"$d\"\n\
          done <<BALEINE_MOUNTS\n\
@@ -243,6 +250,7 @@ fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
          fi",
         target = quote_word(target),
         source = quote_word(&format!("{container}:")),
+        SYSTEM_MOUNTS = SYSTEM_MOUNTS,
     ));
 }
 
