@@ -385,12 +385,12 @@ fn sftp_and_scp_explain_an_image_without_their_server() {
 }
 
 #[test]
-fn no_container_is_one_clear_line_and_status_1() {
+fn no_container_is_one_clear_line_and_status_125() {
     let tb = testbed();
     let scratch = scratch(&tb, State::Absent);
     let node = &scratch.node;
     let out = tb.ssh_as("container", node, "true");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         stderr(&out),
         format!(
@@ -413,7 +413,7 @@ fn a_stopped_container_is_named_with_its_state() {
     let scratch = scratch(&tb, State::Exited);
     let node = &scratch.node;
     let out = tb.ssh_as("container", node, "true");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         stderr(&out),
         format!(
@@ -429,7 +429,7 @@ fn an_unreachable_docker_is_reported() {
     let node = &scratch.node;
     let _stopped = tb.stop(&format!("{node}/docker"));
     let out = tb.ssh_as("container", node, "true");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
     assert!(
         err.starts_with(&format!(
@@ -722,6 +722,32 @@ fn make_install_node_brings_an_existing_user_to_rdsh_with_r2lab_defaults() {
             "registry-mirrors": ["http://faraday.repo:81"],
         })
     );
+}
+
+#[test]
+fn a_command_ends_when_its_session_ends_with_or_without_a_terminal() {
+    let tb = testbed();
+    let (node, _) = debian_like(&tb);
+    for (pattern, options) in [("^sleep 3014$", &[][..]), ("^sleep 3015$", &["-tt"][..])] {
+        let command = pattern.trim_matches(['^', '$']);
+        let mut ssh = tb
+            .ssh_command("container", &node, options)
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        common::wait_until(&format!("{command} running"), 60, || {
+            common::processes(pattern).len() == 1
+        });
+        // The user's connection drops.
+        ssh.kill().unwrap();
+        ssh.wait().unwrap();
+        common::wait_until(&format!("{command} stopped with its session"), 60, || {
+            common::processes(pattern).is_empty()
+        });
+    }
 }
 
 #[test]

@@ -274,12 +274,42 @@ impl Session {
     }
 
     /// The `docker exec` that runs `program` (its argv) in the managed container.
+    /// This session's mark on the processes it starts in the container.
+    pub fn mark(&self) -> String {
+        format!("BALEINE_RDSH={}", std::process::id())
+    }
+
+    /// The docker exec that stops, in the container, this session's processes.
+    pub fn cleanup_argv(&self) -> Vec<String> {
+        let kill = format!(
+            "for e in /proc/[0-9]*/environ; do \
+             if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\"; fi; \
+             done 2>/dev/null",
+            crate::remote::script::quote_word(&self.mark())
+        );
+        let mut argv = self.docker.clone();
+        argv.extend([
+            "exec".into(),
+            self.container.clone(),
+            "sh".into(),
+            "-c".into(),
+            kill,
+        ]);
+        argv
+    }
+
     pub fn exec_argv(&self, program: &[OsString]) -> Vec<OsString> {
         let mut argv: Vec<OsString> = self.docker.iter().map(OsString::from).collect();
         argv.extend(["exec", "-i"].map(OsString::from));
         if self.tty {
             argv.push("-t".into());
+            // Ctrl-P Ctrl-Q would detach and leave the command running: no
+            // key sequence anyone types detaches (docker has no "never").
+            argv.push(DETACH_KEYS.into());
         }
+        // This session's mark, by which rdsh stops its processes when the
+        // session ends first (see `supervise`).
+        argv.extend([OsString::from("-e"), OsString::from(self.mark())]);
         for (name, value) in &self.env {
             let mut pair = name.clone();
             pair.push("=");
@@ -388,6 +418,121 @@ fn window_size() -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ only writes the winsize it is given.
     let result = unsafe { nix::libc::ioctl(0, nix::libc::TIOCGWINSZ, &mut size) };
     (result == 0 && size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// Detach keys no one types: eight NULs (Ctrl-@).
+const DETACH_KEYS: &str = "--detach-keys=ctrl-@,ctrl-@,ctrl-@,ctrl-@,ctrl-@,ctrl-@,ctrl-@,ctrl-@";
+
+/// Session ends rdsh watches for while docker runs the session.
+static HANGUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_hangup(_: nix::libc::c_int) {
+    HANGUP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+extern "C" fn on_terminal_signal(_: nix::libc::c_int) {}
+
+/// Runs the session's `docker exec` (`argv`) as a child and waits for it.
+///
+/// `docker exec` neither forwards a hangup nor stops the command when its
+/// client goes: a command started through rdsh would outlive its ssh
+/// session. So rdsh stays: when the session ends first (SIGHUP from a
+/// closing terminal, SIGTERM, or sshd closing our output without a
+/// terminal), it stops the docker client and, inside the container, every
+/// process of this session (marked with -e BALEINE_RDSH=...). Ctrl-C and
+/// window changes reach docker as before (same process group; rdsh's own
+/// handlers do nothing, and are not inherited across exec).
+fn supervise(argv: &[OsString], cleanup: &[String]) -> ExitCode {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let quiet = SigAction::new(
+        SigHandler::Handler(on_terminal_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    let hangup = SigAction::new(
+        SigHandler::Handler(on_hangup),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handlers only store to an atomic, or do nothing.
+    unsafe {
+        for signal in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGWINCH] {
+            let _ = sigaction(signal, &quiet);
+        }
+        for signal in [Signal::SIGHUP, Signal::SIGTERM] {
+            let _ = sigaction(signal, &hangup);
+        }
+    }
+    let Some((program, args)) = argv.split_first() else {
+        return fail("empty docker command");
+    };
+    let mut child = match docker_command(program).args(args).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return fail(&format!(
+                "cannot run {}: {error}",
+                program.to_string_lossy()
+            ));
+        }
+    };
+    let terminal = io::stdin().is_terminal();
+    let session_gone =
+        || HANGUP.load(std::sync::atomic::Ordering::SeqCst) || (!terminal && output_closed());
+    loop {
+        match child.try_wait() {
+            // The hangup reached docker too (same process group): the
+            // session is over, whatever docker's status says.
+            Ok(Some(_)) if session_gone() => {
+                stop_session_in_container(cleanup);
+                return ExitCode::from(129);
+            }
+            Ok(Some(status)) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .unwrap_or(CANNOT_START.into());
+                return ExitCode::from(u8::try_from(code).unwrap_or(CANNOT_START));
+            }
+            Ok(None) => {}
+            Err(error) => return fail(&format!("cannot wait for docker: {error}")),
+        }
+        let gone =
+            HANGUP.load(std::sync::atomic::Ordering::SeqCst) || (!terminal && output_closed());
+        if gone {
+            let _ = child.kill();
+            let _ = child.wait();
+            stop_session_in_container(cleanup);
+            return ExitCode::from(129);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether sshd has closed the other end of our stdout or stderr: the
+/// session is over, though no signal says so without a terminal.
+fn output_closed() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let (stdout, stderr) = (io::stdout(), io::stderr());
+    let mut fds = [
+        PollFd::new(stdout.as_fd(), PollFlags::empty()),
+        PollFd::new(stderr.as_fd(), PollFlags::empty()),
+    ];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds.iter().any(|fd| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+        }),
+        _ => false,
+    }
+}
+
+/// Kills, inside the container, the processes of this session (marked
+/// `BALEINE_RDSH=<mark>`): `cleanup` is the docker exec that runs a shell
+/// there as the container's root, which finds them in /proc.
+fn stop_session_in_container(cleanup: &[String]) {
+    let _ = run(cleanup, DOCKER_TIMEOUT);
 }
 
 /// Replaces this process with `argv` (looked up on PATH); returns only on
@@ -562,7 +707,7 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
             and root in a --privileged container (R2Lab's default run options) is root on the \
             node. rdsh is a convenience and a fence against mistakes, not a security boundary \
             against the user who reserved the node.",
-    error_code(1, "no managed container, or it is not running, or docker is unreachable (one line on stderr says which)"),
+    error_code(125, "no managed container, or it is not running, or docker is unreachable (one line on stderr says which); any other status is the command's"),
     error_code(2, "rdsh was started with arguments other than -c COMMAND")
 )]
 pub struct RdshArgs {
@@ -572,8 +717,9 @@ pub struct RdshArgs {
 }
 
 /// The container is missing or stopped, Docker is unreachable, docker cannot
-/// be run, or the node's configuration is broken.
-const CANNOT_START: u8 = 1;
+/// be run, or the node's configuration is broken: 125, as docker itself
+/// says of its own failures, so a command's own status 1 means the command.
+const CANNOT_START: u8 = 125;
 
 /// rdsh's whole `main`: it takes no logging and no signal handling of ours,
 /// since it replaces itself with docker.
@@ -599,21 +745,18 @@ pub fn main() -> ExitCode {
     };
     // The system file only, and no environment: neither BALEINE_* variables
     // nor the user's own files may point rdsh at another container or daemon.
-    let plan = match config::load_from(&[config::Source::optional(config::SYSTEM_CONFIG)], &|_| {
-        None
-    }) {
-        Ok(config) => Session::here(&config).plan(&mode, DOCKER_TIMEOUT),
-        Err(error) => Plan::Fail(error.to_string()),
-    };
+    let (plan, cleanup) =
+        match config::load_from(&[config::Source::optional(config::SYSTEM_CONFIG)], &|_| {
+            None
+        }) {
+            Ok(config) => {
+                let session = Session::here(&config);
+                (session.plan(&mode, DOCKER_TIMEOUT), session.cleanup_argv())
+            }
+            Err(error) => (Plan::Fail(error.to_string()), Vec::new()),
+        };
     match plan {
-        Plan::Exec(argv) => {
-            let error = exec(&argv);
-            let program = argv.first().map(|word| word.to_string_lossy());
-            fail(&format!(
-                "cannot run {}: {error}",
-                program.unwrap_or_default()
-            ))
-        }
+        Plan::Exec(argv) => supervise(&argv, &cleanup),
         Plan::Fail(problem) => {
             if mode.sftp_server().is_some() {
                 // sshd drops a subsystem's stderr: say it in the sftp protocol.
@@ -653,8 +796,43 @@ mod tests {
     }
 
     /// The whole `docker exec` command line for `mode`, as text.
+    /// The session's argv without its fences (the mark and the detach
+    /// keys, which `the_session_is_marked_and_cannot_detach` checks).
     fn argv_for(session: &Session, mode: &Mode) -> Vec<String> {
-        strings(&session.exec_argv(&session.in_container(mode)))
+        let mut argv = strings(&session.exec_argv(&session.in_container(mode)));
+        argv.retain(|w| w != DETACH_KEYS);
+        if let Some(at) = argv.iter().position(|w| w.starts_with("BALEINE_RDSH=")) {
+            argv.drain(at - 1..=at);
+        }
+        argv
+    }
+
+    #[test]
+    fn the_session_is_marked_and_cannot_detach() {
+        let session = session(true);
+        let argv = strings(&session.exec_argv(&[OsString::from("sh")]));
+        let mark = argv
+            .iter()
+            .position(|w| w.starts_with("BALEINE_RDSH="))
+            .unwrap();
+        assert_eq!(argv[mark - 1], "-e");
+        assert!(argv.contains(&DETACH_KEYS.to_owned()));
+        let container = argv.iter().position(|w| w == "container").unwrap();
+        assert!(
+            mark < container,
+            "options after the container name are the command's"
+        );
+        let cleanup = session.cleanup_argv();
+        assert_eq!(cleanup[..4], ["docker", "exec", "container", "sh"]);
+        assert!(
+            cleanup[5].contains(&quote_word_of(&session.mark())),
+            "{}",
+            cleanup[5]
+        );
+    }
+
+    fn quote_word_of(word: &str) -> String {
+        crate::remote::script::quote_word(word)
     }
 
     fn strings(argv: &[OsString]) -> Vec<String> {
@@ -818,8 +996,11 @@ mod tests {
         );
         // Found: docker runs it directly, no shell in between.
         let found = ["/usr/lib/ssh/sftp-server", "-l", "INFO"].map(OsString::from);
+        let mut argv = strings(&session(false).exec_argv(&found));
+        argv.retain(|w| !w.starts_with("BALEINE_RDSH="));
+        argv.remove(argv.iter().position(|w| w == "-e").unwrap());
         assert_eq!(
-            strings(&session(false).exec_argv(&found)),
+            argv,
             [
                 "docker",
                 "exec",

@@ -187,7 +187,9 @@ pub fn save_script(
         let fixed_labels = quote_word(&format!(
             "LABEL {LABEL_PREFIX}.source-node={node} {LABEL_PREFIX}.created={created} {LABEL_PREFIX}.version={VERSION}"
         ));
-        let commit = quote(&docker.words(&["commit", "--change"]));
+        // Without pausing: a paused container would freeze the sessions of
+        // the users logged in it (rdsh) for the length of the commit.
+        let commit = quote(&docker.words(&["commit", "--pause=false", "--change"]));
         script.line(&format!(
             "{commit} \"LABEL {LABEL_PREFIX}.source-image=\\\"$src\\\" {LABEL_PREFIX}.source-digest=\\\"$digest\\\"\" \
              --change {fixed_labels} {} {} >/dev/null || exit 1\n\
@@ -230,7 +232,7 @@ fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
     }
     let docker_cmd = quote(&docker.command);
     let create = quote(&docker.words(&["create", "--name"]));
-    let commit = quote(&docker.words(&["commit"]));
+    let commit = quote(&docker.words(&["commit", "--pause=false"]));
     script.line(&format!(
         "if [ -n \"$mounts\" ]; then\n\
          t=baleine-save-$$\n\
@@ -526,6 +528,7 @@ mod tests {
             &plan,
         );
         assert!(script.contains("m commit"));
+        assert!(script.contains("docker commit '--pause=false'"), "{script}");
         // What commit leaves out is named, and kept only on request.
         assert!(script.contains("not_saved=%s"));
         assert!(!script.contains("included="));
