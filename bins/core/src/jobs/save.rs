@@ -33,7 +33,11 @@ crate::fleet_args! {
                 container_fs on /var): the record lists them in \"not_saved\", and --include-mounts copies their \
                 content into the image, as a layer on top. At most SAVE_PARALLEL nodes save at once; a push \
                 the registry may accept later is tried again, and the registry must then serve the digest the \
-                node pushed. The org.r2lab.baleine.* labels are what the node said about itself, not proof.",
+                node pushed. The org.r2lab.baleine.* labels are what the node said about itself, not proof. \
+                The repo registry has no accounts: whoever reaches it (the nodes, the gateway's users) can \
+                push, so a save never replaces an existing NAME:TAG without --force, and SAVE_NAMESPACE \
+                keeps users' names apart; deletes are possible only from the gateway itself (its loopback \
+                admin instance), never from a node or the network.",
         error_code(1, "some node failed (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
         error_code(130, "interrupted; every node still got a record")
