@@ -38,6 +38,40 @@ fn help_is_printed_on_stdout_with_status_0_by_every_tool() {
 }
 
 #[test]
+fn dash_h_is_help_which_lists_version_and_shows_the_command_after_dashes() {
+    for tool in ["baleine-deploy", "baleine-exec"] {
+        Test::new(tool)
+            .args(&["-h"])
+            .status(0)
+            .stdout("[<nodes...>] [-- <command...>]")
+            .stdout("--version         print the version and exit")
+            .run();
+    }
+    Test::new("baleine-ps")
+        .args(&["-h"])
+        .status(0)
+        .stdout("Usage: baleine-ps")
+        .run();
+}
+
+#[test]
+fn timeouts_take_units() {
+    let records = Test::new("baleine-exec")
+        .args(&["--timeout", "5m", "--dry-run", "1", "--", "true"])
+        .status(0)
+        .nodes(1)
+        .run();
+    // The node's own timer is set to 300 s.
+    let ssh = records[0]["ssh"].as_array().unwrap();
+    assert!(ssh.last().unwrap().as_str().unwrap().contains("-lt 300 ]"));
+    Test::new("baleine-ps")
+        .args(&["--timeout", "5 minutes", "1"])
+        .status(2)
+        .stderr("90s, 5m, 2h")
+        .run();
+}
+
+#[test]
 fn version_names_the_tool_and_the_release() {
     for tool in ALL_TOOLS {
         Test::new(tool)
@@ -163,7 +197,26 @@ fn a_bad_node_spec_in_the_arguments_is_a_usage_error() {
     Test::new("baleine-ps")
         .args(&["fit;reboot"])
         .status(2)
-        .stderr("invalid node")
+        .stderr("is not a node")
+        .run();
+}
+
+#[test]
+fn a_command_without_dashes_is_not_taken_for_nodes() {
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "1-2", "sleep", "3600"])
+        .status(2)
+        .stderr("\"sleep\" is not a node")
+        .stderr("did you forget `--` before the command?")
+        .run();
+    // Names with a dot and nodes of ALL_SCOPE are nodes; others outside
+    // ALL_SCOPE draw a warning before any work.
+    Test::new("baleine-ps")
+        .config("ALL_SCOPE = 1-3")
+        .args(&["--dry-run", "2", "fit40", "node.example.org"])
+        .status(0)
+        .nodes(3)
+        .stderr("outside ALL_SCOPE (3 nodes): fit40,node.example.org")
         .run();
 }
 

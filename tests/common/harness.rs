@@ -205,7 +205,10 @@ impl Test {
             );
         }
         let fleet_tool = !matches!(self.tool, "baleine-list" | "rdsh");
-        let informational = self.args.iter().any(|a| a == "--help" || a == "--version")
+        let informational = self
+            .args
+            .iter()
+            .any(|a| a == "--help" || a == "-h" || a == "--version")
             || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
         let is_records =
             fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 130));

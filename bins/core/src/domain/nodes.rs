@@ -282,6 +282,53 @@ pub fn fold_names<S: AsRef<str>>(names: &[S], naming: &NodeNaming) -> Vec<String
     specs
 }
 
+/// Node names for a person to read, clush-style: `fit[01-03,07],node-a`.
+pub fn fold_for_display<S: AsRef<str>>(names: &[S]) -> String {
+    use std::collections::BTreeMap;
+    // Prefix → numbers (with their width, kept as written).
+    let mut groups: BTreeMap<&str, Vec<(u32, usize)>> = BTreeMap::new();
+    let mut others: Vec<&str> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
+        match name[digits..].parse::<u32>() {
+            Ok(number) if digits < name.len() => groups
+                .entry(&name[..digits])
+                .or_default()
+                .push((number, name.len() - digits)),
+            _ => others.push(name),
+        }
+    }
+    let mut parts = Vec::new();
+    for (prefix, mut numbers) in groups {
+        numbers.sort_unstable();
+        numbers.dedup();
+        let width = numbers.iter().map(|(_, w)| *w).max().unwrap_or(0);
+        let mut ranges: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < numbers.len() {
+            let start = numbers[i].0;
+            while i + 1 < numbers.len() && numbers[i + 1].0 == numbers[i].0 + 1 {
+                i += 1;
+            }
+            let end = numbers[i].0;
+            ranges.push(match end == start {
+                true => format!("{start:0width$}"),
+                false => format!("{start:0width$}-{end:0width$}"),
+            });
+            i += 1;
+        }
+        parts.push(match (ranges.len(), ranges[0].contains('-')) {
+            (1, false) => format!("{prefix}{}", ranges[0]),
+            _ => format!("{prefix}[{}]", ranges.join(",")),
+        });
+    }
+    others.sort_unstable();
+    others.dedup();
+    parts.extend(others.into_iter().map(String::from));
+    parts.join(",")
+}
+
 /// The words of one stdin line. Lines are either plain specs (as printed by
 /// `rhubarbe nodes`) or JSON objects from another baleine tool, whose `node`
 /// field names one node, so tools can be chained with pipes.
@@ -517,6 +564,15 @@ mod tests {
         let mut back = expand_specs(&specs, &naming).unwrap();
         back.sort();
         assert_eq!(back, ["fit01", "fit02", "fit03", "fit07", "node-a"]);
+    }
+
+    #[test]
+    fn names_fold_for_people_the_way_clush_shows_them() {
+        let names = ["fit07", "fit05", "fit06", "fit37", "node-a", "fit09"];
+        assert_eq!(fold_for_display(&names), "fit[05-07,09,37],node-a");
+        assert_eq!(fold_for_display(&["fit03"]), "fit03");
+        assert_eq!(fold_for_display(&["fit01", "fit02"]), "fit[01-02]");
+        assert_eq!(fold_for_display::<&str>(&[]), "");
     }
 
     #[test]

@@ -32,6 +32,29 @@ pub fn default_seconds(help: &str) -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// A duration on the command line, in seconds: `90`, `90s`, `5m`, `2h`.
+pub fn seconds(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"
+            ))
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"))
+}
+
 /// Declares a fleet tool's argument struct: the tool's own fields, then the
 /// fleet options every tool shares (`-a`, `-j`, `--timeout`, `--dry-run`,
 /// node specs), with the tool's `--timeout` help (which states its default).
@@ -55,7 +78,7 @@ macro_rules! fleet_args {
             #[argh(option, short = 'j')]
             pub parallel: Option<usize>,
             #[doc = $timeout_help]
-            #[argh(option)]
+            #[argh(option, from_str_fn($crate::framework::args::seconds))]
             pub timeout: Option<u64>,
             /// print each node's ssh command and remote script instead of running them
             #[argh(switch)]
@@ -86,6 +109,18 @@ macro_rules! fleet_args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(seconds("90"), Ok(90));
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("5m"), Ok(300));
+        assert_eq!(seconds("2h"), Ok(7200));
+        assert!(seconds("5 m").is_err());
+        assert!(seconds("m").is_err());
+        assert!(seconds("1d").is_err());
+        assert!(seconds("99999999999999999999h").is_err());
+    }
 
     #[test]
     fn defaults_are_read_from_the_help_text() {

@@ -108,17 +108,47 @@ pub fn parse_from<T: FromArgs>(
         println!("{tool} {VERSION}");
         return Err(ExitCode::SUCCESS);
     }
-    let words: Vec<&str> = ours.iter().map(String::as_str).collect();
+    // `-h` is `--help`, as in most tools people know.
+    let words: Vec<&str> = ours
+        .iter()
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
     match T::from_args(&[tool], &words) {
         Ok(args) => Ok(Parsed { args, trailing }),
         Err(early) if early.status.is_ok() => {
-            print!("{}", early.output);
+            print!("{}", help_text(&early.output, takes_command));
             Err(ExitCode::SUCCESS)
         }
         Err(early) => {
             eprintln!("{tool}: {}", early.output.trim_end());
+            if takes_command && early.output.contains("Unrecognized argument") {
+                eprintln!("{tool}: did you forget `--` before the command?");
+            }
             eprintln!("Run {tool} --help for more information.");
             Err(ExitCode::from(exit::USAGE))
         }
     }
+}
+
+/// argh's help, completed with what we add to it: the command after `--`
+/// in the usage line, and `--version` among the options.
+fn help_text(help: &str, takes_command: bool) -> String {
+    let mut text = String::new();
+    for line in help.lines() {
+        match line {
+            usage if usage.starts_with("Usage: ") && takes_command => {
+                text += &usage.replace(" [--] ", " ");
+                text += " [-- <command...>]\n";
+            }
+            help if help.trim_start().starts_with("--help, help") => {
+                text += line;
+                text += "\n  --version         print the version and exit\n";
+            }
+            _ => {
+                text += line;
+                text += "\n";
+            }
+        }
+    }
+    text
 }

@@ -58,13 +58,36 @@ pub enum NodeSource {
 pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeSource, UsageError> {
     let naming = &config.node_naming;
     if all || !specs.is_empty() {
+        // A command word without `--` before it (`deploy -i busybox 1-2
+        // sleep 3600`) must not become a node called `sleep`.
+        if let Some(word) = specs.iter().find(|w| !is_node_spec(w, config)) {
+            return Err(UsageError(format!(
+                "{word:?} is not a node (3, fit03, 1-5, ~7, a name with a dot, or a node of \
+                 ALL_SCOPE): did you forget `--` before the command?"
+            )));
+        }
         let mut words: Vec<String> = if all {
             config.all_nodes.clone()
         } else {
             Vec::new()
         };
         words.extend(specs.iter().cloned());
-        return listed(&words, naming, "arguments");
+        let source = listed(&words, naming, "arguments")?;
+        if let NodeSource::Listed(names) = &source {
+            let outside: Vec<&str> = names
+                .iter()
+                .filter(|n| !config.all_nodes.contains(n))
+                .map(String::as_str)
+                .collect();
+            if !outside.is_empty() {
+                log::warn!(
+                    "outside ALL_SCOPE ({} nodes): {}",
+                    config.all_nodes.len(),
+                    crate::domain::nodes::fold_for_display(&outside)
+                );
+            }
+        }
+        return Ok(source);
     }
     if !std::io::stdin().is_terminal() {
         return Ok(NodeSource::Stdin);
@@ -79,6 +102,21 @@ pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeS
                 .into(),
         )),
     }
+}
+
+/// Whether a command-line word names nodes: a number or range (`3`,
+/// `1-5`, `4-16-2`), a numbered name (`fit03`), an exclusion of those, a
+/// name with a dot (a domain name or an address), or a node of ALL_SCOPE.
+fn is_node_spec(word: &str, config: &Config) -> bool {
+    let body = word.strip_prefix('~').unwrap_or(word);
+    let numeric = !body.is_empty()
+        && body.split('-').all(|part| {
+            let digits = part
+                .strip_prefix(config.node_naming.prefix.as_str())
+                .unwrap_or(part);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        });
+    numeric || body.contains('.') || config.all_nodes.iter().any(|n| n == body)
 }
 
 fn listed(words: &[String], naming: &NodeNaming, from: &str) -> Result<NodeSource, UsageError> {

@@ -10,15 +10,17 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
 use crate::framework::{stop, UsageError};
-use crate::remote::script::{quote, Docker, Script};
+use crate::remote::script::{quote, quote_word, Docker, Script};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 crate::fleet_args! {
-    /// Run IMAGE as the managed container on each node: remove the previous one,
-    /// pull, run, and print one JSON record per node. The first node resolves the
-    /// image digest; the others run that exact digest.
+    /// Run IMAGE as the managed container on each node: pull it, then replace
+    /// the previous container with it, and print one JSON record per node. A
+    /// failed pull leaves the previous container running; a container that
+    /// exits at once is a failure, with its status and last lines. The first
+    /// node resolves the image digest; the others run that exact digest.
     #[argh(
         example = "rhubarbe nodes 1-5 | baleine-deploy -i busybox -- sleep infinity",
         example = "baleine-deploy -i faraday.repo/myexp:v2 --options \"-e 'MSG=hello world'\" 1-10 ~7",
@@ -30,7 +32,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct DeployArgs {
-        timeout: "give up on a node after this many seconds (default: 600)",
+        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)",
         /// image to run (Docker reference: busybox, faraday.repo/name:tag, name@sha256:...)
         #[argh(option, short = 'i')]
         pub image: String,
@@ -123,33 +125,58 @@ pub fn deploy_script(
     pinned: Option<&ImageRef>,
 ) -> String {
     let mut script = Script::new();
-    docker.remove_managed(&mut script, plan.stop_timeout);
     let image = pinned.unwrap_or(&plan.image).to_string();
-    // A digest cannot change, so a pinned image present on the node needs no
-    // registry round trip: `missing` is `always` for digests, only faster.
-    let pull_flag = match (plan.pull, pinned) {
-        (PullPolicy::Never, _) => Some("--pull=never"),
-        (_, Some(_)) | (PullPolicy::Missing, None) => Some("--pull=missing"),
-        (PullPolicy::Always, None) => {
-            script.stage(Stage::Pull);
-            // Progress goes to stdout, errors to stderr.
-            let pull = quote(&docker.words(&["pull", &image]));
-            script.line(&format!("{pull} >/dev/null || exit 1"));
-            None
-        }
+    // The image is on the node before the running container is touched: a
+    // typo in the image name, or an unreachable registry, must not leave
+    // the node without its experiment.
+    script.stage(Stage::Pull);
+    let present = quote(&docker.words(&["image", "inspect", &image]));
+    // Progress goes to stdout, errors to stderr.
+    let pull = quote(&docker.words(&["pull", &image]));
+    let kept = quote_word(KEPT);
+    match (plan.pull, pinned) {
+        (PullPolicy::Never, _) => script.line(&format!(
+            "{present} >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
+            quote_word(&format!(
+                "{image} is not on this node, and --pull never forbids pulling it"
+            ))
+        )),
+        // A digest cannot change, so a pinned image present on the node
+        // needs no registry round trip: `missing` is `always` for digests.
+        (_, Some(_)) | (PullPolicy::Missing, None) => script.line(&format!(
+            "{present} >/dev/null 2>&1 || {pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+        )),
+        (PullPolicy::Always, None) => script.line(&format!(
+            "{pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+        )),
     };
+    docker.remove_managed(&mut script, plan.stop_timeout);
     let mut run: Vec<String> = vec![
         "run".into(),
         "-d".into(),
         "--name".into(),
         docker.container.clone(),
+        // Pulled above: run never pulls, so it never fails for the registry.
+        "--pull=never".into(),
     ];
-    run.extend(pull_flag.map(String::from));
     run.extend(run_options.iter().cloned());
     run.extend(plan.options.iter().cloned());
     run.push(image.clone());
     run.extend(plan.command.iter().cloned());
     docker.run_container(&mut script, &run, &image);
+    // A container that is already gone (a command that fails at once) is a
+    // failed deploy, with its status and last words, not `ok`.
+    let state = quote(&docker.words(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &docker.container,
+    ]));
+    let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
+    script.line(&format!(
+        "state=$({state} 2>/dev/null)\n\
+         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}; its last lines:\" >&2; {logs} 2>&1 | sed 's/^/  /' >&2; exit 1 ;; esac"
+    ));
     if pinned.is_none() {
         script.stage(Stage::Inspect);
         let inspect = quote(&docker.words(&[
@@ -163,6 +190,9 @@ pub fn deploy_script(
     }
     script.text().to_owned()
 }
+
+/// Said after a failed pull: nothing was removed.
+const KEPT: &str = "the running container, if any, was left as it was";
 
 /// The first node resolves the digest; the others wait for it.
 struct Pin {
@@ -420,19 +450,25 @@ mod tests {
         .unwrap();
         plan.stop_timeout = None;
         let script = deploy_script(&plan, &docker(), &["--network=host".into()], None);
-        assert!(script.contains("docker pull busybox >/dev/null || exit 1"));
-        assert!(script.contains("docker run -d --name container '--network=host' -e 'MSG=hello world' busybox sh -c 'echo $MSG; id'"));
+        assert!(script.contains("docker pull busybox >/dev/null || {"));
+        assert!(script.contains("docker run -d --name container '--pull=never' '--network=host' -e 'MSG=hello world' busybox sh -c 'echo $MSG; id'"));
         assert!(script.contains("{{json .RepoDigests}}"));
+        // The image is there before the running container is removed.
+        assert!(script.find("docker pull").unwrap() < script.find("docker rm -f").unwrap());
     }
 
     #[test]
-    fn pinned_nodes_run_the_digest_without_a_separate_pull_or_inspect() {
+    fn pinned_nodes_pull_the_digest_only_if_missing_and_skip_the_inspect() {
         let plan = DeployPlan::new("busybox", None, vec![]).unwrap();
         let digest = format!("sha256:{}", "a".repeat(64));
         let pinned = plan.image.with_digest(&digest).unwrap();
         let script = deploy_script(&plan, &docker(), &[], Some(&pinned));
-        assert!(!script.contains("docker pull"));
-        assert!(script.contains(&format!("'--pull=missing' busybox@{digest}")));
+        // Pulled only if missing, and before the old container goes.
+        assert!(script.contains(&format!(
+            "docker image inspect busybox@{digest} >/dev/null 2>&1 || docker pull busybox@{digest}"
+        )));
+        assert!(script.find("docker pull").unwrap() < script.find("docker rm -f").unwrap());
+        assert!(script.contains(&format!("'--pull=never' busybox@{digest}")));
         assert!(!script.contains("RepoDigests"));
     }
 

@@ -27,7 +27,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct DestroyArgs {
-        timeout: "give up on a node after this many seconds (default: 120)",
+        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)",
         /// do not ask for confirmation
         #[argh(switch, short = 'y')]
         pub yes: bool,
@@ -48,9 +48,10 @@ impl Tool for DestroyArgs {
         }
         match confirmed(&fleet)? {
             Some(inputs) => Ok(fleet.run_inputs(&job, &replay(inputs), Vec::new())),
+            // Not 1, which says a node failed: nothing was done.
             None => {
                 eprintln!("baleine-destroy: cancelled, nothing removed");
-                Ok(ExitCode::from(crate::framework::exit::SOME_NODE_FAILED))
+                Ok(ExitCode::from(crate::framework::exit::USAGE))
             }
         }
     }

@@ -43,7 +43,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct SaveArgs {
-        timeout: "give up on a node after this many seconds (default: 900)",
+        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)",
         /// repository and tag to save as, NAME[:TAG] (tag defaults to latest)
         #[argh(option, short = 'n')]
         pub name: String,
