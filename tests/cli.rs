@@ -551,3 +551,164 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
+
+/// Runs `tool args` on a terminal of its own (util-linux `script`), in a
+/// private HOME, and returns what the terminal showed and the exit status.
+fn on_a_terminal(
+    tool: &str,
+    args: &str,
+    config: &str,
+    stdin: &str,
+) -> (String, Option<i32>, std::path::PathBuf) {
+    let env = common::harness::TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        &format!("SSH_CONTROL_PERSIST = 0\n{config}"),
+    );
+    let home = env.path("home");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{} {args}", common::binary(tool)),
+            "/dev/null",
+        ])
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", &home)
+        .env_remove("XDG_STATE_HOME")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+            child.wait_with_output()
+        })
+        .expect("script runs");
+    std::mem::forget(env); // the caller reads the state files
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+        home,
+    )
+}
+
+#[test]
+fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
+    let (screen, status, _) = on_a_terminal("baleine-ps", "--dry-run 1-5", "", "");
+    assert_eq!(status, Some(0), "{screen}");
+    // Every record starts a line of its own: after a newline or the clear.
+    for (at, _) in screen.match_indices("{\"node\"") {
+        let before = &screen[..at];
+        assert!(
+            before.is_empty() || before.ends_with('\n') || before.ends_with("\x1b[K"),
+            "a record glued to other text: {:?}",
+            &screen[at.saturating_sub(40)..at + 10]
+        );
+    }
+    assert!(screen.contains("ps: 5 nodes, 5 ok"), "{screen}");
+}
+
+#[test]
+fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
+    // Nodes no resolver knows: ssh fails at once, naming each node.
+    let (screen, status, home) = on_a_terminal("baleine-ps", "--timeout 20 1-3", "", "");
+    assert_eq!(status, Some(1), "{screen}");
+    assert!(
+        screen.contains("3 connect: ssh: Could not resolve hostname <node>"),
+        "{screen}"
+    );
+    assert!(screen.contains(": fit[01-03]"), "{screen}");
+    let dir = home.join(".local/state/baleine");
+    let latest =
+        std::fs::read_to_string(dir.join("latest-ps.jsonl")).expect("the latest run's records");
+    assert_eq!(latest.lines().count(), 3);
+    assert!(screen.contains("every record is in"), "{screen}");
+    assert!(screen.contains("select(.ok | not)"), "{screen}");
+}
+
+#[test]
+fn only_the_last_fifty_runs_are_kept() {
+    let env = common::harness::TestEnv::new();
+    let state = env.path("state");
+    for run in 0..53 {
+        Test::new("baleine-ps")
+            .env("XDG_STATE_HOME", state.to_str().unwrap())
+            .args(&["--dry-run", "1"])
+            .status(0)
+            .run();
+        let _ = run;
+    }
+    let runs = std::fs::read_dir(state.join("baleine"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".jsonl") && !name.starts_with("latest-")
+        })
+        .count();
+    assert_eq!(runs, 50);
+}
+
+#[test]
+fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
+    // An "ssh" that hangs: the nodes are at work when Ctrl-C comes.
+    let env = common::harness::TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        "SSH_CONTROL_PERSIST = 0\nSSH = \"sh -c 'exec sleep 30' --\"\n",
+    );
+    let screen_file = env.path("screen");
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &format!("{} 1-2", common::binary("baleine-ps"))])
+        .arg(&screen_file)
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script runs");
+    let tool = || -> Option<String> {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &child.id().to_string(), "baleine-ps"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(String::from)
+    };
+    common::wait_until("the tool at work on its nodes", 30, || {
+        tool().is_some() && common::processes("^sleep 30$").len() >= 2
+    });
+    let pid = tool().unwrap();
+    let interrupt = || {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+    };
+    interrupt();
+    common::wait_until("the interrupt announced", 30, || {
+        std::fs::read_to_string(&screen_file)
+            .unwrap_or_default()
+            .contains("ps: interrupting: stopping 2 nodes (Ctrl-C again to abandon them)")
+    });
+    // Stopping the work on these nodes hangs as well: a second Ctrl-C
+    // abandons it, and still every node gets its record.
+    interrupt();
+    let status = child.wait().unwrap();
+    let screen = std::fs::read_to_string(&screen_file).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert_eq!(
+        screen.matches("\"stage\":\"interrupted\"").count(),
+        2,
+        "{screen}"
+    );
+    assert_eq!(
+        screen.matches("abandoned (second Ctrl-C)").count(),
+        2,
+        "{screen}"
+    );
+    drop(child.stdin.take());
+}

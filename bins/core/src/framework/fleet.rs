@@ -172,7 +172,9 @@ impl Fleet {
             true => self.parallel,
             false => self.parallel.min(inputs.len()),
         };
-        self.fan_out(job, &inputs, Vec::new(), workers)
+        // A listed source is all queued: its number is the total.
+        let total = (!self.streamed).then(|| inputs.len());
+        self.fan_out(job, &inputs, Vec::new(), workers, total)
     }
 
     /// Like `run`, over inputs read in full beforehand (see `all_inputs`),
@@ -184,7 +186,8 @@ impl Fleet {
         settled: Vec<Record>,
     ) -> ExitCode {
         let workers = self.parallel.min(inputs.len());
-        self.fan_out(job, inputs, settled, workers)
+        let total = Some(inputs.len() + settled.len());
+        self.fan_out(job, inputs, settled, workers, total)
     }
 
     /// No more worker threads than nodes: `-j 4096` on one node is one thread.
@@ -194,8 +197,9 @@ impl Fleet {
         inputs: &Receiver<Input>,
         settled: Vec<Record>,
         workers: usize,
+        total: Option<usize>,
     ) -> ExitCode {
-        let writer = Writer::start(job.action());
+        let writer = Writer::start(job.action(), total);
         for record in settled {
             let _ = writer.records.send(record);
         }
@@ -275,6 +279,9 @@ impl Fleet {
                 }
                 (None, _) => end.stderr.trim().to_owned(),
             };
+            if stop::abandoned() {
+                return Err("abandoned (second Ctrl-C)".into());
+            }
             if Instant::now() + Duration::from_secs(1) >= deadline {
                 return Err(error);
             }

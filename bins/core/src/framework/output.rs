@@ -2,9 +2,10 @@
 
 use crate::domain::record::Record;
 use crate::framework::stop;
-use crossbeam::channel::{unbounded, Sender};
+use crossbeam::channel::{unbounded, RecvTimeoutError, Sender};
 use std::io::{self, IsTerminal, Write};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// What was written, for the exit status and the final summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -36,36 +37,70 @@ pub struct Writer {
     handle: JoinHandle<Tally>,
 }
 
+/// How often the progress line is redrawn while no record arrives.
+const REDRAW: Duration = Duration::from_millis(500);
+
 impl Writer {
-    /// Starts the writer for a tool doing `action` (shown in progress lines).
-    pub fn start(action: &'static str) -> Writer {
+    /// Starts the writer for a tool doing `action` on `total` nodes (when
+    /// known): stdout gets the records, the run's state file a copy of each,
+    /// and stderr, on a terminal, a progress line and a summary.
+    pub fn start(action: &'static str, total: Option<usize>) -> Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
-            let progress = io::stderr().is_terminal();
+            let terminal = io::stderr().is_terminal();
+            let started = Instant::now();
+            let mut state = StateFile::create(action);
             let mut stdout = io::stdout().lock();
             let mut tally = Tally::default();
-            let mut failures: Vec<String> = Vec::new();
-            for record in received {
-                tally.count(&record);
-                if !record.is_ok() && record.stage() != Some("interrupted") {
-                    failures.push(printable(&format!(
-                        "{} ({})",
-                        record.node().unwrap_or("?"),
-                        record.stage().unwrap_or("?")
-                    )));
+            let mut failures: Vec<Record> = Vec::new();
+            let mut told_interrupt = false;
+            let progress = |tally: &Tally| {
+                let done = match total {
+                    Some(total) => format!("{}/{total}", tally.total()),
+                    None => tally.total().to_string(),
+                };
+                format!(
+                    "{action}: {done} done, {} failed · {}s",
+                    tally.failed,
+                    started.elapsed().as_secs()
+                )
+            };
+            loop {
+                let record = match received.recv_timeout(REDRAW) {
+                    Ok(record) => Some(record),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if terminal {
+                    // Cleared before anything else is written: stdout may be
+                    // this terminal too (`| jq` writes to it).
+                    eprint!("\r\x1b[K");
+                    if stop::interrupted() && !told_interrupt {
+                        told_interrupt = true;
+                        let left = total.map_or("the".to_owned(), |t| {
+                            t.saturating_sub(tally.total()).to_string()
+                        });
+                        eprintln!(
+                            "{action}: interrupting: stopping {left} nodes (Ctrl-C again to abandon them)"
+                        );
+                    }
                 }
-                write_line(&mut stdout, &record.to_json_line());
-                if progress {
-                    eprint!(
-                        "\r\x1b[K{action}: {} done, {} failed",
-                        tally.total(),
-                        tally.failed
-                    );
+                if let Some(record) = record {
+                    tally.count(&record);
+                    if !record.is_ok() {
+                        failures.push(record.clone());
+                    }
+                    let line = record.to_json_line();
+                    state.write(&line);
+                    write_line(&mut stdout, &line);
+                }
+                if terminal {
+                    eprint!("{}", progress(&tally));
                 }
             }
-            if progress {
+            if terminal {
                 eprint!("\r\x1b[K");
-                summarize(action, &tally, &failures);
+                summarize(action, &tally, &failures, started.elapsed(), state.path());
             }
             tally
         });
@@ -76,6 +111,91 @@ impl Writer {
     pub fn finish(self) -> Tally {
         drop(self.records);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+/// Every record of a run, also in a file of its own under
+/// `$XDG_STATE_HOME/baleine/` (default ~/.local/state/baleine/), so that no
+/// record is lost when the reader of stdout dies (`| jq` killed by Ctrl-C).
+/// The last 50 runs are kept; `latest-ACTION.jsonl` names the newest of a tool.
+struct StateFile {
+    file: Option<(std::path::PathBuf, std::fs::File)>,
+}
+
+/// How many runs' state files are kept.
+const KEPT_RUNS: usize = 50;
+
+impl StateFile {
+    fn create(action: &str) -> StateFile {
+        let file = Self::open(action)
+            .map_err(|e| log::warn!("no state file for this run: {e}"))
+            .ok();
+        StateFile { file }
+    }
+
+    fn open(action: &str) -> io::Result<(std::path::PathBuf, std::fs::File)> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = state_dir().ok_or_else(|| io::Error::other("neither XDG_STATE_HOME nor HOME"))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stamp = crate::domain::clock::format_utc(now.as_secs()).replace(':', "");
+        let name = format!("{stamp}-{:09}-{action}.jsonl", now.subsec_nanos());
+        let path = dir.join(&name);
+        let file = std::fs::File::create(&path)?;
+        // The newest run of this tool, under a name that stays.
+        let link = dir.join(format!("latest-{action}.jsonl"));
+        let temporary = dir.join(format!(".latest-{action}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&temporary);
+        std::os::unix::fs::symlink(&name, &temporary)?;
+        std::fs::rename(&temporary, &link)?;
+        prune(&dir);
+        Ok((path, file))
+    }
+
+    fn write(&mut self, line: &str) {
+        if let Some((path, file)) = &mut self.file {
+            if let Err(e) = writeln!(file, "{line}") {
+                log::warn!("cannot write {}: {e}", path.display());
+                self.file = None;
+            }
+        }
+    }
+
+    fn path(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|(path, _)| path.as_path())
+    }
+}
+
+/// `$XDG_STATE_HOME/baleine`, else `~/.local/state/baleine`.
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    set("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| set("HOME").map(|home| std::path::Path::new(&home).join(".local/state")))
+        .map(|dir| dir.join("baleine"))
+}
+
+/// Keeps the newest `KEPT_RUNS` state files (their names sort by time).
+fn prune(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut runs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.ends_with(".jsonl") && !name.starts_with("latest-")
+        })
+        .collect();
+    runs.sort();
+    let excess = runs.len().saturating_sub(KEPT_RUNS);
+    for old in &runs[..excess] {
+        let _ = std::fs::remove_file(old);
     }
 }
 
@@ -106,15 +226,64 @@ pub fn write_line(stdout: &mut impl Write, line: &str) -> bool {
     true
 }
 
-fn summarize(action: &str, tally: &Tally, failures: &[String]) {
+/// The last lines on a terminal: counts, then the failed nodes grouped by
+/// what went wrong (clush-style ranges), and where the records are kept.
+fn summarize(
+    action: &str,
+    tally: &Tally,
+    failures: &[Record],
+    elapsed: Duration,
+    state: Option<&std::path::Path>,
+) {
     let mut line = format!("{action}: {} nodes, {} ok", tally.total(), tally.ok);
     if tally.failed > 0 {
-        line += &format!(", {} failed: {}", tally.failed, failures.join(", "));
+        line += &format!(", {} failed", tally.failed);
     }
     if tally.interrupted > 0 {
         line += &format!(", {} interrupted", tally.interrupted);
     }
-    eprintln!("{line}");
+    eprintln!("{line} · {}s", elapsed.as_secs());
+    // Grouped by stage and first line of the error, largest group first.
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for record in failures {
+        let error = record
+            .get("error")
+            .and_then(|e| e.as_str())
+            .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("");
+        let node = record.node().unwrap_or("(no node)");
+        // The same error on many nodes often names each node: one group.
+        let error = match node.is_empty() {
+            true => error.trim().to_owned(),
+            false => error.trim().replace(node, "<node>"),
+        };
+        let key = match record.stage() {
+            Some("interrupted") => "interrupted".to_owned(),
+            stage => format!("{}: {error}", stage.unwrap_or("?")),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((key, vec![node])),
+        }
+    }
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    for (key, nodes) in groups {
+        let shown: String = key.chars().take(160).collect();
+        let folded = crate::domain::nodes::fold_for_display(&nodes);
+        eprintln!(
+            "  {} {}: {}",
+            nodes.len(),
+            printable(&shown),
+            printable(&folded)
+        );
+    }
+    if let (Some(path), true) = (state, tally.failed + tally.interrupted > 0) {
+        eprintln!(
+            "{action}: every record is in {} (retry the failed nodes: \
+             jq -r 'select(.ok | not) | .node' FILE | baleine-{action} ...)",
+            path.display()
+        );
+    }
 }
 
 #[cfg(test)]

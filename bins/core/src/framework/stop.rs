@@ -7,10 +7,14 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static ABANDONED: AtomicBool = AtomicBool::new(false);
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+    // The second one abandons: stop waiting for the nodes' cleanup.
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        ABANDONED.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Routes SIGINT, SIGTERM and SIGHUP to the interrupted flag.
@@ -30,6 +34,12 @@ pub fn install_handlers() {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// A second Ctrl-C: give up on stopping the nodes' work, end at once
+/// (every node still gets its record).
+pub fn abandoned() -> bool {
+    ABANDONED.load(Ordering::SeqCst)
 }
 
 /// Our reader went away (`| head -1`): stop starting work, end quietly.

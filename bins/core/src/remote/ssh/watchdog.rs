@@ -69,7 +69,7 @@ impl Watchdog {
             if watched.cut.is_some() {
                 continue;
             }
-            let cut = if stopping && watched.interruptible {
+            let cut = if stopping && (watched.interruptible || stop::abandoned()) {
                 Cut::Interrupted
             } else if now >= watched.deadline {
                 Cut::Timeout
