@@ -630,3 +630,81 @@ fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
             .unwrap_or_else(|e| panic!("not pure JSON ({e}): {line:?}"));
     }
 }
+
+#[test]
+fn a_typo_in_the_image_never_breaks_the_running_experiment() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let node = tb.nodes[0].as_str();
+    let out = deploy(&tb, &["-i", "busybox", node, "--", "sleep", "3600"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let running = tb.ssh_ok(
+        node,
+        "docker inspect --format '{{.Id}} {{.State.Status}}' container",
+    );
+    let out = deploy(&tb, &["-i", "busybx", node, "--", "sleep", "3600"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let record = &records(&out)[0];
+    assert_eq!(record["stage"], "pull", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("not found"), "{error}");
+    assert!(error.contains("mirror faraday.repo:81"), "{error}");
+    assert!(error.contains("left as it was"), "{error}");
+    assert_eq!(
+        tb.ssh_ok(
+            node,
+            "docker inspect --format '{{.Id}} {{.State.Status}}' container"
+        ),
+        running,
+        "the running container was touched"
+    );
+    // A saved image's name without the repo's host: the error suggests it.
+    let name = common::unique("typo");
+    let out = tool(&tb, "baleine-save")
+        .args(["-n", &format!("{name}:v1"), node])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = deploy(
+        &tb,
+        &["-i", &format!("{name}:v1"), node, "--", "sleep", "3600"],
+    )
+    .output()
+    .unwrap();
+    let error = records(&out)[0]["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains(&format!("did you mean faraday.repo/{name}:v1?")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_container_that_exits_at_once_is_a_failed_deploy() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let node = tb.nodes[0].as_str();
+    let out = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            node,
+            "--",
+            "sh",
+            "-c",
+            "echo cannot start; exit 3",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let record = &records(&out)[0];
+    assert_eq!(record["stage"], "run", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("exited at once with status 3"), "{error}");
+    assert!(error.contains("cannot start"), "{error}");
+}

@@ -345,9 +345,47 @@ impl Settings {
             })
         })?;
         Ok(Config {
-            registry_url: self.get("REGISTRY_URL", text)?,
+            registry_url: self.get("REGISTRY_URL", |url| {
+                // "http://faraday:5000" means what it says: the scheme goes
+                // to REGISTRY_PROTOCOL's place, unless that says otherwise.
+                match url.split_once("://") {
+                    None => Ok(url.to_owned()),
+                    Some((scheme, rest)) => {
+                        let protocol = format!("{scheme}://");
+                        let configured = self
+                            .0
+                            .get("REGISTRY_PROTOCOL")
+                            .map(|(v, o)| (v.as_str(), o));
+                        match configured {
+                            Some((p, Origin::Default)) | Some((p, _)) if p == protocol => {
+                                Ok(rest.trim_end_matches('/').to_owned())
+                            }
+                            Some((_, Origin::Default)) if scheme == "http" || scheme == "https" => {
+                                Ok(rest.trim_end_matches('/').to_owned())
+                            }
+                            _ => Err(format!(
+                                "{url:?} names its scheme, which REGISTRY_PROTOCOL contradicts: \
+                                 give host[:port] only, or make them agree"
+                            )),
+                        }
+                    }
+                }
+            })?,
             save_url: self.get("SAVE_URL", text)?,
-            registry_protocol: self.get("REGISTRY_PROTOCOL", text)?,
+            registry_protocol: match self
+                .0
+                .get("REGISTRY_URL")
+                .and_then(|(url, _)| url.split_once("://"))
+            {
+                Some((scheme, _)) if scheme == "http" || scheme == "https" => {
+                    format!("{scheme}://")
+                }
+                _ => self.get("REGISTRY_PROTOCOL", |protocol| match protocol {
+                    "http://" | "https://" => Ok(protocol.to_owned()),
+                    "http" | "https" => Ok(format!("{protocol}://")),
+                    other => Err(format!("{other:?}: http:// or https://")),
+                })?,
+            },
             default_bootstrap_image: self.get("DEFAULT_BOOTSTRAP_IMAGE", |image| {
                 ImageRef::parse(image).map_err(|error| error.to_string())
             })?,
@@ -670,6 +708,7 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
         assert_eq!(config.all_nodes.len(), 37);
         assert_eq!(config.all_nodes.last().map(String::as_str), Some("fit37"));
         assert_eq!(config.parallel, 64);
+        assert_eq!(config.registry_protocol, "http://");
         assert_eq!(config.rhubarbe, ["rhubarbe"]);
         assert_eq!(config.ssh_connect_timeout, Duration::from_secs(10));
         assert_eq!(config.registry_user, None);
@@ -927,5 +966,38 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
         assert_eq!(config.all_nodes, ["node01", "node03"]);
         assert_eq!(config.run_options(), ["--dns", "10.0.0.1"]);
         assert_eq!(config.registry_user.as_deref(), Some("me"));
+    }
+
+    #[test]
+    fn a_registry_url_with_its_scheme_is_understood() {
+        let config = from_text(
+            Path::new("t.conf"),
+            "REGISTRY_URL = https://r.example:5000/\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.registry_protocol.as_str(),
+                config.registry_url.as_str()
+            ),
+            ("https://", "r.example:5000")
+        );
+        let config = from_text(Path::new("t.conf"), "REGISTRY_URL = http://faraday\n").unwrap();
+        assert_eq!(
+            (
+                config.registry_protocol.as_str(),
+                config.registry_url.as_str()
+            ),
+            ("http://", "faraday")
+        );
+        let clash = from_text(
+            Path::new("t.conf"),
+            "REGISTRY_PROTOCOL = http://\nREGISTRY_URL = https://faraday\n",
+        );
+        assert!(clash
+            .unwrap_err()
+            .to_string()
+            .contains("REGISTRY_PROTOCOL contradicts"));
+        assert!(from_text(Path::new("t.conf"), "REGISTRY_PROTOCOL = ftp://\n").is_err());
     }
 }

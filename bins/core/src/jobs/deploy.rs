@@ -5,14 +5,14 @@
 //! that moves mid-deploy cannot give two nodes different images.
 
 use crate::domain::record::{Failure, Fields, Record, Stage};
-use crate::domain::reference::{repo_digest, ImageRef, PullPolicy};
+use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
 use crate::framework::{stop, UsageError};
 use crate::remote::script::{quote, quote_word, Docker, Script};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 crate::fleet_args! {
@@ -259,6 +259,10 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
         run_options: fleet.config.run_options(),
         pin: Arc::new(Pin::new(plan.pin && !fleet.dry_run)),
         plan,
+        explain: PullExplainer {
+            config: fleet.config.clone(),
+            suggestion: OnceLock::new(),
+        },
     };
     match &job.plan.bootstrap {
         None => fleet.run(&job),
@@ -272,6 +276,95 @@ struct DeployJob {
     docker: Docker,
     run_options: Vec<String>,
     pin: Arc<Pin>,
+    explain: PullExplainer,
+}
+
+/// Makes a failed pull's error say where the image was looked for, whether
+/// it was not there or the registry could not be reached, and which saved
+/// image the user may have meant.
+struct PullExplainer {
+    config: crate::domain::config::Config,
+    /// The repo's image of the same name, looked up once per run.
+    suggestion: OnceLock<Option<String>>,
+}
+
+impl PullExplainer {
+    fn explain(&self, image: &ImageRef, failure: Failure) -> Failure {
+        if failure.stage != Stage::Pull {
+            return failure;
+        }
+        let lower = failure.error.to_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        let verdict = if has(&[
+            "not found",
+            "manifest unknown",
+            "does not exist",
+            "name unknown",
+        ]) {
+            "not found"
+        } else if has(&[
+            "connection refused",
+            "no such host",
+            "timeout",
+            "dial tcp",
+            "unreachable",
+            "eof",
+        ]) {
+            "unreachable"
+        } else {
+            return failure;
+        };
+        let mirror = format!("{}:81", self.config.save_url);
+        let place = match &image.domain {
+            Some(domain) => format!("registry {domain}"),
+            None => format!("Docker Hub, through the nodes' mirror {mirror}"),
+        };
+        let mut error = match verdict {
+            "not found" => format!("{image}: not found ({place})"),
+            _ => format!("{image}: registry unreachable ({place})"),
+        };
+        if verdict == "not found" {
+            if let Some(saved) = self.saved_image_like(image) {
+                error += &format!("; did you mean {saved}?");
+            }
+        }
+        let Failure {
+            stage,
+            error: docker_error,
+            fields,
+        } = failure;
+        Failure {
+            stage,
+            error: format!("{error}\n{docker_error}"),
+            fields,
+        }
+    }
+
+    /// `SAVE_URL/NAME:TAG` when the repo has NAME:TAG of a Hub-looking name.
+    fn saved_image_like(&self, image: &ImageRef) -> Option<String> {
+        if image.domain.is_some() {
+            return None;
+        }
+        self.suggestion
+            .get_or_init(|| {
+                let registry = crate::remote::registry::Registry::from_config_with_timeout(
+                    &self.config,
+                    Duration::from_secs(5),
+                );
+                let tag = image.tag.clone().unwrap_or_else(|| "latest".into());
+                let name = image.path.strip_prefix("library/").unwrap_or(&image.path);
+                match registry.manifest_digest(name, &tag) {
+                    Ok(Some(_)) => Some(target_image(
+                        &self.config.save_url,
+                        self.config.save_port,
+                        name,
+                        &tag,
+                    )),
+                    _ => None,
+                }
+            })
+            .clone()
+    }
 }
 
 /// What a node's deploy started from: the duty of resolving the digest for
@@ -339,7 +432,11 @@ impl Job for DeployJob {
             resolver.resolve(image);
         }
         let image = self.plan.image.to_string();
-        let values = result.map_err(|failure| failure.with("image", image.as_str()))?;
+        let values = result.map_err(|failure| {
+            self.explain
+                .explain(&self.plan.image, failure)
+                .with("image", image.as_str())
+        })?;
         Ok(Fields::new()
             .with("image", image)
             .with("digest", digest)
