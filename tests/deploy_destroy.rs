@@ -214,7 +214,9 @@ fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
         "{connect}"
     );
     let engine = record_of(&records, no_docker);
-    assert_eq!(engine["stage"], "remove");
+    // The first step on a node is getting the image: that is where a dead
+    // engine shows (before anything is removed).
+    assert_eq!(engine["stage"], "pull");
     assert!(
         engine["error"]
             .as_str()
@@ -651,7 +653,12 @@ fn a_typo_in_the_image_never_breaks_the_running_experiment() {
     let record = &records(&out)[0];
     assert_eq!(record["stage"], "pull", "{record}");
     let error = record["error"].as_str().unwrap();
-    assert!(error.contains("not found"), "{error}");
+    // Not found on the mirror (on R2Lab, not found on Docker Hub either; here
+    // the Hub is out of reach, and the error says that instead).
+    assert!(
+        error.contains("not found") || error.contains("not on the nodes' mirror"),
+        "{error}"
+    );
     assert!(error.contains("mirror faraday.repo:81"), "{error}");
     assert!(error.contains("left as it was"), "{error}");
     assert_eq!(

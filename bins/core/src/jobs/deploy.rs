@@ -319,11 +319,17 @@ impl PullExplainer {
             Some(domain) => format!("registry {domain}"),
             None => format!("Docker Hub, through the nodes' mirror {mirror}"),
         };
-        let mut error = match verdict {
-            "not found" => format!("{image}: not found ({place})"),
+        // A mirror that lacks the image sends the daemon on to Docker Hub:
+        // the error is then the Hub's, which a closed network cannot reach.
+        let hub_behind_mirror = image.domain.is_none() && lower.contains("registry-1.docker.io");
+        let mut error = match (verdict, hub_behind_mirror) {
+            ("not found", _) => format!("{image}: not found ({place})"),
+            (_, true) => format!(
+                "{image}: not on the nodes' mirror {mirror}, and Docker Hub itself unreachable"
+            ),
             _ => format!("{image}: registry unreachable ({place})"),
         };
-        if verdict == "not found" {
+        if verdict == "not found" || hub_behind_mirror {
             if let Some(saved) = self.saved_image_like(image) {
                 error += &format!("; did you mean {saved}?");
             }
