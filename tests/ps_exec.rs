@@ -346,3 +346,52 @@ fn exec_needs_a_command() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no command"));
 }
+
+/// Runs a tool on a terminal of its own (util-linux `script`): what it showed.
+fn on_a_terminal(tb: &Testbed, command: &str) -> String {
+    let bin = std::path::Path::new(common::binary("baleine-ps"))
+        .parent()
+        .unwrap();
+    let out = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{}/{command}", bin.display()),
+            "/dev/null",
+        ])
+        .env("BALEINE_CONFIG", tb.baleine_conf())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn on_a_terminal_ps_is_a_table_and_exec_output_is_grouped() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let (a, b, c) = (
+        tb.nodes[0].as_str(),
+        tb.nodes[1].as_str(),
+        tb.nodes[2].as_str(),
+    );
+    deploy(&tb, "busybox", &[a, b, c]);
+    let screen = on_a_terminal(&tb, &format!("baleine-ps {a} {b} {c}"));
+    assert!(screen.contains("NODE     STATE        IMAGE"), "{screen}");
+    assert!(
+        screen.contains(&format!("{a}    running      busybox")),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("{\"node\""),
+        "JSON on a person's terminal: {screen}"
+    );
+    let screen = on_a_terminal(
+        &tb,
+        &format!("baleine-exec {a} {b} {c} -- sh -c 'echo same; [ $(hostname) != {b} ]'"),
+    );
+    assert!(screen.contains("fit[01,03] (exit 0)\nsame\n"), "{screen}");
+    assert!(
+        screen.contains(&format!("{b} (exit 1)\nsame\n")),
+        "{screen}"
+    );
+}

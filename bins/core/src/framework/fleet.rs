@@ -8,7 +8,7 @@
 use crate::domain::config::{self, Config};
 use crate::domain::record::{Failure, Fields, Record};
 use crate::framework::input::{self, Input, NodeSource};
-use crate::framework::output::Writer;
+use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values};
 use crate::remote::ssh::{SessionEnd, SessionIo, Ssh};
@@ -37,6 +37,12 @@ pub trait Job: Sync {
         context: Self::Context,
         session: &Session,
     ) -> Result<Fields, Failure>;
+
+    /// How the records look to a person when stdout is a terminal (default:
+    /// JSON lines there too).
+    fn view(&self) -> Option<Box<dyn View>> {
+        None
+    }
 }
 
 /// What a job runs on one node: the remote script and how to wire it.
@@ -199,7 +205,7 @@ impl Fleet {
         workers: usize,
         total: Option<usize>,
     ) -> ExitCode {
-        let writer = Writer::start(job.action(), total);
+        let writer = Writer::start(job.action(), total, job.view());
         for record in settled {
             let _ = writer.records.send(record);
         }

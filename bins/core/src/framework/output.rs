@@ -31,10 +31,37 @@ impl Tally {
     }
 }
 
+/// How records look to a person, when stdout is a terminal (JSON lines
+/// otherwise, unchanged; the run's state file always has the JSON).
+pub trait View: Send {
+    /// What to print for this record as it arrives, if anything.
+    fn line(&mut self, _record: &Record) -> Option<String> {
+        None
+    }
+
+    /// What to print once every record is in.
+    fn end(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 /// Handle on the writer thread: send records through `records`, then `finish`.
 pub struct Writer {
     pub records: Sender<Record>,
     handle: JoinHandle<Tally>,
+}
+
+/// What the run waits for, shown in the progress line (deploy: the first
+/// node resolving the digest the others will run).
+static NOTE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Sets (or clears) the progress line's note.
+pub fn set_note(note: Option<String>) {
+    *NOTE.lock().unwrap_or_else(|p| p.into_inner()) = note;
+}
+
+fn note() -> Option<String> {
+    NOTE.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// How often the progress line is redrawn while no record arrives.
@@ -44,10 +71,15 @@ impl Writer {
     /// Starts the writer for a tool doing `action` on `total` nodes (when
     /// known): stdout gets the records, the run's state file a copy of each,
     /// and stderr, on a terminal, a progress line and a summary.
-    pub fn start(action: &'static str, total: Option<usize>) -> Writer {
+    pub fn start(
+        action: &'static str,
+        total: Option<usize>,
+        view: Option<Box<dyn View>>,
+    ) -> Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
             let terminal = io::stderr().is_terminal();
+            let mut view = view.filter(|_| io::stdout().is_terminal());
             let started = Instant::now();
             let mut state = StateFile::create(action);
             let mut stdout = io::stdout().lock();
@@ -59,8 +91,9 @@ impl Writer {
                     Some(total) => format!("{}/{total}", tally.total()),
                     None => tally.total().to_string(),
                 };
+                let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
                 format!(
-                    "{action}: {done} done, {} failed · {}s",
+                    "{action}: {done} done, {} failed{note} · {}s",
                     tally.failed,
                     started.elapsed().as_secs()
                 )
@@ -92,7 +125,16 @@ impl Writer {
                     }
                     let line = record.to_json_line();
                     state.write(&line);
-                    write_line(&mut stdout, &line);
+                    match &mut view {
+                        None => {
+                            write_line(&mut stdout, &line);
+                        }
+                        Some(view) => {
+                            if let Some(text) = view.line(&record) {
+                                write_line(&mut stdout, &printable_lines(&text));
+                            }
+                        }
+                    }
                 }
                 if terminal {
                     eprint!("{}", progress(&tally));
@@ -100,6 +142,13 @@ impl Writer {
             }
             if terminal {
                 eprint!("\r\x1b[K");
+            }
+            if let Some(view) = &mut view {
+                for text in view.end() {
+                    write_line(&mut stdout, &printable_lines(&text));
+                }
+            }
+            if terminal {
                 summarize(action, &tally, &failures, started.elapsed(), state.path());
             }
             tally
@@ -208,6 +257,14 @@ pub fn printable(text: &str) -> String {
             false => vec![c],
         })
         .collect()
+}
+
+/// `printable`, line by line: a view's lines keep their newlines.
+fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Writes one line to stdout and flushes it, unless our reader is gone; the

@@ -389,6 +389,7 @@ struct Resolver {
 impl Resolver {
     fn resolve(self, image: Option<ImageRef>) {
         self.pin.resolve(image);
+        crate::framework::output::set_note(None);
         std::mem::forget(self);
     }
 }
@@ -396,6 +397,7 @@ impl Resolver {
 impl Drop for Resolver {
     fn drop(&mut self) {
         self.pin.resolve(None);
+        crate::framework::output::set_note(None);
     }
 }
 
@@ -406,15 +408,18 @@ impl Job for DeployJob {
         "deploy"
     }
 
-    fn start(&self, _: &str) -> Result<Remote<Started>, Failure> {
+    fn start(&self, node: &str) -> Result<Remote<Started>, Failure> {
         let (first, pinned) = match self.pin.role() {
             Role::Stopped => return Err(Failure::not_started()),
-            Role::First => (
-                Some(Resolver {
+            Role::First => {
+                crate::framework::output::set_note(Some(format!(
+                    "{node} pulls and resolves the digest, the others wait"
+                )));
+                let resolver = Resolver {
                     pin: self.pin.clone(),
-                }),
-                None,
-            ),
+                };
+                (Some(resolver), None)
+            }
             Role::Follow(image) => (None, image),
         };
         let script = deploy_script(&self.plan, &self.docker, &self.run_options, pinned.as_ref());

@@ -6,9 +6,10 @@
 //! of the node carrying that tag (the node's root sees the container's
 //! processes), then says so on a trailer line we take out of the output.
 
-use crate::domain::record::{Failure, Fields, Stage};
+use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::script::{killed_line, quote, quote_word, run_var, Docker, Script};
 use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
@@ -24,7 +25,10 @@ crate::fleet_args! {
     /// (docker exec, every word quoted) and print one JSON record per node:
     /// exit_code, stdout and stderr (capped, with a truncated flag), elapsed_ms.
     /// "ok" is true when the command exited 0. A node's timeout kills the
-    /// command inside the container, not just the connection.
+    /// command inside the container, not just the connection. When stdout is a
+    /// terminal, the nodes are grouped by identical output and status, each
+    /// group shown once, like clush -b (JSON lines otherwise, and always in
+    /// the run's state file).
     #[argh(
         example = "baleine-exec 1-5 -- uname -r",
         example = "baleine-exec -a --stdin setup.sh -- sh -s",
@@ -160,6 +164,57 @@ impl ExecJob {
     }
 }
 
+/// exec on a terminal, like `clush -b`: once every node has answered, the
+/// nodes grouped by identical output and status, each group shown once.
+#[derive(Default)]
+struct Grouped {
+    groups: Vec<(String, Vec<String>)>,
+}
+
+impl View for Grouped {
+    fn line(&mut self, record: &Record) -> Option<String> {
+        let text = |key: &str| {
+            record
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let status = match (record.is_ok(), record.get("exit_code")) {
+            (true, _) => "exit 0".to_owned(),
+            (false, Some(code)) if !code.is_null() => format!("exit {code}"),
+            (false, _) => format!("{}: {}", text("stage"), text("error")),
+        };
+        let mut shown = format!("({status})\n{}", text("stdout"));
+        let stderr = text("stderr");
+        if !stderr.is_empty() {
+            shown += &format!("[stderr]\n{stderr}");
+        }
+        if record.get("stdout_file").is_some() {
+            shown += &format!("[in {} and {}]\n", text("stdout_file"), text("stderr_file"));
+        }
+        let node = record.node().unwrap_or("-").to_owned();
+        match self.groups.iter_mut().find(|(output, _)| *output == shown) {
+            Some((_, nodes)) => nodes.push(node),
+            None => self.groups.push((shown, vec![node])),
+        }
+        None
+    }
+
+    fn end(&mut self) -> Vec<String> {
+        self.groups
+            .sort_by_key(|(_, nodes)| std::cmp::Reverse(nodes.len()));
+        self.groups
+            .iter()
+            .map(|(output, nodes)| {
+                let names = crate::domain::nodes::fold_for_display(nodes);
+                let rule = "-".repeat(names.chars().count().clamp(15, 72));
+                format!("{rule}\n{names} {output}").trim_end().to_owned()
+            })
+            .collect()
+    }
+}
+
 impl Job for ExecJob {
     type Context = ();
 
@@ -184,6 +239,10 @@ impl Job for ExecJob {
             survives_interrupt: false,
         };
         Ok(remote)
+    }
+
+    fn view(&self) -> Option<Box<dyn View>> {
+        Some(Box::<Grouped>::default())
     }
 
     fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {

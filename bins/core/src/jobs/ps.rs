@@ -1,10 +1,10 @@
 //! baleine-ps's job: what runs where, and is it the same everywhere. Read-only.
 
-use crate::domain::record::{Failure, Fields, Stage};
+use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, ImageRef};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
-use crate::framework::output::printable;
+use crate::framework::output::{printable, View};
 use crate::framework::UsageError;
 use crate::remote::script::{quote, Docker, Script, Values};
 use serde_json::Value;
@@ -16,8 +16,10 @@ use std::sync::Mutex;
 crate::fleet_args! {
     /// Show the managed container of each node: state (running, exited with its
     /// code, restarting, absent...), image, digest, container id, start time,
-    /// uptime, and the node's engine version. On a terminal, a last summary
-    /// counts the nodes per digest, so a mixed fleet is obvious. Read-only.
+    /// uptime, and the node's engine version. When stdout is a terminal it is a
+    /// table, one row per node (JSON lines otherwise, and always in the run's
+    /// state file); a last summary counts the nodes per digest, so a mixed
+    /// fleet is obvious. Read-only.
     #[argh(
         example = "baleine-ps -a",
         example = "baleine-ps 1-10 | jq -r 'select(.state != \"running\") | .node'",
@@ -157,6 +159,12 @@ impl Job for PsJob {
         Ok(Remote::script(self.script.clone()))
     }
 
+    fn view(&self) -> Option<Box<dyn View>> {
+        Some(Box::new(PsTable {
+            header_shown: false,
+        }))
+    }
+
     fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
         let values = session.values()?;
         let others: Vec<Value> = session
@@ -185,6 +193,60 @@ impl Job for PsJob {
             .or_default()
             .push(node.to_owned());
         Ok(record)
+    }
+}
+
+/// ps on a terminal: one table row per node as it answers.
+struct PsTable {
+    header_shown: bool,
+}
+
+impl View for PsTable {
+    fn line(&mut self, record: &Record) -> Option<String> {
+        let text = |key: &str| {
+            record
+                .get(key)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .filter(|v| v != "null")
+                .unwrap_or_default()
+        };
+        let node = record.node().unwrap_or("-");
+        let row = if record.is_ok() {
+            let state = match text("state").as_str() {
+                "exited" => format!("exited ({})", text("exit_code")),
+                other => other.to_owned(),
+            };
+            let digest: String = text("digest")
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect();
+            let uptime = text("uptime_s");
+            // The digest has its own column: the image is shown by name.
+            let image = text("image");
+            format!(
+                "{node:<8} {state:<12} {:<32} {:<12} {:>8}",
+                image.split('@').next().unwrap_or_default(),
+                digest,
+                if uptime.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{uptime}s")
+                }
+            )
+        } else {
+            let error = text("error");
+            let first = error.lines().next().unwrap_or_default();
+            format!("{node:<8} {:<12} {first}", format!("! {}", text("stage")))
+        };
+        let header = (!self.header_shown).then(|| {
+            self.header_shown = true;
+            format!(
+                "{:<8} {:<12} {:<32} {:<12} {:>8}\n",
+                "NODE", "STATE", "IMAGE", "DIGEST", "UPTIME"
+            )
+        });
+        Some(header.unwrap_or_default() + &row)
     }
 }
 
