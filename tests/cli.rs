@@ -595,7 +595,8 @@ fn on_a_terminal(
 
 #[test]
 fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
-    let (screen, status, _) = on_a_terminal("baleine-ps", "--dry-run 1-5", "", "");
+    // destroy has no table view: its JSON lines go to the terminal.
+    let (screen, status, _) = on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
     assert_eq!(status, Some(0), "{screen}");
     // Every record starts a line of its own: after a newline or the clear.
     for (at, _) in screen.match_indices("{\"node\"") {
@@ -606,7 +607,8 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
             &screen[at.saturating_sub(40)..at + 10]
         );
     }
-    assert!(screen.contains("ps: 5 nodes, 5 ok"), "{screen}");
+    assert_eq!(screen.matches("{\"node\"").count(), 5, "{screen}");
+    assert!(screen.contains("destroy: 5 nodes, 5 ok"), "{screen}");
 }
 
 #[test]
@@ -700,15 +702,19 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
     let status = child.wait().unwrap();
     let screen = std::fs::read_to_string(&screen_file).unwrap_or_default();
     assert_eq!(status.code(), Some(130), "{screen}");
+    // On a terminal ps shows a table: the records are in the run's state file.
+    let records = std::fs::read_to_string(env.path("home/.local/state/baleine/latest-ps.jsonl"))
+        .expect("the run's records");
     assert_eq!(
-        screen.matches("\"stage\":\"interrupted\"").count(),
+        records.matches("\"stage\":\"interrupted\"").count(),
         2,
-        "{screen}"
+        "{records}"
     );
     assert_eq!(
-        screen.matches("abandoned (second Ctrl-C)").count(),
+        records.matches("abandoned (second Ctrl-C)").count(),
         2,
-        "{screen}"
+        "{records}"
     );
+    assert!(screen.contains("2 interrupted: fit[01-02]"), "{screen}");
     drop(child.stdin.take());
 }

@@ -11,7 +11,7 @@ use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values};
-use crate::remote::ssh::{SessionEnd, SessionIo, Ssh};
+use crate::remote::ssh::{SessionEnd, SessionIo, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -205,7 +205,8 @@ impl Fleet {
         workers: usize,
         total: Option<usize>,
     ) -> ExitCode {
-        let writer = Writer::start(job.action(), total, job.view());
+        let (stages, reached) = unbounded();
+        let writer = Writer::start(job.action(), total, job.view(), reached);
         for record in settled {
             let _ = writer.records.send(record);
         }
@@ -214,15 +215,21 @@ impl Fleet {
             workers.max(1),
             inputs,
             &writer.records,
-            &|node| self.node_record(job, node),
+            &|node| self.node_record(job, node, &stages),
         );
+        drop(stages);
         exit::status(&writer.finish())
     }
 
     /// The one record of `node`: every way a node can end is decided here.
-    fn node_record<J: Job>(&self, job: &J, node: &str) -> Record {
+    fn node_record<J: Job>(
+        &self,
+        job: &J,
+        node: &str,
+        stages: &crossbeam::channel::Sender<(String, String)>,
+    ) -> Record {
         let action = job.action();
-        let remote = match job.start(node) {
+        let mut remote = match job.start(node) {
             Ok(remote) => remote,
             Err(failure) => return Record::failure(Some(node), action, &failure),
         };
@@ -237,6 +244,11 @@ impl Fleet {
                 .with("ssh", self.ssh.argv(node, &command))
                 .with("script", remote.script);
         }
+        // The progress line counts the nodes per stage as the scripts go.
+        remote.io.stages = Some(StageEvents {
+            node: node.to_owned(),
+            sender: stages.clone(),
+        });
         // The node's own time, without what `start` waited for.
         let started = Instant::now();
         let end = self

@@ -2,7 +2,7 @@
 
 use crate::domain::record::Record;
 use crate::framework::stop;
-use crossbeam::channel::{unbounded, RecvTimeoutError, Sender};
+use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, IsTerminal, Write};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -75,6 +75,7 @@ impl Writer {
         action: &'static str,
         total: Option<usize>,
         view: Option<Box<dyn View>>,
+        stages: Receiver<(String, String)>,
     ) -> Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
@@ -86,14 +87,29 @@ impl Writer {
             let mut tally = Tally::default();
             let mut failures: Vec<Record> = Vec::new();
             let mut told_interrupt = false;
-            let progress = |tally: &Tally| {
+            // The stage each node at work has reached.
+            let mut at: std::collections::HashMap<String, String> = Default::default();
+            let progress = |tally: &Tally, at: &std::collections::HashMap<String, String>| {
+                let mut counts: Vec<(&str, usize)> = Vec::new();
+                for stage in at.values() {
+                    match counts.iter_mut().find(|(s, _)| s == stage) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((stage, 1)),
+                    }
+                }
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let stages: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                let stages = match stages.is_empty() {
+                    true => String::new(),
+                    false => format!(" · {}", stages.join(", ")),
+                };
                 let done = match total {
                     Some(total) => format!("{}/{total}", tally.total()),
                     None => tally.total().to_string(),
                 };
                 let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
                 format!(
-                    "{action}: {done} done, {} failed{note} · {}s",
+                    "{action}: {done} done, {} failed{stages}{note} · {}s",
                     tally.failed,
                     started.elapsed().as_secs()
                 )
@@ -118,7 +134,13 @@ impl Writer {
                         );
                     }
                 }
+                for (node, stage) in stages.try_iter() {
+                    at.insert(node, stage);
+                }
                 if let Some(record) = record {
+                    if let Some(node) = record.node() {
+                        at.remove(node);
+                    }
                     tally.count(&record);
                     if !record.is_ok() {
                         failures.push(record.clone());
@@ -137,7 +159,7 @@ impl Writer {
                     }
                 }
                 if terminal {
-                    eprint!("{}", progress(&tally));
+                    eprint!("{}", progress(&tally, &at));
                 }
             }
             if terminal {

@@ -237,6 +237,7 @@ impl Job for ExecJob {
                 stderr: sink("err"),
             }),
             survives_interrupt: false,
+            stages: None,
         };
         Ok(remote)
     }

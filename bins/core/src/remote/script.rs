@@ -9,7 +9,7 @@ use crate::remote::ssh::{Cut, SessionEnd};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const STAGE_MARK: &str = "@@baleine-stage ";
+pub const STAGE_MARK: &str = "@@baleine-stage ";
 /// Printed on stderr (with the run's tag) by a node's own timer when the
 /// run's time limit passes there and it stops the run's work.
 pub const KILLED_MARK: &str = "@@baleine-killed";

@@ -1,5 +1,6 @@
 //! Reading a session's streams: the script's own output, and a command's output into memory (capped) or a file.
 
+use crate::remote::script::STAGE_MARK;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -45,6 +46,8 @@ pub struct SessionIo {
     /// Not cut when the run is interrupted (only by its deadline): for the
     /// short session that stops a run's leftovers on a node.
     pub survives_interrupt: bool,
+    /// Where the script's stages are reported as they come, if anywhere.
+    pub stages: Option<StageEvents>,
 }
 
 /// Where a command's output starts, and where it goes.
@@ -83,6 +86,52 @@ impl<R: Read + AsFd> Read for Abandonable<'_, R> {
             }
         }
     }
+}
+
+/// Reads the script's own stderr: in bounded pieces (a node may print
+/// gigabytes without a newline), kept up to the limit (with a note past
+/// it), each stage mark reported as it comes. Stops after `marker`, if
+/// given, and says whether it came.
+fn script_stderr(
+    reader: &mut impl BufRead,
+    marker: Option<&str>,
+    stages: Option<&StageEvents>,
+) -> (String, bool) {
+    let mut script = Vec::new();
+    let mut line = Vec::new();
+    let mut at_line_start = true;
+    loop {
+        line.clear();
+        match reader.take(LINE_PIECE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return (script_text(&script), false),
+            Ok(_) => {
+                let whole = at_line_start.then(|| line.strip_suffix(b"\n")).flatten();
+                if whole.is_some() && whole == marker.map(str::as_bytes) {
+                    return (script_text(&script), true);
+                }
+                if let (Some(events), Some(stage)) = (
+                    stages,
+                    whole.and_then(|l| l.strip_prefix(STAGE_MARK.as_bytes())),
+                ) {
+                    let _ = events.sender.send((
+                        events.node.clone(),
+                        String::from_utf8_lossy(stage).into_owned(),
+                    ));
+                }
+                at_line_start = line.ends_with(b"\n");
+                let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
+                script.extend_from_slice(&line[..line.len().min(room)]);
+            }
+        }
+    }
+}
+
+/// Where a session reports the stages its script reaches, as they come
+/// (the progress line counts the nodes per stage).
+#[derive(Debug, Clone)]
+pub struct StageEvents {
+    pub node: String,
+    pub sender: crossbeam::channel::Sender<(String, String)>,
 }
 
 /// The most of one line read at once (see `split_at_marker`).
@@ -125,33 +174,18 @@ fn keep(pipe: Option<impl Read>, sink: &Sink) -> Captured {
 fn split_at_marker(
     pipe: Option<impl Read>,
     wiring: &PayloadWiring,
+    stages: Option<&StageEvents>,
 ) -> (String, Captured, bool, bool) {
     let mut captured = Captured::default();
     let Some(pipe) = pipe else {
         return (String::new(), captured, false, false);
     };
     let mut reader = BufReader::new(pipe);
-    let mut script = Vec::new();
-    let mut line = Vec::new();
-    // Read in bounded pieces: a node may print gigabytes without a newline.
-    let mut at_line_start = true;
-    loop {
-        line.clear();
-        match (&mut reader).take(LINE_PIECE).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return (script_text(&script), captured, false, false),
-            Ok(_)
-                if at_line_start && line.strip_suffix(b"\n") == Some(wiring.marker.as_bytes()) =>
-            {
-                break
-            }
-            Ok(_) => {
-                at_line_start = line.ends_with(b"\n");
-                let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
-                script.extend_from_slice(&line[..line.len().min(room)]);
-            }
-        }
+    let (script, started) = script_stderr(&mut reader, Some(&wiring.marker), stages);
+    if !started {
+        return (script, captured, false, false);
     }
-    let script = script_text(&script);
+    let mut line = Vec::new();
     let mut trailer_seen = false;
     let mut writer = SinkWriter::open(&wiring.stderr, &mut captured);
     let trailer = format!("{}\n", wiring.trailer);
@@ -233,22 +267,27 @@ impl<'a> SinkWriter<'a> {
 pub fn capture(
     stdout: Option<impl Read + AsFd + Send>,
     stderr: Option<impl Read + AsFd + Send>,
-    wiring: Option<&PayloadWiring>,
+    io: &SessionIo,
     abandon: &AtomicBool,
 ) -> (String, String, Option<Payload>) {
     let stdout = stdout.map(|pipe| Abandonable { pipe, abandon });
     let stderr = stderr.map(|pipe| Abandonable { pipe, abandon });
-    match wiring {
-        None => {
-            let stderr = keep(stderr, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text;
-            (
-                keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT)).text,
-                stderr,
-                None,
-            )
-        }
+    let stages = io.stages.as_ref();
+    match &io.payload {
+        None => std::thread::scope(|inner| {
+            let stderr = inner.spawn(|| match stderr {
+                Some(pipe) => script_stderr(&mut BufReader::new(pipe), None, stages).0,
+                None => String::new(),
+            });
+            let captured = keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT + 1));
+            let stdout = match captured.truncated {
+                true => script_text(captured.text.as_bytes()),
+                false => captured.text,
+            };
+            (stdout, stderr.join().unwrap_or_default(), None)
+        }),
         Some(wiring) => std::thread::scope(|inner| {
-            let stderr = inner.spawn(|| split_at_marker(stderr, wiring));
+            let stderr = inner.spawn(|| split_at_marker(stderr, wiring, stages));
             let stdout = keep(stdout, &wiring.stdout);
             let (script, command, started, trailer_seen) = stderr.join().unwrap_or_default();
             let payload = Payload {
@@ -314,6 +353,7 @@ mod tests {
         let (script, command, started, trailer_seen) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(100), Sink::Memory(100)),
+            None,
         );
         assert_eq!(script, "@@baleine-stage exec\n");
         assert_eq!(command.text, "warning: x\nlast\n");
@@ -325,6 +365,7 @@ mod tests {
         let (script, command, started, _) = split_at_marker(
             Some(&b"ssh: connect refused\n"[..]),
             &wiring(Sink::Memory(100), Sink::Memory(100)),
+            None,
         );
         assert_eq!(script, "ssh: connect refused\n");
         assert_eq!(command.bytes, 0);
@@ -338,6 +379,7 @@ mod tests {
         let (_, command, _, _) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(10), Sink::Memory(1000)),
+            None,
         );
         assert_eq!((command.bytes, command.text.len()), (1_000_000, 1000));
         assert!(command.truncated);
@@ -351,10 +393,46 @@ mod tests {
         let (script, _, started, _) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(10), Sink::Memory(10)),
+            None,
         );
         assert!(!started);
         assert!(script.len() < SCRIPT_OUTPUT_LIMIT + 100);
         assert!(script.ends_with("[baleine: the node's output was cut at 16 MiB]"));
+    }
+
+    #[test]
+    fn stages_are_reported_as_they_come_and_a_plain_script_is_cut_with_a_note() {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let io = SessionIo {
+            stages: Some(StageEvents {
+                node: "fit07".into(),
+                sender: tx,
+            }),
+            ..SessionIo::default()
+        };
+        let (out_r, out_w) = pipe();
+        let (err_r, mut err_w) = pipe();
+        let writer = std::thread::spawn(move || {
+            err_w
+                .write_all(b"@@baleine-stage pull\n@@baleine-stage run\n")
+                .unwrap();
+            err_w
+                .write_all(&vec![b'e'; SCRIPT_OUTPUT_LIMIT + 10])
+                .unwrap();
+        });
+        drop(out_w);
+        let abandon = AtomicBool::new(false);
+        let (_, stderr, _) = capture(Some(out_r), Some(err_r), &io, &abandon);
+        writer.join().unwrap();
+        let seen: Vec<(String, String)> = rx.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                ("fit07".into(), "pull".into()),
+                ("fit07".into(), "run".into())
+            ]
+        );
+        assert!(stderr.ends_with("[baleine: the node's output was cut at 16 MiB]"));
     }
 
     #[test]
@@ -365,7 +443,8 @@ mod tests {
         err_w.write_all(b"@@baleine-stage remove\n").unwrap();
         drop((out_w, err_w));
         let abandon = AtomicBool::new(false);
-        let (stdout, stderr, payload) = capture(Some(out_r), Some(err_r), None, &abandon);
+        let (stdout, stderr, payload) =
+            capture(Some(out_r), Some(err_r), &SessionIo::default(), &abandon);
         assert_eq!(stdout, "removed=true\n");
         assert_eq!(stderr, "@@baleine-stage remove\n");
         assert!(payload.is_none());
@@ -379,8 +458,11 @@ mod tests {
         err_w.write_all(b"@@mark\noops\n").unwrap();
         drop((out_w, err_w));
         let abandon = AtomicBool::new(false);
-        let wiring = wiring(Sink::Memory(100), Sink::Memory(100));
-        let (stdout, script, payload) = capture(Some(out_r), Some(err_r), Some(&wiring), &abandon);
+        let io = SessionIo {
+            payload: Some(wiring(Sink::Memory(100), Sink::Memory(100))),
+            ..SessionIo::default()
+        };
+        let (stdout, script, payload) = capture(Some(out_r), Some(err_r), &io, &abandon);
         let payload = payload.unwrap();
         assert_eq!((stdout.as_str(), script.as_str()), ("", ""));
         assert_eq!(payload.stdout.text, "hello\n");
@@ -395,7 +477,8 @@ mod tests {
         let (err_r, _err_w) = pipe();
         out_w.write_all(b"partial").unwrap();
         let abandon = AtomicBool::new(true);
-        let (stdout, stderr, _) = capture(Some(out_r), Some(err_r), None, &abandon);
+        let (stdout, stderr, _) =
+            capture(Some(out_r), Some(err_r), &SessionIo::default(), &abandon);
         assert_eq!((stdout.as_str(), stderr.as_str()), ("partial", ""));
         drop(out_w);
     }

@@ -15,7 +15,7 @@ mod capture;
 mod watchdog;
 
 pub use argv::Ssh;
-pub use capture::{Captured, Payload, PayloadWiring, SessionIo, Sink};
+pub use capture::{Captured, Payload, PayloadWiring, SessionIo, Sink, StageEvents};
 pub use watchdog::Cut;
 
 /// What a finished session left us.
@@ -130,8 +130,7 @@ impl Ssh {
         let abandon = AtomicBool::new(false);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (script_stdout, script_stderr, payload, cut) = std::thread::scope(|s| {
-            let readers =
-                s.spawn(|| capture::capture(stdout, stderr, io.payload.as_ref(), &abandon));
+            let readers = s.spawn(|| capture::capture(stdout, stderr, io, &abandon));
             // Wait for the exit without reaping, so the watchdog can never
             // signal a recycled pid: the zombie holds the pid until unwatch.
             let _ = waitid(
