@@ -281,12 +281,7 @@ impl Session {
 
     /// The docker exec that stops, in the container, this session's processes.
     pub fn cleanup_argv(&self) -> Vec<String> {
-        let kill = format!(
-            "for e in /proc/[0-9]*/environ; do \
-             if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\"; fi; \
-             done 2>/dev/null",
-            crate::remote::script::quote_word(&self.mark())
-        );
+        let kill = crate::remote::script::kill_tagged(&[self.mark()]);
         let mut argv = self.docker.clone();
         argv.extend([
             "exec".into(),

@@ -45,7 +45,7 @@ pub fn quote_word(word: &str) -> String {
 /// The shell loop that kills, on a node, every process whose environment
 /// holds one of `vars` (`NAME=value`): the node's root sees them all, the
 /// ones in containers included.
-fn kill_tagged(vars: &[String]) -> String {
+pub fn kill_tagged(vars: &[String]) -> String {
     let patterns: Vec<String> = vars
         .iter()
         .map(|v| format!("-e {}", quote_word(v)))
