@@ -718,3 +718,41 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
     assert!(screen.contains("2 interrupted: fit[01-02]"), "{screen}");
     drop(child.stdin.take());
 }
+
+#[test]
+fn ml_kem_key_exchange_is_preferred_where_ssh_has_it_and_the_user_chose_none() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = common::harness::TestEnv::new();
+    let fake = |name: &str, kex: &str| {
+        let path = env.write(
+            name,
+            &format!("#!/bin/sh\n[ \"$1\" = -Q ] && printf '{kex}\\n'\nexit 0\n"),
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    };
+    let new = fake(
+        "ssh-10",
+        "curve25519-sha256\\nmlkem768x25519-sha256\\nsntrup761x25519-sha512",
+    );
+    let old = fake("ssh-9.2", "curve25519-sha256\\nsntrup761x25519-sha512");
+    let argv = |ssh: &str| -> String {
+        let records = Test::new("baleine-ps")
+            .config(&format!("SSH = \"{ssh}\""))
+            .args(&["--dry-run", "1"])
+            .status(0)
+            .run();
+        records[0]["ssh"].to_string()
+    };
+    assert!(argv(&new).contains("KexAlgorithms=^mlkem768x25519-sha256"));
+    assert!(!argv(&old).contains("KexAlgorithms"));
+    // The user's own choice stands.
+    let chosen = argv(&format!("{new} -o KexAlgorithms=curve25519-sha256"));
+    assert!(!chosen.contains("mlkem"), "{chosen}");
+    let config = env.write(
+        "ssh_config",
+        "Host *\n  KexAlgorithms sntrup761x25519-sha512\n",
+    );
+    let chosen = argv(&format!("{new} -F {}", config.display()));
+    assert!(!chosen.contains("mlkem"), "{chosen}");
+}
