@@ -756,3 +756,51 @@ fn ml_kem_key_exchange_is_preferred_where_ssh_has_it_and_the_user_chose_none() {
     let chosen = argv(&format!("{new} -F {}", config.display()));
     assert!(!chosen.contains("mlkem"), "{chosen}");
 }
+
+#[test]
+fn each_node_gets_its_own_values_in_the_command_and_options() {
+    let records = Test::new("baleine-exec")
+        .args(&[
+            "--dry-run",
+            "1-2",
+            "--",
+            "echo",
+            "{node}:{index}",
+            "{{x}}",
+            "{a,b}",
+        ])
+        .status(0)
+        .nodes(2)
+        .run();
+    for record in &records {
+        let node = record["node"].as_str().unwrap();
+        let index = node.trim_start_matches("fit").trim_start_matches('0');
+        assert!(
+            record["script"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("container echo {node}:{index} '{{x}}' '{{a,b}}'")),
+            "{record}"
+        );
+    }
+    let records = Test::new("baleine-deploy")
+        .args(&[
+            "-i",
+            "busybox",
+            "--options",
+            "-e ID={index} --hostname=exp-{node}",
+            "--dry-run",
+            "3",
+            "--",
+            "sleep",
+            "{index}0",
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
+    let script = records[0]["script"].as_str().unwrap();
+    assert!(
+        script.contains("-e 'ID=3' '--hostname=exp-fit03' busybox sleep 30"),
+        "{script}"
+    );
+}

@@ -193,7 +193,9 @@ pub fn man_page(tool: &Tool) -> String {
     }
     page += &format!(".SH DESCRIPTION\n{}\n", roff(info.description));
     for note in info.notes {
-        page += &format!(".PP\n{}\n", roff(note));
+        // argh prints notes as format strings: `{{` is a brace there.
+        let note = note.replace("{{", "{").replace("}}", "}");
+        page += &format!(".PP\n{}\n", roff(&note));
     }
     page += ".SH OPTIONS\n";
     for flag in info.flags.iter().filter(|f| f.long != "--help") {

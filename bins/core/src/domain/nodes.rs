@@ -282,6 +282,38 @@ pub fn fold_names<S: AsRef<str>>(names: &[S], naming: &NodeNaming) -> Vec<String
     specs
 }
 
+/// A node's own values in a word: `{node}` becomes its name, `{index}` its
+/// number (fit07 → 7), `{{` and `}}` single braces; any other brace text
+/// stays as written (`{a,b}` is not a placeholder). Applied to each word
+/// before it is quoted, so a value can never inject anything.
+pub fn expand_placeholders(word: &str, node: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(at) = rest.find(['{', '}']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let (text, used) = if rest.starts_with("{{") {
+            ("{".to_owned(), 2)
+        } else if rest.starts_with("}}") {
+            ("}".to_owned(), 2)
+        } else if rest.starts_with("{node}") {
+            (node.to_owned(), 6)
+        } else if rest.starts_with("{index}") {
+            let digits = node.len() - node.bytes().rev().take_while(u8::is_ascii_digit).count();
+            let number = node[digits..]
+                .parse::<u32>()
+                .map_err(|_| format!("{{index}}: {node:?} ends with no number"))?;
+            (number.to_string(), 7)
+        } else {
+            (rest[..1].to_owned(), 1)
+        };
+        out.push_str(&text);
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Node names for a person to read, clush-style: `fit[01-03,07],node-a`.
 pub fn fold_for_display<S: AsRef<str>>(names: &[S]) -> String {
     use std::collections::BTreeMap;
@@ -564,6 +596,21 @@ mod tests {
         let mut back = expand_specs(&specs, &naming).unwrap();
         back.sort();
         assert_eq!(back, ["fit01", "fit02", "fit03", "fit07", "node-a"]);
+    }
+
+    #[test]
+    fn placeholders_take_the_node_s_values_and_nothing_else() {
+        let expand = |w: &str| expand_placeholders(w, "fit07").unwrap();
+        assert_eq!(expand("--name=exp-{node}"), "--name=exp-fit07");
+        assert_eq!(expand("ID={index}"), "ID=7");
+        assert_eq!(expand("{{node}}"), "{node}");
+        assert_eq!(
+            expand("{a,b} x{1..3} {} {nodes} }{"),
+            "{a,b} x{1..3} {} {nodes} }{"
+        );
+        assert_eq!(expand("{{json .}}"), "{json .}");
+        assert!(expand_placeholders("{index}", "node-a").is_err());
+        assert_eq!(expand_placeholders("{index}", "fit100").unwrap(), "100");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! mirror on the way); every other node then runs `IMAGE@sha256:…`, so a tag
 //! that moves mid-deploy cannot give two nodes different images.
 
+use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
 use crate::framework::cli::Tool;
@@ -26,7 +27,8 @@ crate::fleet_args! {
         example = "baleine-deploy -i faraday.repo/myexp:v2 --options \"-e 'MSG=hello world'\" 1-10 ~7",
         note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
                 else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
-                Words after -- are the container's command.",
+                Words after -- are the container's command. In the command and --options, {{node}} and {{index}} \
+                become each node's name and number (fit07, 7); {{{{ and }}}} are braces.",
         error_code(1, "some node failed (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
         error_code(130, "interrupted; every node still got a record")
@@ -112,6 +114,24 @@ impl DeployPlan {
             stop_timeout: None,
             pin: true,
             bootstrap: None,
+        })
+    }
+}
+
+impl DeployPlan {
+    /// The plan with `{node}` and `{index}` in options and command replaced
+    /// by this node's values (see `nodes::expand_placeholders`).
+    fn for_node(&self, node: &str) -> Result<DeployPlan, Failure> {
+        let expand = |words: &[String]| -> Result<Vec<String>, Failure> {
+            words
+                .iter()
+                .map(|w| expand_placeholders(w, node).map_err(|e| Failure::new(Stage::Input, e)))
+                .collect()
+        };
+        Ok(DeployPlan {
+            options: expand(&self.options)?,
+            command: expand(&self.command)?,
+            ..self.clone()
         })
     }
 }
@@ -374,10 +394,12 @@ impl PullExplainer {
 }
 
 /// What a node's deploy started from: the duty of resolving the digest for
-/// the others (first node only), and the pinned image it runs otherwise.
+/// the others (first node only), the pinned image it runs otherwise, and
+/// its command with the node's own values.
 struct Started {
     first: Option<Resolver>,
     pinned: Option<ImageRef>,
+    command: Vec<String>,
 }
 
 /// The first node's duty to resolve the pin. Dropped undone (the node's
@@ -422,8 +444,17 @@ impl Job for DeployJob {
             }
             Role::Follow(image) => (None, image),
         };
-        let script = deploy_script(&self.plan, &self.docker, &self.run_options, pinned.as_ref());
-        Ok(Remote::new(script, Started { first, pinned }))
+        let plan = self.plan.for_node(node)?;
+        let script = deploy_script(&plan, &self.docker, &self.run_options, pinned.as_ref());
+        let command = plan.command;
+        Ok(Remote::new(
+            script,
+            Started {
+                first,
+                pinned,
+                command,
+            },
+        ))
     }
 
     fn finish(&self, _: &str, started: Started, session: &Session) -> Result<Fields, Failure> {
@@ -453,6 +484,7 @@ impl Job for DeployJob {
             .with("digest", digest)
             .with("container", values.get("container").cloned())
             .with("pinned", started.pinned.is_some())
+            .with("command", started.command)
             .with("replaced", values.get("removed").map(|r| r == "true")))
     }
 }

@@ -6,6 +6,7 @@
 //! of the node carrying that tag (the node's root sees the container's
 //! processes), then says so on a trailer line we take out of the output.
 
+use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
@@ -35,7 +36,8 @@ crate::fleet_args! {
         example = "baleine-exec -a --output-dir logs -- journalctl -b",
         note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
                 else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
-                Words after -- are the command.",
+                Words after -- are the command, where {{node}} and {{index}} become each node's name and \
+                number (fit07, 7); {{{{ and }}}} are braces; the record shows the command as run.",
         error_code(1, "the command failed on some node, or could not run there"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
         error_code(130, "interrupted; every node still got a record")
@@ -144,7 +146,7 @@ pub fn exec_script(docker: &Docker, plan: &ExecPlan, tag: &str) -> String {
 /// Runs the plan's command in every node's managed container.
 pub struct ExecJob {
     plan: ExecPlan,
-    script: String,
+    docker: Docker,
     /// This run's tag (see `exec_script`).
     tag: String,
     /// The run's timeout, which the remote timer enforces.
@@ -153,12 +155,10 @@ pub struct ExecJob {
 
 impl ExecJob {
     pub fn new(fleet: &Fleet, plan: ExecPlan) -> ExecJob {
-        let tag = fleet.tag.clone();
-        let script = exec_script(&Docker::from_config(&fleet.config), &plan, &tag);
         ExecJob {
             plan,
-            script,
-            tag,
+            docker: Docker::from_config(&fleet.config),
+            tag: fleet.tag.clone(),
             limit: fleet.timeout,
         }
     }
@@ -216,18 +216,29 @@ impl View for Grouped {
 }
 
 impl Job for ExecJob {
-    type Context = ();
+    /// The command as this node runs it (`{node}`, `{index}` replaced).
+    type Context = Vec<String>;
 
     fn action(&self) -> &'static str {
         "exec"
     }
 
-    fn start(&self, node: &str) -> Result<Remote<()>, Failure> {
+    fn start(&self, node: &str) -> Result<Remote<Vec<String>>, Failure> {
         let sink = |suffix: &str| match &self.plan.output_dir {
             Some(dir) => Sink::File(dir.join(format!("{node}.{suffix}"))),
             None => Sink::Memory(self.plan.max_output),
         };
-        let mut remote = Remote::script(self.script.clone());
+        let command: Vec<String> = self
+            .plan
+            .command
+            .iter()
+            .map(|w| expand_placeholders(w, node).map_err(|e| Failure::new(Stage::Input, e)))
+            .collect::<Result<_, _>>()?;
+        let plan = ExecPlan {
+            command: command.clone(),
+            ..self.plan.clone()
+        };
+        let mut remote = Remote::new(exec_script(&self.docker, &plan, &self.tag), command);
         remote.io = SessionIo {
             stdin: self.plan.stdin.clone(),
             payload: Some(PayloadWiring {
@@ -246,7 +257,12 @@ impl Job for ExecJob {
         Some(Box::<Grouped>::default())
     }
 
-    fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
+    fn finish(
+        &self,
+        node: &str,
+        command: Vec<String>,
+        session: &Session,
+    ) -> Result<Fields, Failure> {
         let end = &session.end;
         let payload = end.payload.clone().unwrap_or_default();
         if !payload.started {
@@ -257,7 +273,13 @@ impl Job for ExecJob {
                 .err()
                 .unwrap_or_else(|| Failure::new(Stage::Exec, "the command did not start")));
         }
-        let streams = streams(&self.plan, node, &payload.stdout, &payload.stderr);
+        // The command as this node ran it, then what it printed.
+        let streams = Fields::new().with("command", command).and(streams(
+            &self.plan,
+            node,
+            &payload.stdout,
+            &payload.stderr,
+        ));
         let failure = |stage: Stage, error: String| Failure::new(stage, error);
         let result = match (payload.trailer_seen, end.cut, end.status) {
             (true, _, _) | (_, Some(Cut::Timeout), _) => Err(failure(
