@@ -115,6 +115,7 @@ install: build
 	  put 644 "completions/fish/$$tool.fish" "$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish"; done; \
 	if [ -e "$(DESTDIR)$(CONF)" ]; then \
 	  echo "install: keeping the existing $(DESTDIR)$(CONF)"; \
+	  grep -s "^$(CONF) " "$(MANIFEST)" >> "$(MANIFEST).new" || true; \
 	else install -D -m 644 bins/gateway/baleine.conf "$(DESTDIR)$(CONF)"; \
 	  record "$(CONF) $$(sha256sum < "$(DESTDIR)$(CONF)" | cut -d' ' -f1)"; fi; \
 	mv "$(MANIFEST).new" "$(MANIFEST)"; \

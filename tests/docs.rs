@@ -288,12 +288,15 @@ fn uninstall_keeps_an_edited_configuration_and_ignores_paths_outside_the_prefix(
         "SSH = \"ssh -F edited\"\n"
     );
     assert!(!root.join("usr/bin/baleine-deploy").exists());
-    // Unedited, the configuration goes with the rest.
+    // Installed twice (an upgrade), an unedited configuration is still
+    // known as ours, and goes with the rest.
+    std::fs::remove_file(&conf).unwrap();
+    make("install");
     make("install");
     make("uninstall");
     assert!(
-        conf.exists(),
-        "the edited configuration was kept by install, so it stays"
+        !conf.exists(),
+        "an unedited configuration stayed after an upgrade and uninstall"
     );
     let _ = std::fs::remove_dir_all(root);
 }

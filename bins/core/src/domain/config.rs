@@ -352,10 +352,12 @@ impl Settings {
                     None => Ok(url.to_owned()),
                     Some((scheme, rest)) => {
                         let protocol = format!("{scheme}://");
+                        // "https" and "https://" are the same choice.
                         let configured = self
                             .0
                             .get("REGISTRY_PROTOCOL")
-                            .map(|(v, o)| (v.as_str(), o));
+                            .map(|(v, o)| (format!("{}://", v.trim_end_matches("://")), o));
+                        let configured = configured.as_ref().map(|(v, o)| (v.as_str(), *o));
                         match configured {
                             Some((p, Origin::Default)) | Some((p, _)) if p == protocol => {
                                 Ok(rest.trim_end_matches('/').to_owned())
@@ -999,5 +1001,11 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
             .to_string()
             .contains("REGISTRY_PROTOCOL contradicts"));
         assert!(from_text(Path::new("t.conf"), "REGISTRY_PROTOCOL = ftp://\n").is_err());
+        let agreed = from_text(
+            Path::new("t.conf"),
+            "REGISTRY_PROTOCOL = https\nREGISTRY_URL = https://r:5000\n",
+        )
+        .unwrap();
+        assert_eq!(agreed.registry_url, "r:5000");
     }
 }

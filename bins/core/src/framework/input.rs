@@ -202,7 +202,11 @@ pub fn read_stdin(mut reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Inp
         };
         let inputs: Vec<Input> = match read_line(&mut reader, &mut bytes) {
             Ok(None) => return,
-            Err(e) => vec![invalid(None, format!("cannot read: {e}"))],
+            // A read error does not pass (a directory as stdin): say it once, stop.
+            Err(e) => {
+                let _ = tx.send(invalid(None, format!("cannot read: {e}")));
+                return;
+            }
             Ok(Some(false)) => vec![invalid(
                 None,
                 format!("longer than {MAX_INPUT_LINE} bytes, skipped"),
@@ -298,6 +302,24 @@ mod tests {
         assert_eq!(
             read(std::str::from_utf8(&text).unwrap()),
             [Input::Node("fit01".into())]
+        );
+    }
+
+    #[test]
+    fn a_read_error_is_one_record_not_an_endless_stream() {
+        struct Broken;
+        impl std::io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("is a directory"))
+            }
+        }
+        let (tx, rx) = unbounded();
+        read_stdin(std::io::BufReader::new(Broken), &NodeNaming::default(), &tx);
+        drop(tx);
+        let inputs: Vec<_> = rx.iter().collect();
+        assert_eq!(inputs.len(), 1);
+        assert!(
+            matches!(&inputs[0], Input::Invalid { error, .. } if error.contains("cannot read"))
         );
     }
 

@@ -31,6 +31,21 @@ impl Tally {
     }
 }
 
+/// Writes to stderr, ignoring errors: eprint! panics on a terminal that
+/// hung up (EIO), which would take the writer, and every record, with it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = write!(io::stderr(), $($arg)*);
+    }};
+}
+
+/// `say!` with a newline.
+macro_rules! say_line {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
+
 /// How records look to a person, when stdout is a terminal (JSON lines
 /// otherwise, unchanged; the run's state file always has the JSON).
 pub trait View: Send {
@@ -123,13 +138,13 @@ impl Writer {
                 if terminal {
                     // Cleared before anything else is written: stdout may be
                     // this terminal too (`| jq` writes to it).
-                    eprint!("\r\x1b[K");
+                    say!("\r\x1b[K");
                     if stop::interrupted() && !told_interrupt {
                         told_interrupt = true;
                         let left = total.map_or("the".to_owned(), |t| {
                             t.saturating_sub(tally.total()).to_string()
                         });
-                        eprintln!(
+                        say_line!(
                             "{action}: interrupting: stopping {left} nodes (Ctrl-C again to abandon them)"
                         );
                     }
@@ -159,11 +174,11 @@ impl Writer {
                     }
                 }
                 if terminal {
-                    eprint!("{}", progress(&tally, &at));
+                    say!("{}", progress(&tally, &at));
                 }
             }
             if terminal {
-                eprint!("\r\x1b[K");
+                say!("\r\x1b[K");
             }
             if let Some(view) = &mut view {
                 for text in view.end() {
@@ -321,7 +336,7 @@ fn summarize(
     if tally.interrupted > 0 {
         line += &format!(", {} interrupted", tally.interrupted);
     }
-    eprintln!("{line} · {}s", elapsed.as_secs());
+    say_line!("{line} · {}s", elapsed.as_secs());
     // Grouped by stage and first line of the error, largest group first.
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for record in failures {
@@ -349,7 +364,7 @@ fn summarize(
     for (key, nodes) in groups {
         let shown: String = key.chars().take(160).collect();
         let folded = crate::domain::nodes::fold_for_display(&nodes);
-        eprintln!(
+        say_line!(
             "  {} {}: {}",
             nodes.len(),
             printable(&shown),
@@ -357,7 +372,7 @@ fn summarize(
         );
     }
     if let (Some(path), true) = (state, tally.failed + tally.interrupted > 0) {
-        eprintln!(
+        say_line!(
             "{action}: every record is in {} (retry the failed nodes: \
              jq -r 'select(.ok | not) | .node' FILE | baleine-{action} ...)",
             path.display()

@@ -26,8 +26,15 @@ pub fn install_handlers() {
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        if let Err(e) = unsafe { sigaction(signal, &action) } {
-            log::warn!("cannot handle {signal}: {e}");
+        match unsafe { sigaction(signal, &action) } {
+            // Ignored when we started (nohup, a background job without job
+            // control): a hangup or Ctrl-C there is not meant for us.
+            Ok(old) if old.handler() == SigHandler::SigIgn && signal != Signal::SIGTERM => {
+                // SAFETY: restoring SIG_IGN installs no handler.
+                let _ = unsafe { sigaction(signal, &old) };
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot handle {signal}: {e}"),
         }
     }
 }

@@ -240,6 +240,7 @@ fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
     script.line(&format!(
         "if [ -n \"$mounts\" ]; then\n\
          t=baleine-save-$$\n\
+         {ps} | while read -r old; do {docker_cmd} rm -f \"$old\" >/dev/null 2>&1; done\n\
          {create} \"$t\" {target} >/dev/null || exit 1\n\
          ok=1\n\
          while IFS= read -r d; do\n\
@@ -256,6 +257,8 @@ fn mounts(script: &mut Script, docker: &Docker, target: &str, include: bool) {
          fi",
         target = quote_word(target),
         source = quote_word(&format!("{container}:")),
+        // Left by a save that was killed halfway: they hold images and names.
+        ps = quote(&docker.words(&["ps", "-aq", "--filter", "name=^baleine-save-"])),
         SYSTEM_MOUNTS = SYSTEM_MOUNTS,
     ));
 }

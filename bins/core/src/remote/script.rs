@@ -50,10 +50,13 @@ pub fn kill_tagged(vars: &[String]) -> String {
         .iter()
         .map(|v| format!("-e {}", quote_word(v)))
         .collect();
+    // Passes until one finds nothing (at most 5): a process forked while a
+    // pass reads /proc would escape a single one.
     format!(
-        "for e in /proc/[0-9]*/environ; do\n\
-         if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\"; fi\n\
-         done 2>/dev/null",
+        "n=0; while [ $n -lt 5 ]; do n=$((n+1)); found=\n\
+         for e in /proc/[0-9]*/environ; do\n\
+         if tr '\\0' '\\n' <\"$e\" | grep -qx {}; then p=${{e#/proc/}}; kill -KILL \"${{p%/environ}}\" && found=1; fi\n\
+         done 2>/dev/null; [ -n \"$found\" ] || break; done",
         patterns.join(" ")
     )
 }

@@ -109,14 +109,15 @@ fn script_stderr(
                 if whole.is_some() && whole == marker.map(str::as_bytes) {
                     return (script_text(&script), true);
                 }
-                if let (Some(events), Some(stage)) = (
-                    stages,
-                    whole.and_then(|l| l.strip_prefix(STAGE_MARK.as_bytes())),
-                ) {
-                    let _ = events.sender.send((
-                        events.node.clone(),
-                        String::from_utf8_lossy(stage).into_owned(),
-                    ));
+                // Only names of our stages: the line came from a node.
+                let stage = whole
+                    .and_then(|l| l.strip_prefix(STAGE_MARK.as_bytes()))
+                    .and_then(|name| std::str::from_utf8(name).ok())
+                    .and_then(|name| crate::domain::record::Stage::from_marker(name.trim()));
+                if let (Some(events), Some(stage)) = (stages, stage) {
+                    let _ = events
+                        .sender
+                        .send((events.node.clone(), stage.as_str().to_owned()));
                 }
                 at_line_start = line.ends_with(b"\n");
                 let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());

@@ -21,10 +21,15 @@ pub(super) struct Watchdog {
 }
 
 struct Watched {
+    /// When the SIGTERM was sent, for the SIGKILL that follows if needed.
+    cut_at: Option<Instant>,
     deadline: Instant,
     interruptible: bool,
     cut: Option<Cut>,
 }
+
+/// How long a cut session may outlive its SIGTERM.
+const KILL_AFTER: Duration = Duration::from_secs(3);
 
 pub(super) fn watchdog() -> &'static Watchdog {
     static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
@@ -45,6 +50,7 @@ impl Watchdog {
         self.lock().insert(
             pid,
             Watched {
+                cut_at: None,
                 deadline,
                 interruptible,
                 cut: None,
@@ -66,7 +72,12 @@ impl Watchdog {
         let now = Instant::now();
         let stopping = stop::stopping();
         for (pid, watched) in self.lock().iter_mut() {
-            if watched.cut.is_some() {
+            if let Some(since) = watched.cut_at {
+                // Still there after a SIGTERM (a wrapper that ignores it):
+                // no node may wait for ever for its record.
+                if now.duration_since(since) >= KILL_AFTER {
+                    let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                }
                 continue;
             }
             let cut = if stopping && (watched.interruptible || stop::abandoned()) {
@@ -77,6 +88,7 @@ impl Watchdog {
                 continue;
             };
             watched.cut = Some(cut);
+            watched.cut_at = Some(now);
             // Still watched means not reaped yet (see Ssh::run): the pid is ours.
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
         }
