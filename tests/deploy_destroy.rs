@@ -345,6 +345,22 @@ fn head_1_ends_the_run_quietly() {
         "not quiet: {}",
         stderr(&out)
     );
+    // The reader going away stops new work, never work half done: every
+    // node still runs a container (the old one or the new one).
+    for node in &tb.nodes {
+        common::wait_until(
+            &format!("{node} settled with a running container"),
+            60,
+            || {
+                tb.ssh_ok(
+                    node,
+                    "docker inspect --format '{{.State.Status}}' container 2>/dev/null || true",
+                )
+                .trim()
+                    == "running"
+            },
+        );
+    }
 }
 
 #[test]

@@ -70,7 +70,11 @@ impl Watchdog {
 
     fn tick(&self) {
         let now = Instant::now();
-        let stopping = stop::stopping();
+        // An interrupt cuts the sessions; a reader that went away (`| head
+        // -1`) does not: the nodes at work finish what they started (a
+        // deploy cut between removing the old container and running the
+        // new one would leave the node with neither), only new nodes wait.
+        let stopping = stop::interrupted();
         for (pid, watched) in self.lock().iter_mut() {
             if let Some(since) = watched.cut_at {
                 // Still there after a SIGTERM (a wrapper that ignores it):
