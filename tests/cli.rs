@@ -804,3 +804,28 @@ fn each_node_gets_its_own_values_in_the_command_and_options() {
         "{script}"
     );
 }
+
+#[test]
+fn ready_cmd_goes_with_wait() {
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "--ready-cmd", "true", "1"])
+        .status(2)
+        .stderr("--ready-cmd goes with --wait")
+        .run();
+    let records = Test::new("baleine-deploy")
+        .args(&[
+            "-i",
+            "busybox",
+            "--wait",
+            "1m",
+            "--dry-run",
+            "1",
+            "--",
+            "sleep",
+            "9",
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
+    assert!(records[0]["script"].as_str().unwrap().contains("m ready"));
+}

@@ -731,3 +731,60 @@ fn a_container_that_exits_at_once_is_a_failed_deploy() {
     assert!(error.contains("exited at once with status 3"), "{error}");
     assert!(error.contains("cannot start"), "{error}");
 }
+
+#[test]
+fn wait_gives_a_record_once_the_container_is_ready_or_says_why_not() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let node = tb.nodes[0].as_str();
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["-i", "busybox", node];
+        all.extend(args);
+        let out = deploy(&tb, &all).output().unwrap();
+        records(&out).remove(0)
+    };
+    // Ready when the user's check succeeds in the container.
+    let record = run(&[
+        "--wait",
+        "30",
+        "--ready-cmd",
+        "test -f /tmp/up",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/up; sleep 3600",
+    ]);
+    assert_eq!(record["ok"], true, "{record}");
+    assert_eq!(record["ready"], true);
+    assert!(record["ready_ms"].as_u64().unwrap() >= 500, "{record}");
+    // No check, no HEALTHCHECK: still running after the settle time.
+    let record = run(&["--wait", "30", "--", "sleep", "3600"]);
+    assert_eq!(
+        (record["ok"].as_bool(), record["ready_ms"].as_u64()),
+        (Some(true), Some(2000)),
+        "{record}"
+    );
+    // A container that dies while starting up fails the node, with why.
+    let record = run(&[
+        "--wait",
+        "30",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1; echo giving up; exit 4",
+    ]);
+    assert_eq!(record["stage"], "ready", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("exited with status 4"), "{error}");
+    assert!(error.contains("giving up"), "{error}");
+    // Never ready in time.
+    let record = run(&["--wait", "2", "--ready-cmd", "false", "--", "sleep", "3600"]);
+    assert_eq!(record["stage"], "ready", "{record}");
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("not ready after 2 s"),
+        "{record}"
+    );
+}

@@ -6,6 +6,8 @@ complete -c baleine-deploy -l pull -x -a 'always missing never' -d 'when to pull
 complete -c baleine-deploy -l bootstrap -x -d 'reload the nodes with this rhubarbe image first ("default" for DEFAULT_BOOTSTRAP_IMAGE)'
 complete -c baleine-deploy -l stop-timeout -x -d 'stop the old container gracefully, waiting up to this many seconds (default: remove at once)'
 complete -c baleine-deploy -l no-pin -d 'do not pin the other nodes to the digest the first node resolved'
+complete -c baleine-deploy -l wait -x -d 'give each node\'s record only once its container is ready, waiting up to this long (90, 90s, 5m): healthy if the image has a HEALTHCHECK, else still running 2 s after it started, or --ready-cmd succeeding'
+complete -c baleine-deploy -l ready-cmd -x -d 'with --wait: a command run in the container (sh -c) whose success means ready'
 complete -c baleine-deploy -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-deploy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-deploy -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)'

@@ -13,6 +13,8 @@ pub enum Stage {
     Pull,
     Run,
     Inspect,
+    /// The container did not become ready (deploy --wait).
+    Ready,
     Exec,
     Commit,
     /// The name to save as is taken (baleine-save without --force).
@@ -35,6 +37,7 @@ impl Stage {
             Stage::Pull => "pull",
             Stage::Run => "run",
             Stage::Inspect => "inspect",
+            Stage::Ready => "ready",
             Stage::Exec => "exec",
             Stage::Commit => "commit",
             Stage::Exists => "exists",
@@ -53,6 +56,7 @@ impl Stage {
             Stage::Pull,
             Stage::Run,
             Stage::Inspect,
+            Stage::Ready,
             Stage::Exec,
             Stage::Commit,
             Stage::Push,

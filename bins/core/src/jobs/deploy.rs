@@ -53,6 +53,14 @@ crate::fleet_args! {
         /// do not pin the other nodes to the digest the first node resolved
         #[argh(switch)]
         pub no_pin: bool,
+        /// give each node's record only once its container is ready, waiting up
+        /// to this long (90, 90s, 5m): healthy if the image has a HEALTHCHECK, else
+        /// still running 2 s after it started, or --ready-cmd succeeding
+        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        pub wait: Option<u64>,
+        /// with --wait: a command run in the container (sh -c) whose success means ready
+        #[argh(option)]
+        pub ready_cmd: Option<String>,
     }
 }
 
@@ -70,6 +78,11 @@ impl Tool for DeployArgs {
         plan.stop_timeout = self.stop_timeout;
         plan.pin = !self.no_pin;
         plan.bootstrap = self.bootstrap.clone();
+        if self.ready_cmd.is_some() && self.wait.is_none() {
+            return Err(UsageError("--ready-cmd goes with --wait SECONDS".into()));
+        }
+        plan.wait = self.wait;
+        plan.ready_cmd = self.ready_cmd.clone();
         let fleet = Fleet::prepare(self.fleet_options())?;
         Ok(run(&fleet, plan))
     }
@@ -91,6 +104,10 @@ pub struct DeployPlan {
     pub pin: bool,
     /// Reload the nodes with this rhubarbe image first.
     pub bootstrap: Option<String>,
+    /// Wait this many seconds at most for the container to be ready.
+    pub wait: Option<u64>,
+    /// What says the container is ready (default: health, else running).
+    pub ready_cmd: Option<String>,
 }
 
 impl DeployPlan {
@@ -114,6 +131,8 @@ impl DeployPlan {
             stop_timeout: None,
             pin: true,
             bootstrap: None,
+            wait: None,
+            ready_cmd: None,
         })
     }
 }
@@ -197,6 +216,9 @@ pub fn deploy_script(
         "state=$({state} 2>/dev/null)\n\
          case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}; its last lines:\" >&2; {logs} 2>&1 | sed 's/^/  /' >&2; exit 1 ;; esac"
     ));
+    if let Some(seconds) = plan.wait {
+        wait_until_ready(&mut script, docker, seconds, plan.ready_cmd.as_deref());
+    }
     if pinned.is_none() {
         script.stage(Stage::Inspect);
         let inspect = quote(&docker.words(&[
@@ -209,6 +231,51 @@ pub fn deploy_script(
         script.line(&format!("printf 'digests='; {inspect} || exit 1"));
     }
     script.text().to_owned()
+}
+
+/// How long a container without a HEALTHCHECK (and no --ready-cmd) must
+/// keep running after its start to count as ready, in half seconds.
+const SETTLE_HALF_SECONDS: u64 = 4;
+
+/// The readiness loop (`--wait`): every half second, the container's state;
+/// ready when healthy (HEALTHCHECK), or when `ready_cmd` succeeds in it, or
+/// (neither) when it still runs after the settle time. A container that
+/// exits, turns unhealthy or is not ready in time fails the node (stage
+/// ready) with its last log lines. Prints `ready_ms=`.
+fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cmd: Option<&str>) {
+    script.stage(Stage::Ready);
+    let state = quote(&docker.words(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+        &docker.container,
+    ]));
+    let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
+    let probe = match ready_cmd {
+        Some(command) => format!(
+            "{} >/dev/null 2>&1 && break",
+            quote(&docker.words(&["exec", &docker.container, "sh", "-c", command]))
+        ),
+        None => format!(
+            "[ \"$3\" = healthy ] && break\n\
+             [ \"$3\" = none ] && [ $i -ge {SETTLE_HALF_SECONDS} ] && break"
+        ),
+    };
+    script.line(&format!(
+        "last() {{ {logs} 2>&1 | sed 's/^/  /' >&2; }}\n\
+         i=0\n\
+         while :; do\n\
+         set -- $({state} 2>/dev/null)\n\
+         case $1 in exited|dead) echo \"the container exited with status $2 before it was ready; its last lines:\" >&2; last; exit 1 ;; esac\n\
+         [ \"$3\" = unhealthy ] && {{ echo 'the container is unhealthy; its last lines:' >&2; last; exit 1; }}\n\
+         {probe}\n\
+         i=$((i+1))\n\
+         [ $i -lt {} ] || {{ echo 'not ready after {seconds} s; its last lines:' >&2; last; exit 1; }}\n\
+         sleep 0.5\n\
+         done\n\
+         echo \"ready_ms=$((i * 500))\"",
+        seconds * 2
+    ));
 }
 
 /// Said after a failed pull: nothing was removed.
@@ -479,13 +546,22 @@ impl Job for DeployJob {
                 .explain(&self.plan.image, failure)
                 .with("image", image.as_str())
         })?;
-        Ok(Fields::new()
+        let fields = Fields::new()
             .with("image", image)
             .with("digest", digest)
             .with("container", values.get("container").cloned())
             .with("pinned", started.pinned.is_some())
             .with("command", started.command)
-            .with("replaced", values.get("removed").map(|r| r == "true")))
+            .with("replaced", values.get("removed").map(|r| r == "true"));
+        // With --wait, the record says the container was ready, and when.
+        let readiness = match self.plan.wait {
+            Some(_) => Fields::new().with("ready", true).with(
+                "ready_ms",
+                values.get("ready_ms").and_then(|ms| ms.parse::<u64>().ok()),
+            ),
+            None => Fields::new(),
+        };
+        Ok(fields.and(readiness))
     }
 }
 
