@@ -359,7 +359,7 @@ impl Settings {
                             .map(|(v, o)| (format!("{}://", v.trim_end_matches("://")), o));
                         let configured = configured.as_ref().map(|(v, o)| (v.as_str(), *o));
                         match configured {
-                            Some((p, Origin::Default)) | Some((p, _)) if p == protocol => {
+                            Some((p, _)) if p == protocol => {
                                 Ok(rest.trim_end_matches('/').to_owned())
                             }
                             Some((_, Origin::Default)) if scheme == "http" || scheme == "https" => {

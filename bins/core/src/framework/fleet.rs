@@ -10,7 +10,7 @@ use crate::domain::record::{Failure, Fields, Record};
 use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
-use crate::remote::script::{cleanup_command, interpret, session_command, Values};
+use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
 use crate::remote::ssh::{SessionEnd, SessionIo, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver};
 use std::process::ExitCode;
@@ -88,9 +88,14 @@ impl Session {
         interpret(&self.end, self.timeout)
     }
 
-    /// Every line the script printed on stdout (for values that repeat).
-    pub fn lines(&self) -> impl Iterator<Item = &str> {
-        self.end.stdout.lines()
+    /// The values of a key the script printed on several `key=` lines
+    /// (where `values` keeps only the last).
+    pub fn repeated<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let prefix = format!("{key}=");
+        self.end
+            .stdout
+            .lines()
+            .filter_map(move |line| line.strip_prefix(prefix.as_str()))
     }
 }
 
@@ -311,7 +316,7 @@ impl Fleet {
 /// Whether the script may still be running on the node: we cut the
 /// session, or ssh died (255, or a signal) after the script had begun.
 fn leftovers_possible(end: &SessionEnd) -> bool {
-    let began = end.stderr.contains("@@baleine-stage ");
+    let began = end.stderr.contains(STAGE_MARK);
     end.cut.is_some() || (began && matches!(end.status, None | Some(255)))
 }
 

@@ -168,8 +168,7 @@ impl Job for PsJob {
     fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
         let values = session.values()?;
         let others: Vec<Value> = session
-            .lines()
-            .filter_map(|l| l.strip_prefix("other="))
+            .repeated("other")
             .filter_map(|json| serde_json::from_str(json).ok())
             .collect();
         let record = ps_record(

@@ -412,14 +412,8 @@ impl Job for SaveJob {
     }
 
     fn finish(&self, _: &str, target: Target, session: &Session) -> Result<Fields, Failure> {
-        let listed = |key: &str| -> Vec<String> {
-            let prefix = format!("{key}=");
-            session
-                .lines()
-                .filter_map(|line| line.strip_prefix(prefix.as_str()))
-                .map(String::from)
-                .collect()
-        };
+        let listed =
+            |key: &str| -> Vec<String> { session.repeated(key).map(String::from).collect() };
         let values = session.values().map_err(|failure| {
             if failure.stage == Stage::Push {
                 // The commit is on the node: say where, so it can be pushed again.
