@@ -662,7 +662,9 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
     );
     let screen_file = env.path("screen");
     let mut child = std::process::Command::new("script")
-        .args(["-qefc", &format!("{} 1-2", common::binary("baleine-ps"))])
+        // `exec`: the tool is script's child whatever its shell (dash, CI's
+        // /bin/sh when SHELL is unset, would otherwise keep itself between).
+        .args(["-qefc", &format!("exec {} 1-2", common::binary("baleine-ps"))])
         .arg(&screen_file)
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", env.path("home"))
