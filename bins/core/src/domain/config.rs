@@ -10,7 +10,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::domain::nodes::{self, NodeNaming};
-use crate::domain::reference::ImageRef;
 
 pub const SYSTEM_CONFIG: &str = "/etc/baleine/baleine.conf";
 /// Names one more config file, read last; it must exist since the user asked for it.
@@ -18,8 +17,21 @@ pub const CONFIG_ENV_VAR: &str = "BALEINE_CONFIG";
 /// `BALEINE_PARALLEL=8` overrides `PARALLEL` from the files.
 pub const ENV_PREFIX: &str = "BALEINE_";
 
+/// The keys of baleine 0.8, which also read a plain environment variable of
+/// their name (`REGISTRY_URL=... baleine list`), as 0.8's dotenv did. Only
+/// these: names like SSH, DOCKER or PARALLEL are other programs' variables
+/// (GNU parallel reads $PARALLEL) and would silently redirect a deploy.
+pub const PLAIN_ENV_KEYS: &[&str] = &[
+    "REGISTRY_URL",
+    "SAVE_URL",
+    "REGISTRY_PROTOCOL",
+    "DEFAULT_BOOTSTRAP_IMAGE",
+    "SAVE_PORT",
+    "DNS_ADDR",
+];
+
 /// Every key a file may set, with its default. Environment variables named
-/// BALEINE_<KEY> override the files.
+/// BALEINE_<KEY> override the files (and, for 0.8's keys, the plain <KEY>).
 const KEYS: &[(&str, &str)] = &[
     ("REGISTRY_URL", "faraday"),
     ("SAVE_URL", "faraday.repo"),
@@ -55,9 +67,9 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("REGISTRY_URL", "host[:port] of the registry that baleine-list reads and baleine-save checks, as the gateway reaches it"),
     ("SAVE_URL", "host of the same registry as the nodes reach it; saved images are named SAVE_URL[:SAVE_PORT]/NAME:TAG"),
     ("REGISTRY_PROTOCOL", "http:// or https://, for REGISTRY_URL"),
-    ("DEFAULT_BOOTSTRAP_IMAGE", "the rhubarbe image loaded by baleine-deploy --bootstrap default"),
-    ("SAVE_PORT", "port of SAVE_URL, when not the protocol's default"),
-    ("DNS_ADDR", "when set, the containers' DNS server (adds --dns to the run options)"),
+    ("DEFAULT_BOOTSTRAP_IMAGE", "the rhubarbe image (an ndz name or path, not a Docker image) loaded by baleine-deploy --bootstrap default"),
+    ("SAVE_PORT", "port of SAVE_URL; the protocol's default port (80 for http, 443 for https, as 0.8's example config sets) is left out of image names, so saved names do not change with the upgrade"),
+    ("DNS_ADDR", "when set, the containers' DNS server (adds --dns ADDR to the run options); when empty, the containers use the node's resolvers (0.8 used a built-in 192.168.3.100)"),
     ("SSH", "the ssh client command line, split like a shell would, e.g. ssh -F /etc/baleine/ssh_config"),
     ("SSH_USER", "the user baleine logs in as on the nodes (empty: ssh's own choice)"),
     ("SSH_CONNECT_TIMEOUT", "seconds ssh waits for a node to answer"),
@@ -187,7 +199,8 @@ pub struct Config {
     /// Registry address given to the nodes, which push saved images there.
     pub save_url: String,
     pub registry_protocol: String,
-    pub default_bootstrap_image: ImageRef,
+    /// A rhubarbe image name (or path), not a Docker reference.
+    pub default_bootstrap_image: String,
     pub save_port: Option<u16>,
     pub dns_addr: Option<IpAddr>,
     /// The ssh client command line, before any baleine options.
@@ -232,6 +245,15 @@ impl Config {
     }
 }
 
+/// The user running us, for SAVE_NAMESPACE's `%u`.
+pub fn login_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
 /// Loads the configuration from the standard files and the process environment.
 pub fn load() -> Result<Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
@@ -273,13 +295,14 @@ pub fn load_from(
         };
         settings.read(&source.path, &text)?;
     }
-    // BALEINE_-prefixed: bare names like CONTAINER_NAME, SSH or PARALLEL are
-    // already used by other tools (GNU parallel reads $PARALLEL) and by
-    // sandboxes, and would silently redirect a deploy.
+    // BALEINE_-prefixed, and plain for 0.8's keys only (see PLAIN_ENV_KEYS);
+    // the BALEINE_ form wins over the plain one.
     for &(key, _) in KEYS {
-        let var = format!("{ENV_PREFIX}{key}");
-        if let Some(value) = env(&var) {
-            settings.0.insert(key, (value, Origin::Env(var)));
+        let plain = PLAIN_ENV_KEYS.contains(&key).then(|| key.to_owned());
+        for var in plain.into_iter().chain([format!("{ENV_PREFIX}{key}")]) {
+            if let Some(value) = env(&var) {
+                settings.0.insert(key, (value, Origin::Env(var)));
+            }
         }
     }
     settings.into_config()
@@ -388,18 +411,18 @@ impl Settings {
                     other => Err(format!("{other:?}: http:// or https://")),
                 })?,
             },
-            default_bootstrap_image: self.get("DEFAULT_BOOTSTRAP_IMAGE", |image| {
-                ImageRef::parse(image).map_err(|error| error.to_string())
-            })?,
-            save_port: self.get(
-                "SAVE_PORT",
-                unless_empty(|port| {
-                    port.parse::<u16>()
-                        .ok()
-                        .filter(|&port| port > 0)
-                        .ok_or_else(|| "not a port number (1-65535)".to_owned())
-                }),
-            )?,
+            default_bootstrap_image: self.get("DEFAULT_BOOTSTRAP_IMAGE", rhubarbe_image)?,
+            save_port: self
+                .get(
+                    "SAVE_PORT",
+                    unless_empty(|port| {
+                        port.parse::<u16>()
+                            .ok()
+                            .filter(|&port| port > 0)
+                            .ok_or_else(|| "not a port number (1-65535)".to_owned())
+                    }),
+                )?
+                .filter(|&port| !self.is_default_port(port)),
             dns_addr: self.get(
                 "DNS_ADDR",
                 unless_empty(|address| address.parse().map_err(|_| "not an IP address".to_owned())),
@@ -445,6 +468,21 @@ impl Settings {
 }
 
 impl Settings {
+    /// Whether `port` is the default of the registry protocol: docker names
+    /// such a registry without it, and so did 0.8's saved images.
+    fn is_default_port(&self, port: u16) -> bool {
+        let scheme = self
+            .0
+            .get("REGISTRY_URL")
+            .and_then(|(url, _)| url.split_once("://").map(|(s, _)| s.to_owned()))
+            .or_else(|| self.0.get("REGISTRY_PROTOCOL").map(|(p, _)| p.clone()))
+            .unwrap_or_default();
+        match scheme.trim_end_matches("://") {
+            "https" => port == 443,
+            _ => port == 80,
+        }
+    }
+
     /// A secret set in a file that other users can read is not secret:
     /// say so (ssh refuses such key files; 0.8 configs hold passwords, so
     /// this warns rather than breaks them).
@@ -493,6 +531,18 @@ fn password_file(path: &str) -> Result<String, String> {
     )
     .map_err(|e| format!("{path}: {e}"))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A rhubarbe image is a name or path handed to `rhubarbe load -i`, one
+/// argument: not empty, no option look-alike, no control characters.
+fn rhubarbe_image(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.starts_with('-') || value.chars().any(char::is_control) {
+        return Err(
+            "a rhubarbe image name or path (not empty, not starting with '-', no control characters)"
+                .to_owned(),
+        );
+    }
+    Ok(value.to_owned())
 }
 
 fn text(value: &str) -> Result<String, String> {
@@ -690,7 +740,7 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
         assert_eq!(config.registry_url, "faraday");
         assert_eq!(config.save_url, "faraday.repo");
         assert_eq!(config.registry_protocol, "http://");
-        assert_eq!(config.default_bootstrap_image.to_string(), "baleine");
+        assert_eq!(config.default_bootstrap_image, "baleine");
         assert_eq!(config.save_port, None);
         assert_eq!(config.dns_addr, None);
         assert_eq!(config.ssh, ["ssh"]);
@@ -728,7 +778,7 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
         assert_eq!(config.registry_url, "faraday");
         assert_eq!(config.save_url, "faraday.repo");
         assert_eq!(config.registry_protocol, "http://");
-        assert_eq!(config.default_bootstrap_image.to_string(), "baleine");
+        assert_eq!(config.default_bootstrap_image, "baleine");
         assert_eq!(
             config.origin("SAVE_URL"),
             Some(&Origin::File { path, line: 4 })
@@ -830,6 +880,54 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
     }
 
     #[test]
+    fn the_keys_of_0_8_read_plain_variables_too_and_baleine_ones_win() {
+        let file = "REGISTRY_URL = faraday\nSAVE_URL = faraday.repo\n";
+        let dir = ScratchDir::new();
+        let sources = [Source::optional(dir.file("b.conf", file))];
+        let env = |name: &str| match name {
+            "REGISTRY_URL" => Some("plain:5000".to_owned()),
+            "SAVE_URL" => Some("plain.repo".to_owned()),
+            "BALEINE_SAVE_URL" => Some("prefixed.repo".to_owned()),
+            _ => None,
+        };
+        let config = load_from(&sources, &env).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.registry_url, "plain:5000");
+        assert_eq!(config.save_url, "prefixed.repo");
+        assert_eq!(
+            config.origin("REGISTRY_URL"),
+            Some(&Origin::Env("REGISTRY_URL".into()))
+        );
+    }
+
+    #[test]
+    fn the_default_port_stays_out_of_saved_names() {
+        assert_eq!(loaded("SAVE_PORT = 80\n").save_port, None);
+        assert_eq!(loaded("SAVE_PORT = 5000\n").save_port, Some(5000));
+        assert_eq!(
+            loaded("REGISTRY_PROTOCOL = https://\nSAVE_PORT = 80\n").save_port,
+            Some(80)
+        );
+        assert_eq!(
+            loaded("REGISTRY_PROTOCOL = https\nSAVE_PORT = 443\n").save_port,
+            None
+        );
+    }
+
+    #[test]
+    fn the_bootstrap_image_is_a_rhubarbe_name() {
+        assert_eq!(
+            loaded("DEFAULT_BOOTSTRAP_IMAGE = u18.04-docker_RC1\n").default_bootstrap_image,
+            "u18.04-docker_RC1"
+        );
+        assert_eq!(
+            loaded("DEFAULT_BOOTSTRAP_IMAGE = /var/lib/rhubarbe-images/My Image.ndz\n")
+                .default_bootstrap_image,
+            "/var/lib/rhubarbe-images/My Image.ndz"
+        );
+        assert!(load_text("DEFAULT_BOOTSTRAP_IMAGE = -x\n").is_err());
+    }
+
+    #[test]
     fn standard_sources_follow_xdg_and_baleine_config() {
         let env_of = |pairs: &'static [(&str, &str)]| {
             move |name: &str| {
@@ -918,9 +1016,9 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
                 "invalid node name \"-o\"",
             ),
             (
-                "DEFAULT_BOOTSTRAP_IMAGE = Baleine",
+                "DEFAULT_BOOTSTRAP_IMAGE = --force",
                 "DEFAULT_BOOTSTRAP_IMAGE",
-                "invalid image reference",
+                "a rhubarbe image name or path",
             ),
         ];
         for (line, key, problem) in cases {

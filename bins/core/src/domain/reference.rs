@@ -321,6 +321,45 @@ fn short_name(name: &str) -> String {
     name.strip_prefix("library/").unwrap_or(name).to_owned()
 }
 
+/// A name to store an image under in the repo registry, `NAME[:TAG]` (tag
+/// `latest` if none): what baleine-save and baleine-build write to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoName {
+    pub name: String,
+    pub tag: String,
+}
+
+impl RepoName {
+    /// Checks `NAME[:TAG]` against Docker's grammar. NAME is a repository
+    /// inside SAVE_URL, so a registry host in it is refused.
+    pub fn parse(name_tag: &str) -> Result<RepoName, String> {
+        let (name, tag) = split_name_tag(name_tag).map_err(|e| e.to_string())?;
+        validate_repository_name(&name).map_err(|e| e.to_string())?;
+        let first = name.split('/').next().unwrap_or_default();
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            return Err(format!(
+                "{name_tag:?}: give the repository name only (e.g. myexp:v1); \
+                 it is stored in SAVE_URL's registry"
+            ));
+        }
+        Ok(RepoName { name, tag })
+    }
+
+    /// Puts the name under SAVE_NAMESPACE (`%u` is `login`, the user's
+    /// login name), so that users of a shared registry cannot collide.
+    pub fn within(&mut self, namespace: Option<&str>, login: &str) -> Result<(), String> {
+        let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
+            return Ok(());
+        };
+        let namespace = namespace.replace("%u", login);
+        let name = format!("{namespace}/{}", self.name);
+        validate_repository_name(&name)
+            .map_err(|e| format!("SAVE_NAMESPACE {namespace:?}: {e}"))?;
+        self.name = name;
+        Ok(())
+    }
+}
+
 /// The node-side name of the saved image: `SAVE_URL[:SAVE_PORT]/NAME:TAG`.
 pub fn target_image(save_url: &str, save_port: Option<u16>, name: &str, tag: &str) -> String {
     match save_port {

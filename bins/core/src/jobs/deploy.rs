@@ -600,7 +600,7 @@ fn bootstrap_then_run(fleet: &Fleet, ndz: &str, job: &DeployJob) -> ExitCode {
 /// Runs rhubarbe load and wait; returns the nodes that did not come back, with why.
 fn bootstrap(fleet: &Fleet, ndz: &str, nodes: &[String]) -> Vec<(String, String)> {
     let ndz = if ndz == "default" {
-        fleet.config.default_bootstrap_image.to_string()
+        fleet.config.default_bootstrap_image.clone()
     } else {
         ndz.to_owned()
     };

@@ -4,7 +4,7 @@
 //! the node under the name the record gives, and `--push-only` retries it.
 
 use crate::domain::record::{Failure, Fields, Stage};
-use crate::domain::reference::{split_name_tag, target_image, validate_repository_name};
+use crate::domain::reference::{target_image, RepoName};
 use crate::framework::cli::{Tool, VERSION};
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
@@ -90,15 +90,8 @@ impl SavePlan {
     /// Checks `NAME[:TAG]` against Docker's grammar. NAME is a repository
     /// inside SAVE_URL, so a registry host in it is refused.
     pub fn new(name_tag: &str, push_only: bool) -> Result<SavePlan, UsageError> {
-        let (name, tag) = split_name_tag(name_tag).map_err(|e| UsageError(e.to_string()))?;
-        validate_repository_name(&name).map_err(|e| UsageError(e.to_string()))?;
-        let first = name.split('/').next().unwrap_or_default();
-        if first.contains('.') || first.contains(':') || first == "localhost" {
-            return Err(UsageError(format!(
-                "-n {name_tag:?}: give the repository name only (e.g. myexp:v1); \
-                 it is saved in SAVE_URL's registry"
-            )));
-        }
+        let RepoName { name, tag } =
+            RepoName::parse(name_tag).map_err(|e| UsageError(format!("-n {e}")))?;
         Ok(SavePlan {
             name,
             tag,
@@ -111,14 +104,12 @@ impl SavePlan {
     /// Puts the name under SAVE_NAMESPACE (`%u` is the user's login name),
     /// so users' saves cannot collide.
     pub fn within(&mut self, namespace: Option<&str>) -> Result<(), UsageError> {
-        let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
-            return Ok(());
+        let mut name = RepoName {
+            name: self.name.clone(),
+            tag: self.tag.clone(),
         };
-        let namespace = namespace.replace("%u", &login_name());
-        let name = format!("{namespace}/{}", self.name);
-        validate_repository_name(&name)
-            .map_err(|e| UsageError(format!("SAVE_NAMESPACE {namespace:?}: {e}")))?;
-        self.name = name;
+        name.within(namespace, &crate::domain::config::login_name()).map_err(UsageError)?;
+        self.name = name.name;
         Ok(())
     }
 
@@ -139,14 +130,6 @@ impl SavePlan {
     }
 }
 
-/// The user running us, for SAVE_NAMESPACE's `%u`.
-fn login_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|user| user.name)
-        .unwrap_or_else(|| nix::unistd::getuid().to_string())
-}
 
 /// The remote script: commit the managed container with labels saying where
 /// it came from, then push. With `push_only`, push the image already there.
