@@ -664,7 +664,10 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
     let mut child = std::process::Command::new("script")
         // `exec`: the tool is script's child whatever its shell (dash, CI's
         // /bin/sh when SHELL is unset, would otherwise keep itself between).
-        .args(["-qefc", &format!("exec {} 1-2", common::binary("baleine-ps"))])
+        .args([
+            "-qefc",
+            &format!("exec {} 1-2", common::binary("baleine-ps")),
+        ])
         .arg(&screen_file)
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", env.path("home"))
@@ -830,4 +833,117 @@ fn ready_cmd_goes_with_wait() {
         .nodes(1)
         .run();
     assert!(records[0]["script"].as_str().unwrap().contains("m ready"));
+}
+
+#[test]
+fn baleine_lists_its_tools_and_runs_them() {
+    Test::new("baleine")
+        .args(&["--help"])
+        .status(0)
+        .stdout("  deploy    run an image as the managed container")
+        .stdout("  build     build an image and push its tags")
+        .run();
+    Test::new("baleine")
+        .args(&["--version"])
+        .status(0)
+        .stdout("baleine 0.")
+        .run();
+    Test::new("baleine")
+        .args(&["help", "exec"])
+        .status(0)
+        .stdout("Usage: baleine-exec")
+        .run();
+    Test::new("baleine")
+        .args(&["nosuch", "1-3"])
+        .status(2)
+        .stderr("no tool \"nosuch\" (baleine-nosuch is neither beside baleine nor on PATH)")
+        .run();
+    Test::new("baleine").status(2).stderr("Tools:").run();
+}
+
+/// A node that never answers: the records show what the tool was given.
+const NO_NODE: &str = "SSH = \"sh -c 'echo no route >&2; exit 255' --\"";
+
+#[test]
+fn baleine_reads_0_8_lines_and_says_the_new_form_once() {
+    let records = Test::new("baleine")
+        .config(NO_NODE)
+        .args(&[
+            "deploy", "-i", "busybox", "--options", "-e", "A=1", "--nodes", "1-2", "~2", "4",
+            "--command", "echo", "{a,b}",
+        ])
+        .status(1)
+        .nodes(2)
+        .stderr("a baleine 0.8 command line; today it reads: baleine-deploy -i busybox --options '-e A=1' 1-2 '~2' 4 -- echo '{a,b}'")
+        .run();
+    assert_eq!(records[0]["node"], "fit01");
+    assert_eq!(records[1]["node"], "fit04");
+    // Today's form passes through as it is, without a word.
+    let out = Test::new("baleine")
+        .config(NO_NODE)
+        .args(&[
+            "deploy",
+            "-i",
+            "busybox",
+            "--options",
+            "-e A=1",
+            "1",
+            "--",
+            "true",
+        ])
+        .status(1)
+        .nodes(1)
+        .run();
+    assert_eq!(out[0]["stage"], "connect");
+    Test::new("baleine")
+        .config(NO_NODE)
+        .args(&["destroy", "--force", "--nodes", "3"])
+        .status(1)
+        .nodes(1)
+        .stderr("today it reads: baleine-destroy -y 3")
+        .run();
+}
+
+#[test]
+fn build_refuses_a_missing_dockerfile_or_tag_before_anything() {
+    let env = common::harness::TestEnv::new();
+    let dir = env.path("empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    Test::new("baleine-build")
+        .args(&["-t", "x:v1", dir.to_str().unwrap()])
+        .status(2)
+        .stderr("no Dockerfile at")
+        .stderr("(give one with -f)")
+        .run();
+    Test::new("baleine-build")
+        .args(&["-t", "x:v1", "/nonexistent/context"])
+        .status(2)
+        .stderr("is not a directory (nor a URL)")
+        .run();
+    let context = env.write("ctx/Dockerfile", "FROM busybox\n");
+    let context = context.parent().unwrap().to_str().unwrap();
+    Test::new("baleine-build")
+        .args(&[context])
+        .status(2)
+        .stderr("give at least one -t NAME:TAG")
+        .run();
+    Test::new("baleine-build")
+        .args(&["-t", "faraday.repo/x:v1", context])
+        .status(2)
+        .stderr("give the repository name only")
+        .run();
+    let records = Test::new("baleine-build")
+        .config("SAVE_PORT = 5000\nSAVE_NAMESPACE = team")
+        .args(&["-t", "x:v1", "-t", "x:latest", "--dry-run", context])
+        .status(0)
+        .run();
+    assert_eq!(records[0]["node"], serde_json::Value::Null);
+    assert_eq!(records[0]["built_on"], "gateway");
+    assert_eq!(records[0]["images"][1], "faraday.repo:5000/team/x:latest");
+    let script = records[0]["script"].as_str().unwrap();
+    assert!(script.contains("build -f"), "{script}");
+    assert!(
+        script.contains("push faraday.repo:5000/team/x:v1"),
+        "{script}"
+    );
 }

@@ -209,6 +209,7 @@ impl Test {
             .args
             .iter()
             .any(|a| a == "--help" || a == "-h" || a == "--version")
+            || self.args.first().is_some_and(|a| a == "help")
             || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
         let is_records =
             fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 130));

@@ -131,6 +131,8 @@ pub fn tool(tb: &Testbed, name: &str) -> Command {
 /// The path of one of our built tools.
 pub fn binary(name: &str) -> &'static str {
     match name {
+        "baleine" => env!("CARGO_BIN_EXE_baleine"),
+        "baleine-build" => env!("CARGO_BIN_EXE_baleine-build"),
         "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
         "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
         "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),

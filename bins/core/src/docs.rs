@@ -3,6 +3,7 @@
 //! `make man` writes them into man/ and completions/; a test regenerates
 //! them in memory and fails when the committed files drift.
 
+use crate::jobs::build::BuildArgs;
 use crate::jobs::deploy::DeployArgs;
 use crate::jobs::destroy::DestroyArgs;
 use crate::jobs::exec::ExecArgs;
@@ -100,6 +101,18 @@ pub fn tools() -> Vec<Tool> {
             takes_command: true,
         },
         Tool {
+            name: "baleine-build",
+            summary: "build an image and push its tags to the R2Lab registry",
+            info: BuildArgs::get_args_info(),
+            positional: Completer::Directory,
+            values: &[
+                ("file", Completer::File),
+                ("on", Completer::Nodes),
+                ("log", Completer::File),
+            ],
+            takes_command: false,
+        },
+        Tool {
             name: "rdsh",
             summary: "login shell that puts the container user inside the node's container",
             info: RdshArgs::get_args_info(),
@@ -132,6 +145,8 @@ pub fn generated_files() -> Vec<(String, String)> {
         ));
     }
     files.push(("man/baleine.conf.5".into(), config_page()));
+    files.push(("man/baleine.1".into(), front_page()));
+    files.extend(front_completions());
     files
 }
 
@@ -264,6 +279,129 @@ pub fn man_page(tool: &Tool) -> String {
     page
 }
 
+/// Each 0.8 habit and what it is now: baleine(1)'s and the README's
+/// migration table (0.8 lines are read by `front::legacy`) (a test checks the README has every line).
+pub const MIGRATION: &[(&str, &str)] = &[
+    (
+        "baleine deploy -i IMG --nodes 1-5 ~3",
+        "baleine-deploy -i IMG 1-5 ~3 (node specs are plain words)",
+    ),
+    (
+        "baleine deploy -i IMG --options -e A=1 -v /x:/y",
+        "baleine-deploy -i IMG --options \"-e A=1 -v /x:/y\" (one word, split like a shell would)",
+    ),
+    (
+        "baleine deploy -i IMG --command sh -c \"echo hi\"",
+        "baleine-deploy -i IMG -- sh -c \"echo hi\" (each word reaches the container as typed)",
+    ),
+    (
+        "baleine deploy -i IMG --bootstrap",
+        "baleine-deploy -i IMG --bootstrap default (DEFAULT_BOOTSTRAP_IMAGE)",
+    ),
+    ("baleine destroy -f --nodes 1-5", "baleine-destroy -y 1-5"),
+    (
+        "baleine save --name exp --node fit01",
+        "baleine-save -n exp fit01",
+    ),
+    ("baleine list -d exp", "baleine-list -d exp"),
+    (
+        "baleine build -f Dockerfile --tags exp:v1 exp:latest",
+        "baleine-build -f Dockerfile -t exp:v1 -t exp:latest .",
+    ),
+    (
+        "baleine build -u https://host/repo.git --tags exp:v1",
+        "baleine-build -t exp:v1 https://host/repo.git",
+    ),
+    (
+        "REGISTRY_URL=host:5000 baleine list",
+        "the same: 0.8's keys still read plain variables (BALEINE_REGISTRY_URL wins)",
+    ),
+    (
+        "SAVE_PORT = 80 in baleine.conf",
+        "the same names as before: the protocol's default port is left out",
+    ),
+    (
+        "DNS_ADDR unset: --dns 192.168.3.100",
+        "DNS_ADDR unset: the node's resolvers; set DNS_ADDR to keep 0.8's",
+    ),
+];
+
+/// baleine(1): the front door, its tools, and the migration from 0.8.
+pub fn front_page() -> String {
+    let mut page = format!(
+        ".\\\" {GENERATED}\n.TH BALEINE 1 {RELEASE_DATE} \"baleine {}\" \"baleine manual\"\n\
+         .SH NAME\nbaleine \\- run the baleine tools, and baleine 0.8's command lines\n\
+         .SH SYNOPSIS\n.B baleine\n\\fITOOL\\fR [\\fIARGS\\fR ...]\n.br\n.B baleine help\n\\fITOOL\\fR\n\
+         .SH DESCRIPTION\n\\fBbaleine\\fR \\fITOOL\\fR runs \\fBbaleine\\-\\fR\\fITOOL\\fR, found beside \\fBbaleine\\fR \
+         or on \\fBPATH\\fR, with the same arguments, stdin, stdout and exit status. The tools:\n",
+        crate::framework::cli::VERSION
+    );
+    for tool in tools() {
+        if let Some(short) = tool.name.strip_prefix("baleine-") {
+            page += &format!(
+                ".TP\n.B {}\n{}\n",
+                roff(short),
+                roff(&sentence(tool.summary))
+            );
+        }
+    }
+    page += ".SH MIGRATION FROM 0.8\nThe command lines of baleine 0.8 still work through \\fBbaleine\\fR: \
+             a line that today's tool would read differently (several words after \\fB\\-\\-nodes\\fR, \
+             \\fB\\-\\-options\\fR or \\fB\\-\\-tags\\fR, \\fB\\-\\-command\\fR, \\fB\\-\\-bootstrap\\fR without value, \
+             \\fBdestroy \\-f\\fR, \\fBsave \\-\\-name \\-\\-node\\fR, \\fBbuild \\-u\\fR) is read as 0.8 read it, \
+             and the new form is said once on stderr. Each 0.8 habit and what it is now:\n";
+    for (old, new) in MIGRATION {
+        page += &format!(".TP\n.B {}\n{}\n", roff(old), roff(new));
+    }
+    page += ".SH EXIT STATUS\nThe tool's. \\fB2\\fR when no such tool exists.\n.SH SEE ALSO\n";
+    let others: Vec<String> = tools()
+        .iter()
+        .map(|t| format!(".BR {} (1),", roff(t.name)))
+        .chain([
+            ".BR baleine.conf (5),".into(),
+            ".BR baleine\\-records (7)".into(),
+        ])
+        .collect();
+    page += &others.join("\n");
+    page += "\n";
+    page
+}
+
+/// Completions of `baleine`: its first word is a tool (each tool's own
+/// completion is for `baleine-TOOL`).
+fn front_completions() -> Vec<(String, String)> {
+    let names: Vec<&str> = tools()
+        .iter()
+        .filter_map(|t| t.name.strip_prefix("baleine-"))
+        .chain(["help"])
+        .collect();
+    let names = names.join(" ");
+    let bash = [
+        format!("# bash completion for baleine ({GENERATED})"),
+        "_baleine() {".into(),
+        "    if [ \"$COMP_CWORD\" -eq 1 ]; then".into(),
+        format!("        COMPREPLY=($(compgen -W \"{names}\" -- \"${{COMP_WORDS[1]}}\"))"),
+        "    fi".into(),
+        "}".into(),
+        "complete -o default -F _baleine baleine\n".into(),
+    ];
+    let zsh = [
+        "#compdef baleine".into(),
+        format!("# zsh completion for baleine ({GENERATED})"),
+        String::new(),
+        format!("_arguments '1:tool:({names})' '*::argument:_files'\n"),
+    ];
+    let fish = [
+        format!("# fish completion for baleine ({GENERATED})"),
+        format!("complete -c baleine -n __fish_use_subcommand -f -a '{names}'\n"),
+    ];
+    vec![
+        ("completions/bash/baleine".into(), bash.join("\n")),
+        ("completions/zsh/_baleine".into(), zsh.join("\n")),
+        ("completions/fish/baleine.fish".into(), fish.join("\n")),
+    ]
+}
+
 /// Descriptions in argh are lowercase fragments; a man page wants sentences.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -288,13 +426,16 @@ pub fn config_page() -> String {
          .IP 1. 4\n.I /etc/baleine/baleine.conf\n\
          .IP 2. 4\n.I $XDG_CONFIG_HOME/baleine/baleine.conf\n(default \\fI~/.config/baleine/baleine.conf\\fR)\n\
          .IP 3. 4\nthe file named by \\fBBALEINE_CONFIG\\fR, which must exist\n\
-         .IP 4. 4\nenvironment variables \\fBBALEINE_\\fR\\fIKEY\\fR\n\
+         .IP 4. 4\nfor the keys baleine 0.8 had ({}), plain environment variables named like them, as 0.8 read them \
+         (\\fBREGISTRY_URL=host:5000 baleine list\\fR)\n\
+         .IP 5. 4\nenvironment variables \\fBBALEINE_\\fR\\fIKEY\\fR, for every key (they win over the plain ones)\n\
          .PP\nMissing files are skipped. \\fBrdsh\\fR reads only the first, and no environment.\n\
          .SH FORMAT\nOne setting per line, \\fBKEY = \"value\"\\fR or \\fBKEY = value\\fR; \\fB#\\fR starts a comment; \
          inside double quotes, \\fB\\e\"\\fR and \\fB\\e\\e\\fR escape. A malformed line is an error naming file and line; \
          an unknown key is a warning. The files of baleine 0.8 are read as they are.\n\
          .SH KEYS\n",
-        crate::framework::cli::VERSION
+        crate::framework::cli::VERSION,
+        crate::domain::config::PLAIN_ENV_KEYS.join(", ")
     );
     for (key, default, description) in crate::domain::config::documented_keys() {
         let default = if default.is_empty() {
@@ -537,6 +678,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_has_every_line_of_the_migration_table() {
+        let readme = include_str!("../../../README.md");
+        for (old, new) in MIGRATION {
+            let row = format!("| `{old}` | {new} |");
+            assert!(readme.contains(&row), "README lacks {row}");
+        }
+    }
+
+    #[test]
     fn roff_escapes_what_roff_would_eat() {
         assert_eq!(roff("a-b \\n"), "a\\-b \\en");
         assert_eq!(roff(".start\n'quote"), "\\&.start\n\\&'quote");
@@ -555,7 +705,7 @@ mod tests {
                 .iter()
                 .filter(|(p, _)| p.starts_with("completions/"))
                 .count(),
-            6 * 3
+            8 * 3 // seven tools and the front door, three shells each
         );
     }
 

@@ -13,10 +13,13 @@
 //! - [`jobs`]: one module per tool: its arguments, its remote script and how
 //!   the script's result becomes the node's record. No job uses another.
 //! - [`docs`]: man pages and completions, generated from the jobs' arguments.
+//! - [`front`]: `baleine`, the front door that runs the tools and reads
+//!   baleine 0.8's command lines.
 
 pub mod docs;
 pub mod domain;
 pub mod framework;
+pub mod front;
 pub mod jobs;
 pub mod remote;
 

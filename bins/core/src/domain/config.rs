@@ -43,6 +43,7 @@ const KEYS: &[(&str, &str)] = &[
     ("SSH_USER", "root"),
     ("CONTAINER_NAME", "container"),
     ("DOCKER", "docker"),
+    ("GATEWAY_DOCKER", "docker"),
     (
         "RUN_OPTIONS",
         "-v /home/container/container_fs:/var -v /lib/modules:/lib/modules \
@@ -76,6 +77,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("SSH_CONTROL_PERSIST", "seconds an idle ssh connection to a node is kept for the next tool of a pipeline or the next run (OpenSSH ControlPersist, in a private directory); 0 opens a new connection every time"),
     ("CONTAINER_NAME", "the one container baleine manages on each node; nothing else is ever touched"),
     ("DOCKER", "the docker command on the nodes"),
+    ("GATEWAY_DOCKER", "the docker command on the gateway, which baleine-build builds and pushes with (unless --on NODE)"),
     ("RUN_OPTIONS", "docker run options of every deploy, before --options (R2Lab's defaults)"),
     ("NODE_PREFIX", "how node numbers become names: 3 becomes PREFIX03"),
     ("ALL_SCOPE", "the nodes of -a/--all, as node specs"),
@@ -209,6 +211,8 @@ pub struct Config {
     pub ssh_user: Option<String>,
     pub container_name: String,
     pub docker: Vec<String>,
+    /// The gateway's own docker, for baleine-build.
+    pub gateway_docker: Vec<String>,
     /// RUN_OPTIONS as configured; [`Config::run_options`] adds the DNS server.
     pub configured_run_options: Vec<String>,
     pub node_naming: NodeNaming,
@@ -431,6 +435,7 @@ impl Settings {
             ssh_user: self.get("SSH_USER", unless_empty(plain_name))?,
             container_name: self.get("CONTAINER_NAME", plain_name)?,
             docker: self.get("DOCKER", command)?,
+            gateway_docker: self.get("GATEWAY_DOCKER", command)?,
             configured_run_options: self.get("RUN_OPTIONS", words)?,
             all_nodes: self.get("ALL_SCOPE", |specs| {
                 nodes::expand_specs(specs.split_whitespace(), &node_naming)

@@ -8,6 +8,8 @@ use std::fmt;
 pub enum Stage {
     Input,
     Connect,
+    /// Building an image (baleine-build).
+    Build,
     Bootstrap,
     Remove,
     Pull,
@@ -32,6 +34,7 @@ impl Stage {
         match self {
             Stage::Input => "input",
             Stage::Connect => "connect",
+            Stage::Build => "build",
             Stage::Bootstrap => "bootstrap",
             Stage::Remove => "remove",
             Stage::Pull => "pull",
@@ -52,6 +55,7 @@ impl Stage {
     /// The stage named by a remote script's marker (see `remote`).
     pub fn from_marker(name: &str) -> Option<Stage> {
         [
+            Stage::Build,
             Stage::Remove,
             Stage::Pull,
             Stage::Run,

@@ -284,7 +284,7 @@ impl Fleet {
     /// Stops, on `node`, everything this run started there, in sessions of
     /// their own that an interrupt does not cut. A node whose sshd just
     /// died may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
-    fn stop_leftovers(&self, node: &str) -> Result<(), String> {
+    pub fn stop_leftovers(&self, node: &str) -> Result<(), String> {
         let io = SessionIo {
             survives_interrupt: true,
             ..SessionIo::default()
@@ -321,7 +321,7 @@ fn leftovers_possible(end: &SessionEnd) -> bool {
 }
 
 /// A mark no other run shares: this process, and the time to the nanosecond.
-fn run_tag() -> String {
+pub fn run_tag() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -107,7 +107,7 @@ pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeS
 /// Whether a command-line word names nodes: a number or range (`3`,
 /// `1-5`, `4-16-2`), a numbered name (`fit03`), an exclusion of those, a
 /// name with a dot (a domain name or an address), or a node of ALL_SCOPE.
-fn is_node_spec(word: &str, config: &Config) -> bool {
+pub fn is_node_spec(word: &str, config: &Config) -> bool {
     let body = word.strip_prefix('~').unwrap_or(word);
     let numeric = !body.is_empty()
         && body.split('-').all(|part| {

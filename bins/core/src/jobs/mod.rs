@@ -3,6 +3,7 @@
 //! A job module uses the layers below it (domain, remote, framework) and
 //! never another job module.
 
+pub mod build;
 pub mod deploy;
 pub mod destroy;
 pub mod exec;

@@ -108,7 +108,8 @@ impl SavePlan {
             name: self.name.clone(),
             tag: self.tag.clone(),
         };
-        name.within(namespace, &crate::domain::config::login_name()).map_err(UsageError)?;
+        name.within(namespace, &crate::domain::config::login_name())
+            .map_err(UsageError)?;
         self.name = name.name;
         Ok(())
     }
@@ -129,7 +130,6 @@ impl SavePlan {
         Ok(tag)
     }
 }
-
 
 /// The remote script: commit the managed container with labels saying where
 /// it came from, then push. With `push_only`, push the image already there.
