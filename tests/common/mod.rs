@@ -133,6 +133,7 @@ pub fn binary(name: &str) -> &'static str {
     match name {
         "baleine" => env!("CARGO_BIN_EXE_baleine"),
         "baleine-build" => env!("CARGO_BIN_EXE_baleine-build"),
+        "baleine-logs" => env!("CARGO_BIN_EXE_baleine-logs"),
         "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
         "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
         "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),

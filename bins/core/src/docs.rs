@@ -8,6 +8,7 @@ use crate::jobs::deploy::DeployArgs;
 use crate::jobs::destroy::DestroyArgs;
 use crate::jobs::exec::ExecArgs;
 use crate::jobs::list::ListArgs;
+use crate::jobs::logs::LogsArgs;
 use crate::jobs::ps::PsArgs;
 use crate::jobs::rdsh::RdshArgs;
 use crate::jobs::save::SaveArgs;
@@ -99,6 +100,14 @@ pub fn tools() -> Vec<Tool> {
                 ("output-dir", Completer::Directory),
             ],
             takes_command: true,
+        },
+        Tool {
+            name: "baleine-logs",
+            summary: "get the logs of the managed container of R2Lab nodes",
+            info: LogsArgs::get_args_info(),
+            positional: Completer::Nodes,
+            values: &[("output-dir", Completer::Directory)],
+            takes_command: false,
         },
         Tool {
             name: "baleine-build",
@@ -705,7 +714,7 @@ mod tests {
                 .iter()
                 .filter(|(p, _)| p.starts_with("completions/"))
                 .count(),
-            8 * 3 // seven tools and the front door, three shells each
+            9 * 3 // eight tools and the front door, three shells each
         );
     }
 

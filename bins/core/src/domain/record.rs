@@ -18,6 +18,8 @@ pub enum Stage {
     /// The container did not become ready (deploy --wait).
     Ready,
     Exec,
+    /// Reading the container's logs (baleine-logs).
+    Logs,
     Commit,
     /// The name to save as is taken (baleine-save without --force).
     Exists,
@@ -42,6 +44,7 @@ impl Stage {
             Stage::Inspect => "inspect",
             Stage::Ready => "ready",
             Stage::Exec => "exec",
+            Stage::Logs => "logs",
             Stage::Commit => "commit",
             Stage::Exists => "exists",
             Stage::Push => "push",
@@ -62,6 +65,7 @@ impl Stage {
             Stage::Inspect,
             Stage::Ready,
             Stage::Exec,
+            Stage::Logs,
             Stage::Commit,
             Stage::Push,
             Stage::Verify,
@@ -168,6 +172,24 @@ impl Record {
                 ("ok", Value::from(ok)),
             ],
         }
+    }
+
+    /// One line of a node's stream as it arrives (baleine-logs --follow):
+    /// `node`, `stream`, `line`, and no `action`: not the node's record,
+    /// which comes when its stream ends.
+    pub fn log_line(node: &str, stream: &str, line: &str) -> Record {
+        Record {
+            fields: vec![
+                ("node", Value::from(node)),
+                ("stream", Value::from(stream)),
+                ("line", Value::from(line)),
+            ],
+        }
+    }
+
+    /// Whether this is a stream's line (see `log_line`) rather than a record.
+    pub fn is_log_line(&self) -> bool {
+        self.get("action").is_none() && self.get("line").is_some()
     }
 
     /// A line that is not about a node (baleine-list's), fields added with `with`.

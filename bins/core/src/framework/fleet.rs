@@ -12,7 +12,7 @@ use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
 use crate::remote::ssh::{SessionEnd, SessionIo, Ssh, StageEvents};
-use crossbeam::channel::{unbounded, Receiver};
+use crossbeam::channel::{unbounded, Receiver, Sender};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,11 @@ pub trait Job: Sync {
     fn view(&self) -> Option<Box<dyn View>> {
         None
     }
+
+    /// The writer's input, for a job that writes line records (see
+    /// `Record::log_line`) as its sessions go: given before the first node
+    /// starts, taken back (`None`) once every node is done.
+    fn connect_output(&self, _records: Option<&Sender<Record>>) {}
 }
 
 /// What a job runs on one node: the remote script and how to wire it.
@@ -97,6 +102,30 @@ impl Session {
             .lines()
             .filter_map(move |line| line.strip_prefix(prefix.as_str()))
     }
+}
+
+/// A command's output in a record: the text kept (or, with `files`, the
+/// files it went to), byte counts, and whether anything was cut.
+pub fn output_fields(
+    files: Option<(&std::path::Path, &std::path::Path)>,
+    stdout: &crate::remote::ssh::Captured,
+    stderr: &crate::remote::ssh::Captured,
+) -> Fields {
+    let mut record = Fields::new();
+    match files {
+        Some((out, err)) => {
+            record.set("stdout_file", out.display().to_string());
+            record.set("stderr_file", err.display().to_string());
+        }
+        None => {
+            record.set("stdout", stdout.text.as_str());
+            record.set("stderr", stderr.text.as_str());
+        }
+    }
+    record.set("stdout_bytes", stdout.bytes);
+    record.set("stderr_bytes", stderr.bytes);
+    record.set("truncated", stdout.truncated || stderr.truncated);
+    record
 }
 
 /// A run over the nodes: configuration, node source, ssh, limits. Everything
@@ -215,6 +244,7 @@ impl Fleet {
         for record in settled {
             let _ = writer.records.send(record);
         }
+        job.connect_output(Some(&writer.records));
         fanout::run(
             job.action(),
             workers.max(1),
@@ -222,6 +252,7 @@ impl Fleet {
             &writer.records,
             &|node| self.node_record(job, node, &stages),
         );
+        job.connect_output(None);
         drop(stages);
         exit::status(&writer.finish())
     }

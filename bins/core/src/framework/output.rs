@@ -153,12 +153,16 @@ impl Writer {
                     at.insert(node, stage);
                 }
                 if let Some(record) = record {
-                    if let Some(node) = record.node() {
-                        at.remove(node);
-                    }
-                    tally.count(&record);
-                    if !record.is_ok() {
-                        failures.push(record.clone());
+                    // A stream's line (baleine-logs --follow) is shown and
+                    // kept, but it is not a node's record: not counted.
+                    if !record.is_log_line() {
+                        if let Some(node) = record.node() {
+                            at.remove(node);
+                        }
+                        tally.count(&record);
+                        if !record.is_ok() {
+                            failures.push(record.clone());
+                        }
                     }
                     let line = record.to_json_line();
                     state.write(&line);

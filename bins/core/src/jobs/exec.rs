@@ -9,17 +9,17 @@
 use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session};
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{killed_line, quote, quote_word, run_var, Docker, Script};
+use crate::remote::script::{
+    killed_line, quote, quote_word, run_var, Docker, Script, OUTPUT_MARK,
+};
 use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The line after which stderr is the command's, not the script's.
-const OUTPUT_MARK: &str = "@@baleine-output";
 
 crate::fleet_args! {
     /// Run COMMAND inside the managed container of every node in parallel
@@ -308,30 +308,18 @@ impl Job for ExecJob {
     }
 }
 
-/// The record's view of the command's output: kept text or file names,
-/// byte counts, and whether anything was cut.
+/// The record's view of the command's output (DIR/NODE.out and .err with
+/// --output-dir).
 fn streams(plan: &ExecPlan, node: &str, stdout: &Captured, stderr: &Captured) -> Fields {
-    let mut record = Fields::new();
-    match &plan.output_dir {
-        Some(dir) => {
-            record.set(
-                "stdout_file",
-                dir.join(format!("{node}.out")).display().to_string(),
-            );
-            record.set(
-                "stderr_file",
-                dir.join(format!("{node}.err")).display().to_string(),
-            );
-        }
-        None => {
-            record.set("stdout", stdout.text.as_str());
-            record.set("stderr", stderr.text.as_str());
-        }
-    }
-    record.set("stdout_bytes", stdout.bytes);
-    record.set("stderr_bytes", stderr.bytes);
-    record.set("truncated", stdout.truncated || stderr.truncated);
-    record
+    let files = plan
+        .output_dir
+        .as_ref()
+        .map(|dir| (dir.join(format!("{node}.out")), dir.join(format!("{node}.err"))));
+    output_fields(
+        files.as_ref().map(|(o, e)| (o.as_path(), e.as_path())),
+        stdout,
+        stderr,
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod destroy;
 pub mod exec;
 pub mod list;
+pub mod logs;
 pub mod ps;
 pub mod rdsh;
 pub mod save;

@@ -13,6 +13,9 @@ pub const STAGE_MARK: &str = "@@baleine-stage ";
 /// Printed on stderr (with the run's tag) by a node's own timer when the
 /// run's time limit passes there and it stops the run's work.
 pub const KILLED_MARK: &str = "@@baleine-killed";
+/// Printed on stderr when a command's own output starts (baleine-exec's
+/// command, baleine-logs' `docker logs`): what follows is the command's.
+pub const OUTPUT_MARK: &str = "@@baleine-output";
 /// Printed after a failure when it turns out to belong to another stage
 /// (a `docker run --pull missing` that failed because the pull did).
 const RESTAGE_MARK: &str = "@@baleine-restage ";

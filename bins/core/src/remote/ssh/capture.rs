@@ -35,7 +35,28 @@ pub enum Sink {
     Memory(usize),
     /// Written in full to this file.
     File(PathBuf),
+    /// Handed over line by line as the lines come (counted, not kept).
+    Lines(LineFeed),
 }
+
+/// Where each line of a stream goes as it arrives: a line without its
+/// newline, invalid UTF-8 replaced, a line longer than 64 KiB in pieces.
+#[derive(Clone)]
+pub struct LineFeed(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for LineFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineFeed")
+    }
+}
+
+impl PartialEq for LineFeed {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LineFeed {}
 
 /// How a session's streams are wired, beyond the plain script case.
 #[derive(Debug, Clone, Default)]
@@ -214,12 +235,15 @@ struct SinkWriter<'a> {
     limit: usize,
     kept: Vec<u8>,
     file: Option<File>,
+    /// With a line feed: the line being received.
+    feed: Option<(LineFeed, Vec<u8>)>,
 }
 
 impl<'a> SinkWriter<'a> {
     fn open(sink: &Sink, captured: &'a mut Captured) -> SinkWriter<'a> {
         let (limit, file) = match sink {
             Sink::Memory(limit) => (*limit, None),
+            Sink::Lines(_) => (0, None),
             Sink::File(path) => match File::create(path) {
                 Ok(file) => (0, Some(file)),
                 Err(e) => {
@@ -229,16 +253,33 @@ impl<'a> SinkWriter<'a> {
                 }
             },
         };
+        let feed = match sink {
+            Sink::Lines(feed) => Some((feed.clone(), Vec::new())),
+            _ => None,
+        };
         SinkWriter {
             captured,
             limit,
             kept: Vec::new(),
             file,
+            feed,
         }
     }
 
     fn write(&mut self, bytes: &[u8]) {
         self.captured.bytes += bytes.len() as u64;
+        if let Some((feed, line)) = &mut self.feed {
+            for &byte in bytes {
+                if byte == b'\n' || line.len() as u64 >= LINE_PIECE {
+                    (feed.0)(&String::from_utf8_lossy(line));
+                    line.clear();
+                }
+                if byte != b'\n' {
+                    line.push(byte);
+                }
+            }
+            return;
+        }
         if let Some(file) = &mut self.file {
             if let Err(e) = file.write_all(bytes) {
                 self.captured.text = format!("write error: {e}");
@@ -255,6 +296,12 @@ impl<'a> SinkWriter<'a> {
     }
 
     fn finish(self) {
+        if let Some((feed, line)) = &self.feed {
+            if !line.is_empty() {
+                (feed.0)(&String::from_utf8_lossy(line));
+            }
+            return;
+        }
         if self.file.is_none() && self.captured.text.is_empty() {
             self.captured.text = String::from_utf8_lossy(&self.kept).into_owned();
         }

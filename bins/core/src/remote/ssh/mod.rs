@@ -15,7 +15,7 @@ mod capture;
 mod watchdog;
 
 pub use argv::Ssh;
-pub use capture::{Captured, Payload, PayloadWiring, SessionIo, Sink, StageEvents};
+pub use capture::{Captured, LineFeed, Payload, PayloadWiring, SessionIo, Sink, StageEvents};
 pub use watchdog::Cut;
 
 /// What a finished session left us.

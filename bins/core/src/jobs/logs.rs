@@ -1,0 +1,333 @@
+//! `baleine-logs`: the managed container's `docker logs` from every node, whole or followed line by line.
+
+use crate::domain::record::{Failure, Fields, Record, Stage};
+use crate::framework::cli::Tool;
+use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session, MAX_TIMEOUT_SECONDS};
+use crate::framework::output::View;
+use crate::framework::UsageError;
+use crate::remote::script::{killed_line, quote, quote_word, Docker, Script, OUTPUT_MARK};
+use crate::remote::ssh::{Cut, LineFeed, PayloadWiring, SessionIo, Sink};
+use crossbeam::channel::Sender;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+crate::fleet_args! {
+    /// Get the logs of the managed container of each node: one JSON record per
+    /// node with its stdout and stderr, or with --follow one JSON record per log
+    /// line as the lines arrive.
+    #[argh(
+        example = "baleine-logs 1-5 --tail 20 | jq -r '.stdout'",
+        example = "baleine-logs -a --since 10m --output-dir logs/",
+        example = "baleine-logs 1-3 --follow | jq -c 'select(.stream == \"stderr\")'",
+        note = "The logs of an exited container are there too (it is the one the node kept). \
+                With --follow, each line is a record {{\"node\", \"stream\", \"line\"}} written as it \
+                arrives, in arrival order, until Ctrl-C (exit 130) or until every container has \
+                stopped; each node then gets its record (lines, byte counts). On a terminal the \
+                lines show as `fit07 | line`. --follow has no time limit unless --timeout gives one.",
+        error_code(1, "some node failed (no container, no docker, unreachable)"),
+        error_code(2, "usage, configuration or node-list error; nothing was done"),
+        error_code(130, "interrupted (the way to end --follow); every node still got a record")
+    )]
+    pub struct LogsArgs {
+        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)",
+        /// only the lines since this time: 10m, 2h, or a timestamp (2026-11-23T15:00:00Z)
+        #[argh(option)]
+        pub since: Option<String>,
+        /// only the last N lines of each node (default: all)
+        #[argh(option)]
+        pub tail: Option<u64>,
+        /// keep streaming new lines, one record each, until Ctrl-C or every container stops
+        #[argh(switch, short = 'f')]
+        pub follow: bool,
+        /// bytes of stdout and of stderr kept in each record (default: 65536)
+        #[argh(option, default = "64 * 1024")]
+        pub max_output: usize,
+        /// write each node's whole logs to DIR/<node>.stdout and DIR/<node>.stderr instead
+        #[argh(option)]
+        pub output_dir: Option<PathBuf>,
+    }
+}
+
+impl Tool for LogsArgs {
+    const NAME: &'static str = "baleine-logs";
+
+    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+        if let Some(since) = &self.since {
+            check_since(since)?;
+        }
+        if self.follow && self.output_dir.is_some() {
+            return Err(UsageError(
+                "--follow writes records as lines come; --output-dir is for whole logs".into(),
+            ));
+        }
+        if let Some(dir) = &self.output_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))?;
+        }
+        let mut options = self.fleet_options();
+        // Following has no end of its own: the user's Ctrl-C is.
+        if self.follow && options.timeout.is_none() {
+            options.timeout = Some(MAX_TIMEOUT_SECONDS);
+        }
+        let fleet = Fleet::prepare(options)?;
+        let job = LogsJob {
+            docker: Docker::from_config(&fleet.config),
+            tag: fleet.tag.clone(),
+            since: self.since,
+            tail: self.tail,
+            follow: self.follow,
+            max_output: self.max_output,
+            output_dir: self.output_dir,
+            records: Mutex::new(None),
+        };
+        Ok(fleet.run(&job))
+    }
+}
+
+/// `--since` goes to docker as one quoted word; refuse what docker would
+/// only reject later on every node.
+fn check_since(since: &str) -> Result<(), UsageError> {
+    let valid = !since.is_empty()
+        && !since.starts_with('-')
+        && since
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '+' | '-'));
+    match valid {
+        true => Ok(()),
+        false => Err(UsageError(format!(
+            "--since {since:?}: a duration (10m, 2h) or a timestamp (2026-11-23T15:00:00Z)"
+        ))),
+    }
+}
+
+struct LogsJob {
+    docker: Docker,
+    tag: String,
+    since: Option<String>,
+    tail: Option<u64>,
+    follow: bool,
+    max_output: usize,
+    output_dir: Option<PathBuf>,
+    /// The writer's input while the run goes (for --follow's line records).
+    records: Mutex<Option<Sender<Record>>>,
+}
+
+/// How many lines a followed node sent.
+type LineCount = Arc<AtomicU64>;
+
+impl LogsJob {
+    /// The script: the container must exist (in any state: an exited
+    /// container's logs are what one wants to read), then its logs.
+    fn script(&self) -> String {
+        let mut script = Script::new();
+        script.stage(Stage::Logs);
+        let container = &self.docker.container;
+        let exists = quote(&self.docker.words(&["inspect", "--format", "{{.State.Status}}", container]));
+        let missing = quote_word(&format!(
+            "no container named {container} on this node: no logs"
+        ));
+        script.line(&format!(
+            "state=$({exists} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
+             *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
+        ));
+        script.line(&format!("echo {OUTPUT_MARK} >&2"));
+        let mut logs: Vec<String> = vec!["logs".into()];
+        if let Some(since) = &self.since {
+            logs.extend(["--since".into(), since.clone()]);
+        }
+        if let Some(tail) = self.tail {
+            logs.extend(["--tail".into(), tail.to_string()]);
+        }
+        if self.follow {
+            logs.push("--follow".into());
+        }
+        logs.push(container.clone());
+        script.line(&format!("exec {}", quote(&self.docker.words(&logs))));
+        script.text().to_owned()
+    }
+
+    /// With --follow: each line of `stream` becomes a line record, now.
+    fn feed(&self, node: &str, stream: &'static str, count: &LineCount) -> Sink {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let node = node.to_owned();
+        let count = count.clone();
+        Sink::Lines(LineFeed(Arc::new(move |line: &str| {
+            count.fetch_add(1, Ordering::Relaxed);
+            if let Some(records) = &records {
+                let _ = records.send(Record::log_line(&node, stream, line));
+            }
+        })))
+    }
+}
+
+impl Job for LogsJob {
+    type Context = LineCount;
+
+    fn action(&self) -> &'static str {
+        "logs"
+    }
+
+    fn start(&self, node: &str) -> Result<Remote<LineCount>, Failure> {
+        let count = LineCount::default();
+        let sink = |suffix: &str| match &self.output_dir {
+            Some(dir) => Sink::File(dir.join(format!("{node}.{suffix}"))),
+            None => Sink::Memory(self.max_output),
+        };
+        let (stdout, stderr) = match self.follow {
+            true => (
+                self.feed(node, "stdout", &count),
+                self.feed(node, "stderr", &count),
+            ),
+            false => (sink("stdout"), sink("stderr")),
+        };
+        let mut remote = Remote::new(self.script(), count);
+        remote.io = SessionIo {
+            payload: Some(PayloadWiring {
+                marker: OUTPUT_MARK.into(),
+                trailer: killed_line(&self.tag),
+                stdout,
+                stderr,
+            }),
+            ..SessionIo::default()
+        };
+        Ok(remote)
+    }
+
+    fn finish(&self, node: &str, lines: LineCount, session: &Session) -> Result<Fields, Failure> {
+        let end = &session.end;
+        let payload = end.payload.clone().unwrap_or_default();
+        if !payload.started {
+            return Err(session
+                .values()
+                .err()
+                .unwrap_or_else(|| Failure::new(Stage::Logs, "docker logs did not start")));
+        }
+        let fields = match self.follow {
+            true => Fields::new()
+                .with("lines", lines.load(Ordering::Relaxed))
+                .with("stdout_bytes", payload.stdout.bytes)
+                .with("stderr_bytes", payload.stderr.bytes),
+            false => {
+                let files = self.output_dir.as_ref().map(|dir| {
+                    (
+                        dir.join(format!("{node}.stdout")),
+                        dir.join(format!("{node}.stderr")),
+                    )
+                });
+                output_fields(
+                    files.as_ref().map(|(o, e)| (o.as_path(), e.as_path())),
+                    &payload.stdout,
+                    &payload.stderr,
+                )
+            }
+        };
+        match (payload.trailer_seen, end.cut, end.status) {
+            (true, _, _) | (_, Some(Cut::Timeout), _) => Err(Failure::new(
+                Stage::Timeout,
+                format!("still reading after {} s: stopped", session.timeout.as_secs()),
+            )
+            .and(fields)),
+            (_, Some(Cut::Interrupted), _) => {
+                Err(Failure::new(Stage::Interrupted, "interrupted while reading the logs").and(fields))
+            }
+            (_, None, Some(0)) => Ok(fields),
+            (_, None, status) => Err(Failure::new(
+                Stage::Logs,
+                format!(
+                    "docker logs exited with status {}",
+                    status.map_or("?".into(), |s| s.to_string())
+                ),
+            )
+            .and(fields)),
+        }
+    }
+
+    fn view(&self) -> Option<Box<dyn View>> {
+        Some(Box::new(Prefixed))
+    }
+
+    fn connect_output(&self, records: Option<&Sender<Record>>) {
+        *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records.cloned();
+    }
+}
+
+/// Logs on a terminal: every line as `fit07 | line`; a failed node as
+/// `fit07: stage: error`.
+struct Prefixed;
+
+impl View for Prefixed {
+    fn line(&mut self, record: &Record) -> Option<String> {
+        let text = |key: &str| record.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        let node = record.node().unwrap_or("-");
+        if record.is_log_line() {
+            return Some(format!("{node} | {}", text("line")));
+        }
+        if !record.is_ok() {
+            return Some(format!("{node}: {}: {}", text("stage"), text("error")));
+        }
+        let lines: Vec<String> = [text("stdout"), text("stderr")]
+            .iter()
+            .flat_map(|s| s.lines())
+            .map(|l| format!("{node} | {l}"))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(follow: bool) -> LogsJob {
+        LogsJob {
+            docker: Docker::default(),
+            tag: "t".into(),
+            since: Some("10m".into()),
+            tail: Some(5),
+            follow,
+            max_output: 10,
+            output_dir: None,
+            records: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn the_script_reads_the_managed_container_s_logs() {
+        let script = job(true).script();
+        assert!(
+            script.contains("exec docker logs --since 10m --tail 5 --follow container"),
+            "{script}"
+        );
+        assert!(script.find(OUTPUT_MARK).unwrap() < script.find("docker logs").unwrap());
+        assert!(!job(false).script().contains("--follow"));
+    }
+
+    #[test]
+    fn since_is_a_duration_or_a_timestamp() {
+        for good in ["10m", "2h", "2026-11-23T15:00:00Z", "1700000000", "2026-11-23T15:00:00+01:00"] {
+            assert!(check_since(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-1", "10 m", "$(x)", "a;b"] {
+            assert!(check_since(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lines_show_with_their_node_on_a_terminal() {
+        let mut view = Prefixed;
+        assert_eq!(
+            view.line(&Record::log_line("fit07", "stdout", "hello")),
+            Some("fit07 | hello".into())
+        );
+        let record = Record::success("fit02", "logs")
+            .with("stdout", "a\nb\n")
+            .with("stderr", "");
+        assert_eq!(view.line(&record), Some("fit02 | a\nfit02 | b".into()));
+    }
+}

@@ -1,0 +1,5 @@
+//! `baleine-logs`: the managed container's logs from every node.
+
+fn main() -> std::process::ExitCode {
+    baleine::framework::cli::main::<baleine::jobs::logs::LogsArgs>()
+}
