@@ -13,7 +13,7 @@ all: build
 ## PROFILE=dev builds and installs the debug binaries (the tests do).
 PROFILE ?= release
 BUILD_DIR = $(or $(CARGO_TARGET_DIR),target)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
-TOOLS := baleine baleine-deploy baleine-destroy baleine-save baleine-list baleine-ps baleine-exec baleine-logs baleine-build
+TOOLS := baleine baleine-deploy baleine-destroy baleine-save baleine-list baleine-ps baleine-exec baleine-logs baleine-cp baleine-rmi baleine-build
 
 build:
 	$(CARGO) build --locked --profile $(PROFILE)

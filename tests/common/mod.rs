@@ -134,6 +134,8 @@ pub fn binary(name: &str) -> &'static str {
         "baleine" => env!("CARGO_BIN_EXE_baleine"),
         "baleine-build" => env!("CARGO_BIN_EXE_baleine-build"),
         "baleine-logs" => env!("CARGO_BIN_EXE_baleine-logs"),
+        "baleine-cp" => env!("CARGO_BIN_EXE_baleine-cp"),
+        "baleine-rmi" => env!("CARGO_BIN_EXE_baleine-rmi"),
         "baleine-deploy" => env!("CARGO_BIN_EXE_baleine-deploy"),
         "baleine-destroy" => env!("CARGO_BIN_EXE_baleine-destroy"),
         "baleine-save" => env!("CARGO_BIN_EXE_baleine-save"),

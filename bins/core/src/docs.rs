@@ -4,6 +4,7 @@
 //! them in memory and fails when the committed files drift.
 
 use crate::jobs::build::BuildArgs;
+use crate::jobs::cp::CpArgs;
 use crate::jobs::deploy::DeployArgs;
 use crate::jobs::destroy::DestroyArgs;
 use crate::jobs::exec::ExecArgs;
@@ -11,6 +12,7 @@ use crate::jobs::list::ListArgs;
 use crate::jobs::logs::LogsArgs;
 use crate::jobs::ps::PsArgs;
 use crate::jobs::rdsh::RdshArgs;
+use crate::jobs::rmi::RmiArgs;
 use crate::jobs::save::SaveArgs;
 use argh::{ArgsInfo, CommandInfoWithArgs, FlagInfo, FlagInfoKind, Optionality};
 
@@ -107,6 +109,22 @@ pub fn tools() -> Vec<Tool> {
             info: LogsArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[("output-dir", Completer::Directory)],
+            takes_command: false,
+        },
+        Tool {
+            name: "baleine-cp",
+            summary: "copy files into or out of the managed container of R2Lab nodes",
+            info: CpArgs::get_args_info(),
+            positional: Completer::Nodes,
+            values: &[("output-dir", Completer::Directory)],
+            takes_command: true,
+        },
+        Tool {
+            name: "baleine-rmi",
+            summary: "delete tags from the R2Lab registry",
+            info: RmiArgs::get_args_info(),
+            positional: Completer::Images,
+            values: &[],
             takes_command: false,
         },
         Tool {
@@ -714,7 +732,7 @@ mod tests {
                 .iter()
                 .filter(|(p, _)| p.starts_with("completions/"))
                 .count(),
-            9 * 3 // eight tools and the front door, three shells each
+            11 * 3 // ten tools and the front door, three shells each
         );
     }
 

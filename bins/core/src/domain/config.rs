@@ -36,6 +36,7 @@ const KEYS: &[(&str, &str)] = &[
     ("REGISTRY_URL", "faraday"),
     ("SAVE_URL", "faraday.repo"),
     ("REGISTRY_PROTOCOL", "http://"),
+    ("REGISTRY_ADMIN_URL", "127.0.0.1:5001"),
     ("DEFAULT_BOOTSTRAP_IMAGE", "baleine"),
     ("SAVE_PORT", ""),
     ("DNS_ADDR", ""),
@@ -68,6 +69,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("REGISTRY_URL", "host[:port] of the registry that baleine-list reads and baleine-save checks, as the gateway reaches it"),
     ("SAVE_URL", "host of the same registry as the nodes reach it; saved images are named SAVE_URL[:SAVE_PORT]/NAME:TAG"),
     ("REGISTRY_PROTOCOL", "http:// or https://, for REGISTRY_URL"),
+    ("REGISTRY_ADMIN_URL", "host:port of the repo registry's second instance, over the same storage with deletes enabled, listening on the gateway's loopback only (bins/gateway): the one baleine-rmi deletes through, over http"),
     ("DEFAULT_BOOTSTRAP_IMAGE", "the rhubarbe image (an ndz name or path, not a Docker image) loaded by baleine-deploy --bootstrap default"),
     ("SAVE_PORT", "port of SAVE_URL; the protocol's default port (80 for http, 443 for https, as 0.8's example config sets) is left out of image names, so saved names do not change with the upgrade"),
     ("DNS_ADDR", "when set, the containers' DNS server (adds --dns ADDR to the run options); when empty, the containers use the node's resolvers (0.8 used a built-in 192.168.3.100)"),
@@ -201,6 +203,8 @@ pub struct Config {
     /// Registry address given to the nodes, which push saved images there.
     pub save_url: String,
     pub registry_protocol: String,
+    /// `host:port` of the loopback-only instance that deletes (baleine-rmi).
+    pub registry_admin_url: String,
     /// A rhubarbe image name (or path), not a Docker reference.
     pub default_bootstrap_image: String,
     pub save_port: Option<u16>,
@@ -401,6 +405,7 @@ impl Settings {
                 }
             })?,
             save_url: self.get("SAVE_URL", text)?,
+            registry_admin_url: self.get("REGISTRY_ADMIN_URL", text)?,
             registry_protocol: match self
                 .0
                 .get("REGISTRY_URL")

@@ -20,6 +20,12 @@ pub enum Stage {
     Exec,
     /// Reading the container's logs (baleine-logs).
     Logs,
+    /// Copying files in or out (baleine-cp).
+    Copy,
+    /// Another tag names the image a deletion would remove (baleine-rmi).
+    Referenced,
+    /// The registry did not delete (baleine-rmi).
+    Delete,
     Commit,
     /// The name to save as is taken (baleine-save without --force).
     Exists,
@@ -45,6 +51,9 @@ impl Stage {
             Stage::Ready => "ready",
             Stage::Exec => "exec",
             Stage::Logs => "logs",
+            Stage::Copy => "copy",
+            Stage::Referenced => "referenced",
+            Stage::Delete => "delete",
             Stage::Commit => "commit",
             Stage::Exists => "exists",
             Stage::Push => "push",
@@ -66,6 +75,7 @@ impl Stage {
             Stage::Ready,
             Stage::Exec,
             Stage::Logs,
+            Stage::Copy,
             Stage::Commit,
             Stage::Push,
             Stage::Verify,

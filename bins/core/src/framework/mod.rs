@@ -3,6 +3,7 @@
 pub mod args;
 pub mod cli;
 pub mod complete;
+pub mod confirm;
 pub mod exit;
 pub mod fanout;
 pub mod fleet;

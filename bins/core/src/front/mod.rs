@@ -103,7 +103,7 @@ pub fn read_as_0_8(tool: &str, args: &[String]) -> Option<Vec<String>> {
 /// Whether today's tool parses `args`, with node specs only as its
 /// positional words (`--options -e A=1`: "A=1" is no node, so 0.8's).
 fn reads_as_today(tool: &str, args: &[String], config: &Config) -> bool {
-    let takes_command = matches!(tool, "deploy" | "exec");
+    let takes_command = matches!(tool, "deploy" | "exec" | "cp");
     let ours = match args.iter().position(|a| a == "--") {
         Some(at) if takes_command => &args[..at],
         _ => args,

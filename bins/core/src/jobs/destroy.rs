@@ -4,10 +4,8 @@ use crate::domain::record::{Failure, Fields};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
-use crate::framework::UsageError;
+use crate::framework::{confirm, UsageError};
 use crate::remote::script::{Docker, Script};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
 crate::fleet_args! {
@@ -98,32 +96,28 @@ pub fn destroy_script(docker: &Docker, stop_timeout: Option<u32>) -> String {
     script.text().to_owned()
 }
 
-/// Reads the whole node list, names it on the terminal (stdin may be
-/// carrying the list, so we ask on /dev/tty) and returns it on "y".
+/// Reads the whole node list, names it on the terminal and returns it on "y".
 fn confirmed(fleet: &Fleet) -> Result<Option<Vec<Input>>, UsageError> {
-    let no_terminal =
-        || UsageError("no terminal to confirm on: pass -y to destroy without asking".into());
-    let mut tty = File::options()
+    // Checked before the list is read: no terminal, no question.
+    if std::fs::File::options()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| no_terminal())?;
+        .is_err()
+    {
+        return Err(UsageError(
+            "no terminal to confirm on: pass -y to destroy without asking".into(),
+        ));
+    }
     let inputs = fleet.all_inputs();
     let nodes: Vec<&str> = inputs.iter().filter_map(Input::node).collect();
     if nodes.is_empty() {
         return Ok(Some(inputs));
     }
-    write!(
-        tty,
-        "remove the managed container on {} node(s): {}? [y/N] ",
+    let question = format!(
+        "remove the managed container on {} node(s): {}?",
         nodes.len(),
         nodes.join(" ")
-    )
-    .map_err(|_| no_terminal())?;
-    let mut answer = String::new();
-    BufReader::new(tty)
-        .read_line(&mut answer)
-        .map_err(|_| no_terminal())?;
-    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES");
-    Ok(yes.then_some(inputs))
+    );
+    Ok(confirm::ask(&question, "destroy")?.then_some(inputs))
 }

@@ -12,14 +12,11 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session};
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{
-    killed_line, quote, quote_word, run_var, Docker, Script, OUTPUT_MARK,
-};
+use crate::remote::script::{killed_line, quote, quote_word, run_var, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
 
 crate::fleet_args! {
     /// Run COMMAND inside the managed container of every node in parallel
@@ -311,10 +308,12 @@ impl Job for ExecJob {
 /// The record's view of the command's output (DIR/NODE.out and .err with
 /// --output-dir).
 fn streams(plan: &ExecPlan, node: &str, stdout: &Captured, stderr: &Captured) -> Fields {
-    let files = plan
-        .output_dir
-        .as_ref()
-        .map(|dir| (dir.join(format!("{node}.out")), dir.join(format!("{node}.err"))));
+    let files = plan.output_dir.as_ref().map(|dir| {
+        (
+            dir.join(format!("{node}.out")),
+            dir.join(format!("{node}.err")),
+        )
+    });
     output_fields(
         files.as_ref().map(|(o, e)| (o.as_path(), e.as_path())),
         stdout,

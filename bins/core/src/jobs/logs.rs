@@ -124,7 +124,12 @@ impl LogsJob {
         let mut script = Script::new();
         script.stage(Stage::Logs);
         let container = &self.docker.container;
-        let exists = quote(&self.docker.words(&["inspect", "--format", "{{.State.Status}}", container]));
+        let exists =
+            quote(
+                &self
+                    .docker
+                    .words(&["inspect", "--format", "{{.State.Status}}", container]),
+            );
         let missing = quote_word(&format!(
             "no container named {container} on this node: no logs"
         ));
@@ -230,12 +235,17 @@ impl Job for LogsJob {
         match (payload.trailer_seen, end.cut, end.status) {
             (true, _, _) | (_, Some(Cut::Timeout), _) => Err(Failure::new(
                 Stage::Timeout,
-                format!("still reading after {} s: stopped", session.timeout.as_secs()),
+                format!(
+                    "still reading after {} s: stopped",
+                    session.timeout.as_secs()
+                ),
             )
             .and(fields)),
-            (_, Some(Cut::Interrupted), _) => {
-                Err(Failure::new(Stage::Interrupted, "interrupted while reading the logs").and(fields))
-            }
+            (_, Some(Cut::Interrupted), _) => Err(Failure::new(
+                Stage::Interrupted,
+                "interrupted while reading the logs",
+            )
+            .and(fields)),
             (_, None, Some(0)) => Ok(fields),
             (_, None, status) => Err(Failure::new(
                 Stage::Logs,
@@ -310,7 +320,13 @@ mod tests {
 
     #[test]
     fn since_is_a_duration_or_a_timestamp() {
-        for good in ["10m", "2h", "2026-11-23T15:00:00Z", "1700000000", "2026-11-23T15:00:00+01:00"] {
+        for good in [
+            "10m",
+            "2h",
+            "2026-11-23T15:00:00Z",
+            "1700000000",
+            "2026-11-23T15:00:00+01:00",
+        ] {
             assert!(check_since(good).is_ok(), "{good}");
         }
         for bad in ["", "-1", "10 m", "$(x)", "a;b"] {

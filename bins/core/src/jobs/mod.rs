@@ -4,6 +4,7 @@
 //! never another job module.
 
 pub mod build;
+pub mod cp;
 pub mod deploy;
 pub mod destroy;
 pub mod exec;
@@ -11,4 +12,5 @@ pub mod list;
 pub mod logs;
 pub mod ps;
 pub mod rdsh;
+pub mod rmi;
 pub mod save;

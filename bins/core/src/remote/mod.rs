@@ -4,3 +4,4 @@ pub mod credentials;
 pub mod registry;
 pub mod script;
 pub mod ssh;
+pub mod tarball;

@@ -160,6 +160,13 @@ impl Registry {
         }
     }
 
+    /// Deletes the manifest `digest` of `repository`, and so every tag that
+    /// names it (a registry with deletes enabled answers 202).
+    pub fn delete_manifest(&self, repository: &str, digest: &str) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/{repository}/manifests/{digest}", self.base);
+        self.send("DELETE", &url, None).map(drop)
+    }
+
     pub fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest, RegistryError> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let mut response = self.send("GET", &url, Some(MANIFEST_TYPES))?;
@@ -316,6 +323,7 @@ impl Registry {
     ) -> Result<Response<Body>, RegistryError> {
         let mut request = match method {
             "HEAD" => self.agent.head(url),
+            "DELETE" => self.agent.delete(url),
             _ => self.agent.get(url),
         };
         if let Some(accept) = accept {

@@ -1,0 +1,333 @@
+//! `baleine-cp`: files into the managed container of every node (`--to`), or out of it into DIR/NODE/ (`--from`), as tar streams over ssh.
+
+use crate::domain::record::{Failure, Fields, Stage};
+use crate::framework::cli::Tool;
+use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::UsageError;
+use crate::remote::script::{quote, quote_word, Docker, Script, OUTPUT_MARK};
+use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
+use crate::remote::tarball::{self, Packed};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+crate::fleet_args! {
+    /// Copy files into the managed container of each node (--to DIR -- SRC...),
+    /// or out of it (--from PATH --output-dir DIR, each node's copy in
+    /// DIR/NODE/). One JSON record per node with files, bytes and elapsed_ms.
+    #[argh(
+        example = "baleine-cp 1-5 --to /root/input -- params.json scripts/",
+        example = "baleine-cp -a --from /root/results --output-dir collected/",
+        note = "The files travel as a tar stream over the node's ssh session: nothing is written on \
+                the node's disk but inside the container. --to keeps modes and creates the directory \
+                if missing. --from writes each node's copy to DIR/NODE/BASENAME; a tar from a node can \
+                never write outside DIR/NODE (absolute paths, `..`, links leading out, devices are \
+                refused and named in the record, which is then not ok).",
+        error_code(1, "some node failed (no container, missing path, refused entries)"),
+        error_code(2, "usage, configuration or node-list error, or a missing source; nothing was done"),
+        error_code(130, "interrupted; every node still got a record")
+    )]
+    pub struct CpArgs {
+        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)",
+        /// the directory in the container to copy the sources given after -- into
+        #[argh(option)]
+        pub to: Option<String>,
+        /// the file or directory in the container to copy out
+        #[argh(option)]
+        pub from: Option<String>,
+        /// with --from: where each node's copy goes, as DIR/NODE/BASENAME
+        #[argh(option)]
+        pub output_dir: Option<PathBuf>,
+    }
+}
+
+impl Tool for CpArgs {
+    const NAME: &'static str = "baleine-cp";
+    const TAKES_COMMAND: bool = true;
+
+    fn run(self, sources: Vec<String>) -> Result<ExitCode, UsageError> {
+        let direction = match (&self.to, &self.from) {
+            (Some(dir), None) => {
+                let dir = container_path("--to", dir)?;
+                if sources.is_empty() {
+                    return Err(UsageError(
+                        "--to DIR copies the files given after --: baleine-cp 1-5 --to /root/in -- FILE..."
+                            .into(),
+                    ));
+                }
+                if self.output_dir.is_some() {
+                    return Err(UsageError("--output-dir goes with --from".into()));
+                }
+                let items = sources
+                    .iter()
+                    .map(|src| {
+                        let path = PathBuf::from(src);
+                        std::fs::symlink_metadata(&path)
+                            .map_err(|e| UsageError(format!("{src}: {e}")))?;
+                        let base = path
+                            .canonicalize()
+                            .ok()
+                            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .ok_or_else(|| UsageError(format!("{src}: names no file")))?;
+                        Ok((path, format!("{}/{base}", dir.trim_start_matches('/'))))
+                    })
+                    .collect::<Result<Vec<_>, UsageError>>()?;
+                let packed = tarball::pack(&items)
+                    .map_err(|e| UsageError(format!("cannot pack the sources: {e}")))?;
+                Direction::To { dir, packed }
+            }
+            (None, Some(path)) => {
+                let path = container_path("--from", path)?;
+                if !sources.is_empty() {
+                    return Err(UsageError(
+                        "--from copies out of the container: no sources after --".into(),
+                    ));
+                }
+                let output_dir = self.output_dir.clone().ok_or_else(|| {
+                    UsageError("--from PATH needs --output-dir DIR (each node's copy in DIR/NODE/)".into())
+                })?;
+                std::fs::create_dir_all(&output_dir)
+                    .map_err(|e| UsageError(format!("--output-dir {}: {e}", output_dir.display())))?;
+                Direction::From { path, output_dir }
+            }
+            _ => {
+                return Err(UsageError(
+                    "give either --to CONTAINER_DIR -- SRC... or --from CONTAINER_PATH --output-dir DIR"
+                        .into(),
+                ))
+            }
+        };
+        let fleet = Fleet::prepare(self.fleet_options())?;
+        let job = CpJob {
+            docker: Docker::from_config(&fleet.config),
+            direction,
+        };
+        Ok(fleet.run(&job))
+    }
+}
+
+/// An absolute path in the container, without `..`.
+fn container_path(option: &str, path: &str) -> Result<String, UsageError> {
+    let plain = Path::new(path).components().all(|c| {
+        matches!(
+            c,
+            Component::RootDir | Component::Normal(_) | Component::CurDir
+        )
+    });
+    if !path.starts_with('/') || !plain || path.contains('\0') {
+        return Err(UsageError(format!(
+            "{option} {path:?}: an absolute path in the container, without `..`"
+        )));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
+}
+
+enum Direction {
+    /// The sources, packed once for every node, under `dir` from `/`.
+    To {
+        dir: String,
+        packed: Packed,
+    },
+    From {
+        path: String,
+        output_dir: PathBuf,
+    },
+}
+
+struct CpJob {
+    docker: Docker,
+    direction: Direction,
+}
+
+impl CpJob {
+    /// The container must exist; then `docker cp` with the tar on the
+    /// session's stdin (`--to`) or stdout (`--from`).
+    fn script(&self) -> String {
+        let mut script = Script::new();
+        script.stage(Stage::Copy);
+        let container = &self.docker.container;
+        let exists =
+            quote(
+                &self
+                    .docker
+                    .words(&["inspect", "--format", "{{.State.Status}}", container]),
+            );
+        let missing = quote_word(&format!(
+            "no container named {container} on this node: nothing to copy"
+        ));
+        script.line(&format!(
+            "state=$({exists} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
+             *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
+        ));
+        match &self.direction {
+            // Docker creates the missing directories of the tar's paths,
+            // which are DIR/NAME from the root: nothing else is touched.
+            Direction::To { .. } => {
+                script.must(&self.docker.words(&["cp", "-", &format!("{container}:/")]));
+            }
+            Direction::From { path, .. } => {
+                script.line(&format!("echo {OUTPUT_MARK} >&2"));
+                script.line(&format!(
+                    "exec {}",
+                    quote(
+                        &self
+                            .docker
+                            .words(&["cp", &format!("{container}:{path}"), "-"])
+                    )
+                ));
+            }
+        }
+        script.text().to_owned()
+    }
+}
+
+impl Job for CpJob {
+    /// With --from: where the node's tar was received.
+    type Context = Option<PathBuf>;
+
+    fn action(&self) -> &'static str {
+        "cp"
+    }
+
+    fn start(&self, node: &str) -> Result<Remote<Option<PathBuf>>, Failure> {
+        let mut remote = Remote::new(self.script(), None);
+        match &self.direction {
+            Direction::To { packed, .. } => remote.io.stdin = Some(packed.path.clone()),
+            Direction::From { output_dir, .. } => {
+                // Beside DIR/NODE, hidden, and removed once unpacked.
+                let received = output_dir.join(format!(".{node}.tar.part"));
+                remote.io = SessionIo {
+                    payload: Some(PayloadWiring {
+                        marker: OUTPUT_MARK.into(),
+                        trailer: String::new(),
+                        stdout: Sink::File(received.clone()),
+                        stderr: Sink::Memory(64 * 1024),
+                    }),
+                    ..SessionIo::default()
+                };
+                remote.context = Some(received);
+            }
+        }
+        Ok(remote)
+    }
+
+    fn finish(
+        &self,
+        node: &str,
+        received: Option<PathBuf>,
+        session: &Session,
+    ) -> Result<Fields, Failure> {
+        // The received tar goes, whatever happens next.
+        struct Removed(Option<PathBuf>);
+        impl Drop for Removed {
+            fn drop(&mut self) {
+                if let Some(path) = &self.0 {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let received = Removed(received);
+        match (&self.direction, &received.0) {
+            (Direction::To { dir, packed }, _) => {
+                session.values()?;
+                Ok(Fields::new()
+                    .with("to", dir.as_str())
+                    .with("files", packed.files)
+                    .with("bytes", packed.bytes))
+            }
+            (Direction::From { path, output_dir }, Some(tar)) => {
+                let end = &session.end;
+                let payload = end.payload.clone().unwrap_or_default();
+                if !payload.started {
+                    return Err(session
+                        .values()
+                        .err()
+                        .unwrap_or_else(|| Failure::new(Stage::Copy, "docker cp did not start")));
+                }
+                if end.cut.is_some() || end.status != Some(0) {
+                    let failure = session.values().err().unwrap_or_else(|| {
+                        let said = payload.stderr.text.trim();
+                        Failure::new(
+                            Stage::Copy,
+                            if said.is_empty() {
+                                "docker cp failed"
+                            } else {
+                                said
+                            },
+                        )
+                    });
+                    // docker's own words are the error (e.g. no such path).
+                    let said = payload.stderr.text.trim();
+                    return Err(match (failure.stage, said.is_empty()) {
+                        (Stage::Copy | Stage::Exec, false) => Failure::new(Stage::Copy, said),
+                        _ => failure,
+                    });
+                }
+                let dest = output_dir.join(node);
+                std::fs::create_dir_all(&dest).map_err(|e| {
+                    Failure::new(
+                        Stage::Copy,
+                        format!("cannot create {}: {e}", dest.display()),
+                    )
+                })?;
+                let unpacked = tarball::open(tar)
+                    .and_then(|file| tarball::unpack(file, &dest))
+                    .map_err(|e| {
+                        Failure::new(Stage::Copy, format!("the node's tar is unreadable: {e}"))
+                    })?;
+                let fields = Fields::new()
+                    .with("from", path.as_str())
+                    .with("dir", dest.display().to_string())
+                    .with("files", unpacked.files)
+                    .with("bytes", unpacked.bytes);
+                if unpacked.refused.is_empty() {
+                    return Ok(fields);
+                }
+                Err(Failure::new(
+                    Stage::Copy,
+                    format!(
+                        "refused what the node's tar would have written outside {}",
+                        dest.display()
+                    ),
+                )
+                .and(fields)
+                .with("refused", unpacked.refused))
+            }
+            (Direction::From { .. }, None) => Err(Failure::new(Stage::Internal, "no received tar")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_paths_are_absolute_and_plain() {
+        assert_eq!(container_path("--to", "/root/in/").unwrap(), "/root/in");
+        assert_eq!(container_path("--to", "/").unwrap(), "/");
+        for bad in ["root/in", "/root/../etc", "", "./x"] {
+            assert!(container_path("--to", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_script_copies_through_docker_cp() {
+        let job = CpJob {
+            docker: Docker::default(),
+            direction: Direction::From {
+                path: "/root/my results".into(),
+                output_dir: PathBuf::from("/tmp"),
+            },
+        };
+        let script = job.script();
+        assert!(
+            script.contains("exec docker cp 'container:/root/my results' -"),
+            "{script}"
+        );
+    }
+}

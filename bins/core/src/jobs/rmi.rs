@@ -1,0 +1,322 @@
+//! `baleine-rmi`: delete tags from the repo registry, through its loopback-only admin instance, one record per tag.
+//!
+//! Not a fleet job: it works on tags, not nodes. A registry deletes a
+//! manifest by digest, which takes every tag naming it along: a digest that
+//! another tag still names is reported and left alone, never silently
+//! broken. The space comes back when the registry's garbage collection runs.
+
+use crate::domain::config::{self, Config};
+use crate::domain::record::{Failure, Record, Stage};
+use crate::domain::reference::{target_image, RepoName};
+use crate::framework::cli::Tool;
+use crate::framework::output::write_line;
+use crate::framework::{confirm, exit, stop, UsageError};
+use crate::remote::registry::Registry;
+use argh::{ArgsInfo, FromArgs};
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+#[derive(FromArgs, ArgsInfo)]
+/// Delete tags from the repo registry: one JSON record per tag. A tag whose
+/// image another tag still names is reported and kept.
+#[argh(
+    example = "baleine-rmi myexp:v1 myexp:v2",
+    example = "baleine-list myexp | jq -c 'select(.tag | startswith(\"test-\"))' | baleine-rmi -y",
+    note = "Tags are NAME:TAG, or the image as baleine-list prints it (faraday.repo/NAME:TAG); \
+            without arguments, stdin gives them one a line, or as baleine-list's JSON lines. \
+            Deletes go through REGISTRY_ADMIN_URL, the registry's second instance that listens on \
+            the gateway's loopback only (bins/gateway): nodes and the network can never delete. \
+            A registry deletes an image, not a tag: when another tag names the same image, the \
+            tag is reported (stage \"referenced\") and nothing is deleted; give both tags to delete \
+            both. The disk space comes back when the registry's garbage collection runs \
+            (baleine-registry-gc.timer, nightly, on the gateway).",
+    error_code(1, "some tag could not be deleted (its record says why)"),
+    error_code(
+        2,
+        "usage or configuration error, a bad input line, or no terminal to confirm on; nothing was deleted"
+    ),
+    error_code(130, "interrupted")
+)]
+pub struct RmiArgs {
+    /// do not ask for confirmation
+    #[argh(switch, short = 'y')]
+    pub yes: bool,
+    /// say what would be deleted (and what refused), delete nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// tags to delete: NAME:TAG or SAVE_URL/NAME:TAG (default: stdin)
+    #[argh(positional)]
+    pub tags: Vec<String>,
+}
+
+impl Tool for RmiArgs {
+    const NAME: &'static str = "baleine-rmi";
+
+    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+        let config = config::load().map_err(|e| UsageError(e.to_string()))?;
+        let mut targets = Vec::new();
+        for word in &self.tags {
+            targets.push(parse_target(word, &config).map_err(UsageError)?);
+        }
+        if self.tags.is_empty() {
+            if std::io::stdin().is_terminal() {
+                return Err(UsageError(
+                    "no tags: give NAME:TAG arguments, or baleine-list's lines on stdin".into(),
+                ));
+            }
+            for (number, line) in (1..).zip(std::io::stdin().lock().lines()) {
+                let line = line.map_err(|e| UsageError(format!("stdin line {number}: {e}")))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let target = target_of_line(&line, &config)
+                    .map_err(|e| UsageError(format!("stdin line {number}: {e}")))?;
+                targets.push(target);
+            }
+        }
+        targets.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
+        targets.dedup();
+        let admin = Registry::new(&format!("http://{}", config.registry_admin_url), None);
+        let plan = plan(&admin, &targets);
+        let deletable: Vec<&Planned> = plan.iter().filter(|p| p.failure.is_none()).collect();
+        if !self.yes && !self.dry_run && !deletable.is_empty() {
+            let names: Vec<String> = deletable
+                .iter()
+                .map(|p| format!("{}:{}", p.target.name, p.target.tag))
+                .collect();
+            let question = format!(
+                "delete {} tag(s) from the registry: {}?",
+                names.len(),
+                names.join(" ")
+            );
+            if !confirm::ask(&question, "delete")? {
+                eprintln!("baleine-rmi: cancelled, nothing deleted");
+                return Ok(ExitCode::from(exit::USAGE));
+            }
+        }
+        let mut failed = false;
+        let mut stdout = std::io::stdout().lock();
+        for planned in &plan {
+            let record = planned.delete(&admin, &config, self.dry_run);
+            failed |= !record.is_ok();
+            if !write_line(&mut stdout, &record.to_json_line()) {
+                break;
+            }
+        }
+        Ok(ExitCode::from(if stop::interrupted() {
+            exit::INTERRUPTED
+        } else if failed {
+            exit::SOME_NODE_FAILED
+        } else {
+            exit::OK
+        }))
+    }
+}
+
+/// `NAME:TAG`, or the image as nodes name it (`SAVE_URL[:SAVE_PORT]/NAME:TAG`).
+fn parse_target(word: &str, config: &Config) -> Result<RepoName, String> {
+    let prefixes = [
+        format!("{}/", config.save_url),
+        config
+            .save_port
+            .map_or(String::new(), |port| format!("{}:{port}/", config.save_url)),
+        format!("{}/", config.registry_url),
+    ];
+    let name = prefixes
+        .iter()
+        .filter(|p| !p.is_empty())
+        .find_map(|p| word.strip_prefix(p.as_str()))
+        .unwrap_or(word);
+    let last = name.rsplit('/').next().unwrap_or_default();
+    if !last.contains(':') {
+        return Err(format!(
+            "{word:?}: give the tag to delete (NAME:TAG); a registry deletes tags, not names"
+        ));
+    }
+    RepoName::parse(name)
+}
+
+/// A stdin line: baleine-list's JSON (`repository`, `tag`) or a word.
+fn target_of_line(line: &str, config: &Config) -> Result<RepoName, String> {
+    let line = line.trim();
+    if line.starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("not a JSON record: {e}"))?;
+        return match (value["repository"].as_str(), value["tag"].as_str()) {
+            (Some(repository), Some(tag)) => parse_target(&format!("{repository}:{tag}"), config),
+            _ => match value["image"].as_str() {
+                Some(image) => parse_target(image, config),
+                None => Err("a JSON record without repository and tag (nor image)".into()),
+            },
+        };
+    }
+    parse_target(line, config)
+}
+
+/// One tag to delete, and why it cannot be, when it cannot.
+struct Planned {
+    target: RepoName,
+    digest: Option<String>,
+    /// The other tags going with it (same image, also asked for).
+    along: Vec<String>,
+    failure: Option<Failure>,
+}
+
+/// Looks each tag up, and refuses those whose image another tag, not
+/// asked for, still names.
+fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for target in targets {
+        let mut entry = Planned {
+            target: target.clone(),
+            digest: None,
+            along: Vec::new(),
+            failure: None,
+        };
+        match admin.manifest_digest(&target.name, &target.tag) {
+            Ok(Some(digest)) => entry.digest = Some(digest),
+            Ok(None) => {
+                entry.failure = Some(Failure::new(
+                    Stage::Inspect,
+                    format!(
+                        "{}:{}: no such tag in the registry",
+                        target.name, target.tag
+                    ),
+                ))
+            }
+            Err(e) => entry.failure = Some(Failure::new(Stage::Inspect, e.to_string())),
+        }
+        planned.push(entry);
+    }
+    let mut repositories: Vec<&str> = planned
+        .iter()
+        .filter(|p| p.digest.is_some())
+        .map(|p| p.target.name.as_str())
+        .collect();
+    repositories.sort();
+    repositories.dedup();
+    let mut named: Vec<(String, String, String)> = Vec::new(); // repository, tag, digest
+    let mut unreadable: Vec<(String, String)> = Vec::new();
+    for repository in repositories {
+        match admin.tags(repository) {
+            Ok(tags) => {
+                for tag in tags {
+                    if let Ok(Some(digest)) = admin.manifest_digest(repository, &tag) {
+                        named.push((repository.to_owned(), tag, digest));
+                    }
+                }
+            }
+            Err(e) => unreadable.push((repository.to_owned(), e.to_string())),
+        }
+    }
+    let asked: Vec<(String, String)> = planned
+        .iter()
+        .filter(|p| p.digest.is_some())
+        .map(|p| (p.target.name.clone(), p.target.tag.clone()))
+        .collect();
+    for entry in planned.iter_mut() {
+        let Some(digest) = entry.digest.clone() else {
+            continue;
+        };
+        let repository = entry.target.name.clone();
+        if let Some((_, e)) = unreadable.iter().find(|(r, _)| *r == repository) {
+            entry.failure = Some(Failure::new(Stage::Inspect, e.clone()));
+            continue;
+        }
+        let others: Vec<&(String, String, String)> = named
+            .iter()
+            .filter(|(r, t, d)| *r == repository && *d == digest && *t != entry.target.tag)
+            .collect();
+        let kept: Vec<String> = others
+            .iter()
+            .filter(|(r, t, _)| !asked.contains(&(r.clone(), t.clone())))
+            .map(|(r, t, _)| format!("{r}:{t}"))
+            .collect();
+        if !kept.is_empty() {
+            entry.failure = Some(
+                Failure::new(
+                    Stage::Referenced,
+                    format!(
+                        "{digest} is also tagged {}: deleting it would delete that tag too; \
+                         give both to delete both",
+                        kept.join(", ")
+                    ),
+                )
+                .with("also_tagged", kept),
+            );
+            continue;
+        }
+        entry.along = others.iter().map(|(r, t, _)| format!("{r}:{t}")).collect();
+    }
+    planned
+}
+
+impl Planned {
+    fn delete(&self, admin: &Registry, config: &Config, dry_run: bool) -> Record {
+        let image = target_image(
+            &config.save_url,
+            config.save_port,
+            &self.target.name,
+            &self.target.tag,
+        );
+        let base = Record::new(None, "rmi", false)
+            .with("image", image)
+            .with("repository", self.target.name.as_str())
+            .with("tag", self.target.tag.as_str())
+            .with("digest", self.digest.clone());
+        let failure = match (&self.failure, &self.digest) {
+            (Some(failure), _) => Some(failure.clone()),
+            _ if stop::interrupted() => Some(Failure::not_started()),
+            _ if dry_run => {
+                return base
+                    .with("ok", true)
+                    .with("dry_run", true)
+                    .with("along", self.along.clone())
+            }
+            (None, Some(digest)) => match admin.delete_manifest(&self.target.name, digest) {
+                // Deleted already along with another tag of the same image.
+                Err(e) if e.not_found && !self.along.is_empty() => None,
+                Err(e) => Some(Failure::new(Stage::Delete, e.to_string())),
+                Ok(()) => None,
+            },
+            (None, None) => Some(Failure::new(Stage::Internal, "no digest")),
+        };
+        match failure {
+            Some(failure) => base
+                .with("stage", failure.stage.as_str())
+                .with("error", failure.error)
+                .and(failure.fields),
+            None => base
+                .with("ok", true)
+                .with("deleted", true)
+                .with("along", self.along.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        config::load_from(&[], &|_| None).unwrap()
+    }
+
+    #[test]
+    fn targets_are_tags_as_given_or_as_listed() {
+        let config = config();
+        let target = parse_target("faraday.repo/exp:v1", &config).unwrap();
+        assert_eq!((target.name.as_str(), target.tag.as_str()), ("exp", "v1"));
+        assert_eq!(
+            parse_target("team/exp:v2", &config).unwrap().name,
+            "team/exp"
+        );
+        assert!(parse_target("exp", &config)
+            .unwrap_err()
+            .contains("give the tag"));
+        assert!(parse_target("other.host/exp:v1", &config).is_err());
+        let listed = r#"{"repository":"exp","tag":"v3","image":"faraday.repo/exp:v3"}"#;
+        assert_eq!(target_of_line(listed, &config).unwrap().tag, "v3");
+        assert!(target_of_line("{not json", &config).is_err());
+    }
+}
