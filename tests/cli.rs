@@ -941,9 +941,92 @@ fn build_refuses_a_missing_dockerfile_or_tag_before_anything() {
     assert_eq!(records[0]["built_on"], "gateway");
     assert_eq!(records[0]["images"][1], "faraday.repo:5000/team/x:latest");
     let script = records[0]["script"].as_str().unwrap();
-    assert!(script.contains("build -f"), "{script}");
+    assert!(script.contains("build --force-rm -f"), "{script}");
     assert!(
         script.contains("push faraday.repo:5000/team/x:v1"),
         "{script}"
     );
+}
+
+#[test]
+fn logs_cp_and_rmi_refuse_bad_arguments_before_anything() {
+    for (tool, args, says) in [
+        (
+            "baleine-logs",
+            &["1", "--since", "$(reboot)"][..],
+            "--since \"$(reboot)\"",
+        ),
+        (
+            "baleine-logs",
+            &["1", "--follow", "--output-dir", "/tmp/x"][..],
+            "--follow writes records",
+        ),
+        ("baleine-cp", &["1"][..], "give either --to"),
+        (
+            "baleine-cp",
+            &["1", "--to", "root/in", "--", "x"][..],
+            "an absolute path in the container",
+        ),
+        (
+            "baleine-cp",
+            &["1", "--to", "/root/../etc", "--", "x"][..],
+            "without `..`",
+        ),
+        (
+            "baleine-cp",
+            &["1", "--to", "/root/in"][..],
+            "copies the files given after --",
+        ),
+        (
+            "baleine-cp",
+            &["1", "--to", "/root/in", "--", "/nonexistent/file"][..],
+            "/nonexistent/file:",
+        ),
+        (
+            "baleine-cp",
+            &["1", "--from", "/root/out"][..],
+            "needs --output-dir",
+        ),
+        ("baleine-rmi", &["-y", "exp"][..], "give the tag to delete"),
+        (
+            "baleine-rmi",
+            &["-y", "other.host/exp:v1"][..],
+            "give the repository name only",
+        ),
+    ] {
+        Test::new(tool).args(args).status(2).stderr(says).run();
+    }
+    Test::new("baleine-rmi")
+        .args(&["-y"])
+        .stdin("exp:v1\n{\"tag\":\"v2\"}\n")
+        .status(2)
+        .stderr("stdin line 2: a JSON record without repository and tag")
+        .run();
+}
+
+#[test]
+fn rmi_dry_run_says_what_it_would_delete_and_deletes_nothing() {
+    // A registry of the test's own that holds exp:v1 and exp:v2 on one image.
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let answer_digest = digest.clone();
+    let server = Loopback::serve(move |request| {
+        if request.target.contains("/tags/list") {
+            return json(r#"{"name":"exp","tags":["v1","v2"]}"#);
+        }
+        (
+            200,
+            vec![("Docker-Content-Digest".into(), answer_digest.clone())],
+            Vec::new(),
+        )
+    });
+    let records = Test::new("baleine-rmi")
+        .config(&format!("REGISTRY_ADMIN_URL = 127.0.0.1:{}", server.port))
+        .args(&["--dry-run", "exp:v1", "exp:v2"])
+        .status(0)
+        .run();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["dry_run"], true);
+    assert_eq!(records[0]["digest"], digest.as_str());
+    assert_eq!(records[0]["along"][0], "exp:v2");
+    assert!(server.requests().iter().all(|r| !r.target.is_empty()));
 }

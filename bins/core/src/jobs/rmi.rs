@@ -29,7 +29,7 @@ use std::process::ExitCode;
             A registry deletes an image, not a tag: when another tag names the same image, the \
             tag is reported (stage \"referenced\") and nothing is deleted; give both tags to delete \
             both. The disk space comes back when the registry's garbage collection runs \
-            (baleine-registry-gc.timer, nightly, on the gateway).",
+            (baleine-registry-gc.timer, weekly, on the gateway), which removes the layers no image uses any more.",
     error_code(1, "some tag could not be deleted (its record says why)"),
     error_code(
         2,
