@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test test-unit fuzz chaos testbed-up testbed-down demo install uninstall bench
+.PHONY: all build deps lint man test test-unit fuzz chaos testbed-up testbed-down demo install uninstall bench bench-scale
 
 all: build
 
@@ -49,7 +49,7 @@ test-unit:
 test: deps lint test-unit
 	$(CARGO) build --workspace --locked --all-targets
 	$(TESTBED) up $(N)
-	status=0; $(CARGO) test --workspace --locked $(addprefix --test ,$(TESTBED_TESTS)) || status=$$?; \
+	status=0; $(CARGO) test --workspace --locked --no-fail-fast $(addprefix --test ,$(TESTBED_TESTS)) || status=$$?; \
 	  [ -n "$(KEEP_TESTBED)" ] || $(TESTBED) down; exit $$status
 
 ## Every cargo-fuzz target for FUZZ_SECONDS each (default 60), from fuzz/seeds;
@@ -73,6 +73,11 @@ chaos: deps
 BENCH_N ?= 37
 bench: deps
 	tests/bench/bench $(BENCH_N)
+
+## The fan-out alone, 37 to 1000 simulated nodes (one sshd in a private
+## network namespace, a docker stand-in): SCALE_SIZES="37 100" for a quick run.
+bench-scale: deps
+	tests/bench/scale
 
 ## deps, build, a 4-node testbed, and the main job on it.
 demo: deps build

@@ -290,6 +290,15 @@ fn build_on_a_node_sends_the_context_and_never_overwrites_a_tag() {
             .arg(&dir);
         run(c)
     };
+    let tars = || -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with("baleine-build-"))
+            .collect()
+    };
+    let before = tars();
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let first = records(&out)[0].clone();
@@ -299,15 +308,7 @@ fn build_on_a_node_sends_the_context_and_never_overwrites_a_tag() {
         "built\nfrom the context\n"
     );
     // The context's tar was a temporary file of the gateway's: gone.
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("baleine-build-")
-        })
-        .collect();
+    let left: Vec<_> = tars().into_iter().filter(|t| !before.contains(t)).collect();
     assert!(left.is_empty(), "{left:?}");
 
     let out = build(&[]);
