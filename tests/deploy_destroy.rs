@@ -788,3 +788,53 @@ fn wait_gives_a_record_once_the_container_is_ready_or_says_why_not() {
         "{record}"
     );
 }
+
+/// The other nodes start as soon as the first one has the image and its
+/// digest, not when it is done: here every node is in its readiness wait
+/// at once, which the first node, still waiting to be ready, would forbid
+/// if the others waited for its record.
+#[test]
+fn the_other_nodes_start_once_the_first_has_the_digest() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let nodes = &tb.nodes[..2];
+    // Ready once /var/go exists (R2Lab's /var is the node's container_fs).
+    let go = |node: &str| {
+        tb.dir
+            .join("n")
+            .join(node)
+            .join("container-home/container_fs/go")
+    };
+    for node in nodes {
+        let _ = std::fs::remove_file(go(node));
+    }
+    let mut child = deploy(
+        &tb,
+        &[
+            "-i",
+            "busybox",
+            "1-2",
+            "--wait",
+            "120",
+            "--ready-cmd",
+            "test -e /var/go || sleep 6.25",
+            "--",
+            "sleep",
+            "100000",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    common::wait_until("both nodes waiting to be ready at once", 60, || {
+        common::processes("^sleep 6.25$").len() >= 2
+    });
+    for node in nodes {
+        std::fs::write(go(node), "").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let records = records(&out);
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().any(|r| r["pinned"] == true), "{records:?}");
+}

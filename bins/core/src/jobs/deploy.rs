@@ -11,7 +11,8 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
 use crate::framework::{stop, UsageError};
-use crate::remote::script::{quote, quote_word, Docker, Script};
+use crate::remote::script::{quote, quote_word, Docker, Script, EARLY_MARK};
+use crate::remote::ssh::{LineFeed, Ssh};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -189,6 +190,20 @@ pub fn deploy_script(
             "{pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
         )),
     };
+    if pinned.is_none() {
+        // The digest, as soon as the image is here: the other nodes start
+        // on it while this one goes on (see DeployJob::start).
+        let digests = quote(&docker.words(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &image,
+        ]));
+        script.line(&format!(
+            "echo \"{EARLY_MARK}digests=$({digests} 2>/dev/null)\" >&2"
+        ));
+    }
     docker.remove_managed(&mut script, plan.stop_timeout);
     let mut run: Vec<String> = vec![
         "run".into(),
@@ -333,6 +348,15 @@ impl Pin {
         }
     }
 
+    /// Whether another node is resolving the digest right now (a node
+    /// starting now would wait for it).
+    fn resolving(&self) -> bool {
+        matches!(
+            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            PinState::Resolving
+        )
+    }
+
     fn resolve(&self, image: Option<ImageRef>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = PinState::Resolved(image);
         self.resolved.notify_all();
@@ -346,6 +370,8 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
         run_options: fleet.config.run_options(),
         pin: Arc::new(Pin::new(plan.pin && !fleet.dry_run)),
         plan,
+        ssh: fleet.ssh.clone(),
+        timeout: fleet.timeout,
         explain: PullExplainer {
             config: fleet.config.clone(),
             suggestion: OnceLock::new(),
@@ -364,6 +390,9 @@ struct DeployJob {
     run_options: Vec<String>,
     pin: Arc<Pin>,
     explain: PullExplainer,
+    /// To open a node's kept connection while it waits for the pin.
+    ssh: Ssh,
+    timeout: Duration,
 }
 
 /// Makes a failed pull's error say where the image was looked for, whether
@@ -464,7 +493,8 @@ impl PullExplainer {
 /// the others (first node only), the pinned image it runs otherwise, and
 /// its command with the node's own values.
 struct Started {
-    first: Option<Resolver>,
+    /// Taken by the first node's early digest line, or else by `finish`.
+    first: Option<Arc<Mutex<Option<Resolver>>>>,
     pinned: Option<ImageRef>,
     command: Vec<String>,
 }
@@ -498,6 +528,12 @@ impl Job for DeployJob {
     }
 
     fn start(&self, node: &str) -> Result<Remote<Started>, Failure> {
+        // While the first node pulls, the others open their connection
+        // (when connections are kept): their session then starts at once.
+        // Their old container stays until the image is known to exist.
+        if self.pin.resolving() {
+            let _ = self.ssh.connect(node, self.timeout);
+        }
         let (first, pinned) = match self.pin.role() {
             Role::Stopped => return Err(Failure::not_started()),
             Role::First => {
@@ -514,14 +550,33 @@ impl Job for DeployJob {
         let plan = self.plan.for_node(node)?;
         let script = deploy_script(&plan, &self.docker, &self.run_options, pinned.as_ref());
         let command = plan.command;
-        Ok(Remote::new(
+        let first = first.map(|resolver| Arc::new(Mutex::new(Some(resolver))));
+        let mut remote = Remote::new(
             script,
             Started {
-                first,
+                first: first.clone(),
                 pinned,
                 command,
             },
-        ))
+        );
+        if let Some(first) = first {
+            // The digest as soon as the first node has the image.
+            let image = self.plan.image.clone();
+            remote.io.early = Some(LineFeed(Arc::new(move |line: &str| {
+                let Some(digests) = line.strip_prefix("digests=") else {
+                    return;
+                };
+                let Some(pinned) =
+                    repo_digest(&image, digests).and_then(|d| image.with_digest(&d).ok())
+                else {
+                    return;
+                };
+                if let Some(resolver) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    resolver.resolve(Some(pinned));
+                }
+            })));
+        }
+        Ok(remote)
     }
 
     fn finish(&self, _: &str, started: Started, session: &Session) -> Result<Fields, Failure> {
@@ -533,7 +588,10 @@ impl Job for DeployJob {
                 .and_then(|d| repo_digest(&self.plan.image, d)),
             (Err(_), None) => None,
         };
-        if let Some(resolver) = started.first {
+        let resolver = started
+            .first
+            .and_then(|first| first.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(resolver) = resolver {
             // A failed first node leaves the others unpinned rather than stuck.
             let image = digest
                 .as_ref()

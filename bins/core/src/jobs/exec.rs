@@ -244,8 +244,7 @@ impl Job for ExecJob {
                 stdout: sink("out"),
                 stderr: sink("err"),
             }),
-            survives_interrupt: false,
-            stages: None,
+            ..SessionIo::default()
         };
         Ok(remote)
     }

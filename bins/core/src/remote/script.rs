@@ -13,6 +13,9 @@ pub const STAGE_MARK: &str = "@@baleine-stage ";
 /// Printed on stderr (with the run's tag) by a node's own timer when the
 /// run's time limit passes there and it stops the run's work.
 pub const KILLED_MARK: &str = "@@baleine-killed";
+/// Starts a stderr line a script sends before it ends (deploy's first node:
+/// the digest, as soon as the pull is done), handed over as it comes.
+pub const EARLY_MARK: &str = "@@baleine-early ";
 /// Printed on stderr when a command's own output starts (baleine-exec's
 /// command, baleine-logs' `docker logs`): what follows is the command's.
 pub const OUTPUT_MARK: &str = "@@baleine-output";

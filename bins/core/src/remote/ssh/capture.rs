@@ -1,6 +1,6 @@
 //! Reading a session's streams: the script's own output, and a command's output into memory (capped) or a file.
 
-use crate::remote::script::STAGE_MARK;
+use crate::remote::script::{EARLY_MARK, STAGE_MARK};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -69,6 +69,8 @@ pub struct SessionIo {
     pub survives_interrupt: bool,
     /// Where the script's stages are reported as they come, if anywhere.
     pub stages: Option<StageEvents>,
+    /// Where the script's early lines (after `EARLY_MARK`) go as they come.
+    pub early: Option<LineFeed>,
 }
 
 /// Where a command's output starts, and where it goes.
@@ -116,8 +118,9 @@ impl<R: Read + AsFd> Read for Abandonable<'_, R> {
 fn script_stderr(
     reader: &mut impl BufRead,
     marker: Option<&str>,
-    stages: Option<&StageEvents>,
+    io: &SessionIo,
 ) -> (String, bool) {
+    let stages = io.stages.as_ref();
     let mut script = Vec::new();
     let mut line = Vec::new();
     let mut at_line_start = true;
@@ -139,6 +142,15 @@ fn script_stderr(
                     let _ = events
                         .sender
                         .send((events.node.clone(), stage.as_str().to_owned()));
+                }
+                // An early line is handed over, and is not the script's
+                // words (an error text never shows it).
+                if let Some(early) = whole.and_then(|l| l.strip_prefix(EARLY_MARK.as_bytes())) {
+                    if let Some(feed) = &io.early {
+                        (feed.0)(&String::from_utf8_lossy(early));
+                    }
+                    at_line_start = true;
+                    continue;
                 }
                 at_line_start = line.ends_with(b"\n");
                 let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
@@ -196,14 +208,14 @@ fn keep(pipe: Option<impl Read>, sink: &Sink) -> Captured {
 fn split_at_marker(
     pipe: Option<impl Read>,
     wiring: &PayloadWiring,
-    stages: Option<&StageEvents>,
+    io: &SessionIo,
 ) -> (String, Captured, bool, bool) {
     let mut captured = Captured::default();
     let Some(pipe) = pipe else {
         return (String::new(), captured, false, false);
     };
     let mut reader = BufReader::new(pipe);
-    let (script, started) = script_stderr(&mut reader, Some(&wiring.marker), stages);
+    let (script, started) = script_stderr(&mut reader, Some(&wiring.marker), io);
     if !started {
         return (script, captured, false, false);
     }
@@ -320,11 +332,10 @@ pub fn capture(
 ) -> (String, String, Option<Payload>) {
     let stdout = stdout.map(|pipe| Abandonable { pipe, abandon });
     let stderr = stderr.map(|pipe| Abandonable { pipe, abandon });
-    let stages = io.stages.as_ref();
     match &io.payload {
         None => std::thread::scope(|inner| {
             let stderr = inner.spawn(|| match stderr {
-                Some(pipe) => script_stderr(&mut BufReader::new(pipe), None, stages).0,
+                Some(pipe) => script_stderr(&mut BufReader::new(pipe), None, io).0,
                 None => String::new(),
             });
             let captured = keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT + 1));
@@ -335,7 +346,7 @@ pub fn capture(
             (stdout, stderr.join().unwrap_or_default(), None)
         }),
         Some(wiring) => std::thread::scope(|inner| {
-            let stderr = inner.spawn(|| split_at_marker(stderr, wiring, stages));
+            let stderr = inner.spawn(|| split_at_marker(stderr, wiring, io));
             let stdout = keep(stdout, &wiring.stdout);
             let (script, command, started, trailer_seen) = stderr.join().unwrap_or_default();
             let payload = Payload {
@@ -401,7 +412,7 @@ mod tests {
         let (script, command, started, trailer_seen) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(100), Sink::Memory(100)),
-            None,
+            &SessionIo::default(),
         );
         assert_eq!(script, "@@baleine-stage exec\n");
         assert_eq!(command.text, "warning: x\nlast\n");
@@ -413,7 +424,7 @@ mod tests {
         let (script, command, started, _) = split_at_marker(
             Some(&b"ssh: connect refused\n"[..]),
             &wiring(Sink::Memory(100), Sink::Memory(100)),
-            None,
+            &SessionIo::default(),
         );
         assert_eq!(script, "ssh: connect refused\n");
         assert_eq!(command.bytes, 0);
@@ -427,7 +438,7 @@ mod tests {
         let (_, command, _, _) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(10), Sink::Memory(1000)),
-            None,
+            &SessionIo::default(),
         );
         assert_eq!((command.bytes, command.text.len()), (1_000_000, 1000));
         assert!(command.truncated);
@@ -441,11 +452,27 @@ mod tests {
         let (script, _, started, _) = split_at_marker(
             Some(&stderr[..]),
             &wiring(Sink::Memory(10), Sink::Memory(10)),
-            None,
+            &SessionIo::default(),
         );
         assert!(!started);
         assert!(script.len() < SCRIPT_OUTPUT_LIMIT + 100);
         assert!(script.ends_with("[baleine: the node's output was cut at 16 MiB]"));
+    }
+
+    #[test]
+    fn early_lines_are_handed_over_as_they_come_and_never_kept() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        let io = SessionIo {
+            early: Some(LineFeed(std::sync::Arc::new(move |line: &str| {
+                into.lock().unwrap().push(line.to_owned())
+            }))),
+            ..SessionIo::default()
+        };
+        let stderr = b"@@baleine-stage pull\n@@baleine-early digests=[\"x\"]\nError: boom\n";
+        let (script, _) = script_stderr(&mut &stderr[..], None, &io);
+        assert_eq!(*seen.lock().unwrap(), ["digests=[\"x\"]"]);
+        assert_eq!(script, "@@baleine-stage pull\nError: boom\n");
     }
 
     #[test]

@@ -76,6 +76,13 @@ impl Ssh {
         }
     }
 
+    /// Opens the kept connection to `node` now (when connections are kept),
+    /// so that a session started later skips the key exchange; `Err` with
+    /// ssh's complaint if the node cannot be reached.
+    pub fn connect(&self, node: &str, timeout: Duration) -> Result<(), String> {
+        self.open_master(node, Instant::now() + timeout)
+    }
+
     /// Runs `remote_command` on `node` and waits, killing ssh when `timeout`
     /// passes or the run is interrupted. Stdin is null: an ssh that inherited
     /// ours would swallow the rest of the node list.
