@@ -808,7 +808,7 @@ fn the_other_nodes_start_once_the_first_has_the_digest() {
     for node in nodes {
         let _ = std::fs::remove_file(go(node));
     }
-    let mut child = deploy(
+    let child = deploy(
         &tb,
         &[
             "-i",
