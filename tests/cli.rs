@@ -1030,3 +1030,34 @@ fn rmi_dry_run_says_what_it_would_delete_and_deletes_nothing() {
     assert_eq!(records[0]["along"][0], "exp:v2");
     assert!(server.requests().iter().all(|r| !r.target.is_empty()));
 }
+
+#[test]
+fn rmi_takes_a_bare_name_under_save_namespace_as_save_does() {
+    let digest = format!("sha256:{}", "b".repeat(64));
+    let answer_digest = digest.clone();
+    let server = Loopback::serve(move |request| {
+        if request.target.contains("/tags/list") {
+            return json(r#"{"name":"team/exp","tags":["v1"]}"#);
+        }
+        (
+            200,
+            vec![("Docker-Content-Digest".into(), answer_digest.clone())],
+            Vec::new(),
+        )
+    });
+    let records = Test::new("baleine-rmi")
+        .config(&format!(
+            "REGISTRY_ADMIN_URL = 127.0.0.1:{}\nSAVE_NAMESPACE = team",
+            server.port
+        ))
+        .args(&["--dry-run", "exp:v1", "team/exp:v1"])
+        .status(0)
+        .run();
+    // Both name the same tag: one record.
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["repository"], "team/exp");
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.target.starts_with("/v2/team/exp/")));
+}

@@ -295,7 +295,10 @@ fn build_on_a_node_sends_the_context_and_never_overwrites_a_tag() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name())
-            .filter(|n| n.to_string_lossy().starts_with("baleine-build-"))
+            .filter(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("baleine-") && n.ends_with(".tar")
+            })
             .collect()
     };
     let before = tars();

@@ -205,6 +205,50 @@ fn ctrl_c_ends_a_follow_and_its_docker_logs_on_the_nodes() {
 }
 
 #[test]
+fn a_reader_going_away_ends_a_follow_quietly() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    ok(&run(
+        &tb,
+        "baleine-deploy",
+        &["-i", "busybox", "3", "--", "sleep", "100000"],
+    ));
+    let mut child = tool(&tb, "baleine-logs")
+        .args(["3", "--follow", "--tail", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    following(1);
+    let say = |word: &str| {
+        ok(&run(
+            &tb,
+            "baleine-exec",
+            &[
+                "3",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {word} > /proc/1/fd/1"),
+            ],
+        ));
+    };
+    say("one");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("one"));
+    // `| head -1`: the reader is gone; the next line finds no one.
+    drop(lines);
+    say("two");
+    common::wait_until("baleine-logs gone with its reader", 30, || {
+        child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    common::wait_until("no docker logs left on the node", 30, || {
+        common::processes("docker .*logs --tail 0 --follow container").is_empty()
+    });
+}
+
+#[test]
 fn files_go_in_and_results_come_out_of_every_node() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
@@ -245,6 +289,20 @@ fn files_go_in_and_results_come_out_of_every_node() {
         );
         assert_eq!(seen, "threshold=3\n750\nran\n");
     }
+
+    // A link given by name is copied as what it leads to, under its name;
+    // `--to /` puts things at the container's root.
+    std::os::unix::fs::symlink(&scripts, src.join("current")).unwrap();
+    let current = src.join("current");
+    ok(&run(
+        &tb,
+        "baleine-cp",
+        &["1", "--to", "/", "--", current.to_str().unwrap()],
+    ));
+    assert_eq!(
+        tb.ssh_ok("fit01", "docker exec container /current/run.sh"),
+        "ran\n"
+    );
 
     ok(&run(
         &tb,

@@ -93,6 +93,10 @@ fn parse(subcommand: &str, args: &[String]) -> Option<Parsed> {
     while i < args.len() {
         let word = args[i].as_str();
         i += 1;
+        // 0.8 had no `--`: a line with one is today's.
+        if word == "--" {
+            return None;
+        }
         // clap also reads `--image=X` and `-iX`.
         let (name, attached) = match word.split_once('=') {
             Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
@@ -127,7 +131,7 @@ fn parse(subcommand: &str, args: &[String]) -> Option<Parsed> {
                 }
             }
             (Takes::AnyWords, None) => {
-                while let Some(next) = args.get(i).filter(|w| find(w).is_none()) {
+                while let Some(next) = args.get(i).filter(|w| find(w).is_none() && *w != "--") {
                     values.push(next.clone());
                     i += 1;
                 }
@@ -262,5 +266,12 @@ mod tests {
         assert_eq!(t("destroy", "--yes=1"), None);
         assert_eq!(t("ps", "--nodes 1"), None);
         assert_eq!(t("deploy", "--help"), None);
+        assert_eq!(
+            t(
+                "deploy",
+                "-i x --options --privileged 1-5 -- srun --nodes 2"
+            ),
+            None
+        );
     }
 }

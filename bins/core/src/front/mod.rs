@@ -91,8 +91,10 @@ pub fn read_as_0_8(tool: &str, args: &[String]) -> Option<Vec<String>> {
     let config = config::load()
         .or_else(|_| config::load_from(&[], &|_| None))
         .ok()?;
+    // Words after `--` are a command for the nodes: not ours to read.
     let marked = args
         .iter()
+        .take_while(|a| *a != "--")
         .any(|a| legacy::only_in_0_8(tool).contains(&a.as_str()));
     if !marked && reads_as_today(tool, args, &config) {
         return None;

@@ -18,6 +18,7 @@ use crate::framework::output::write_line;
 use crate::framework::{exit, stop, UsageError};
 use crate::remote::registry::Registry;
 use crate::remote::script::{quote, session_command, Script, KILLED_MARK, STAGE_MARK};
+use crate::remote::tarball;
 use argh::{ArgsInfo, FromArgs};
 use crossbeam::channel::{unbounded, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
@@ -478,7 +479,14 @@ impl Build {
         let (file, ctx) = self.remote_inputs();
         let tar = match &self.context {
             Context::Directory { dir, dockerfile } => {
-                Some(ContextTar::write(dir, dockerfile, file.as_deref())?)
+                let extra = (file.as_deref() == Some(OUTSIDE_DOCKERFILE))
+                    .then_some((dockerfile.as_path(), OUTSIDE_DOCKERFILE));
+                Some(tarball::pack_context(dir, extra).map_err(|e| {
+                    Failure::new(
+                        Stage::Build,
+                        format!("cannot pack the context {}: {e}", dir.display()),
+                    )
+                })?)
             }
             Context::Url { .. } => None,
         };
@@ -487,7 +495,7 @@ impl Build {
             .ssh
             .argv(node, &session_command(&script, &fleet.tag, self.timeout));
         let stdin = match &tar {
-            Some(tar) => Stdio::from(File::open(&tar.0).map_err(|e| {
+            Some(tar) => Stdio::from(File::open(&tar.path).map_err(|e| {
                 Failure::new(Stage::Build, format!("cannot read the context tar: {e}"))
             })?),
             None => Stdio::null(),
@@ -518,51 +526,6 @@ fn spawn(mut command: Command, program: &str) -> Result<Child, Failure> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::new(Stage::Build, format!("cannot run {program}: {e}")))
-}
-
-/// The context tar for a node, in a private temporary file removed on drop.
-struct ContextTar(PathBuf);
-
-impl ContextTar {
-    fn write(dir: &Path, dockerfile: &Path, inside: Option<&str>) -> Result<ContextTar, Failure> {
-        let failed = |e: io::Error| {
-            Failure::new(
-                Stage::Build,
-                format!("cannot pack the context {}: {e}", dir.display()),
-            )
-        };
-        let path = std::env::temp_dir().join(format!(
-            "baleine-build-{}-{}.tar",
-            std::process::id(),
-            crate::framework::fleet::run_tag()
-        ));
-        let tar = ContextTar(path);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tar.0)
-            .map_err(failed)?;
-        let mut builder = tar::Builder::new(io::BufWriter::new(file));
-        // Links are sent as links, as docker's own client does.
-        builder.follow_symlinks(false);
-        builder.append_dir_all(".", dir).map_err(failed)?;
-        if inside == Some(OUTSIDE_DOCKERFILE) {
-            builder
-                .append_path_with_name(dockerfile, OUTSIDE_DOCKERFILE)
-                .map_err(failed)?;
-        }
-        builder
-            .into_inner()
-            .and_then(|mut w| w.flush())
-            .map_err(failed)?;
-        Ok(tar)
-    }
-}
-
-impl Drop for ContextTar {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Reads the build's output as it comes: stage marks set the stage, every

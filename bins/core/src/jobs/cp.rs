@@ -57,18 +57,28 @@ impl Tool for CpArgs {
                 if self.output_dir.is_some() {
                     return Err(UsageError("--output-dir goes with --from".into()));
                 }
+                let prefix = dir.trim_matches('/').to_owned();
                 let items = sources
                     .iter()
                     .map(|src| {
-                        let path = PathBuf::from(src);
-                        std::fs::symlink_metadata(&path)
-                            .map_err(|e| UsageError(format!("{src}: {e}")))?;
-                        let base = path
+                        let given = PathBuf::from(src);
+                        // A link given by name is followed (as `cp -H`): what
+                        // it leads to is copied, under the name given.
+                        let local = given
                             .canonicalize()
-                            .ok()
-                            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .map_err(|e| UsageError(format!("{src}: {e}")))?;
+                        let base = given
+                            .file_name()
+                            .or_else(|| local.file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .filter(|n| n != "." && n != "..")
+                            .or_else(|| local.file_name().map(|n| n.to_string_lossy().into_owned()))
                             .ok_or_else(|| UsageError(format!("{src}: names no file")))?;
-                        Ok((path, format!("{}/{base}", dir.trim_start_matches('/'))))
+                        let name = match prefix.as_str() {
+                            "" => base,
+                            prefix => format!("{prefix}/{base}"),
+                        };
+                        Ok((local, name))
                     })
                     .collect::<Result<Vec<_>, UsageError>>()?;
                 let packed = tarball::pack(&items)

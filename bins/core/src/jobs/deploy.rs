@@ -532,7 +532,10 @@ impl Job for DeployJob {
         // (when connections are kept): their session then starts at once.
         // Their old container stays until the image is known to exist.
         if self.pin.resolving() {
-            let _ = self.ssh.connect(node, self.timeout);
+            // Unreachable: say so now, not after a second try.
+            self.ssh
+                .connect(node, self.timeout)
+                .map_err(|complaint| Failure::new(Stage::Connect, complaint))?;
         }
         let (first, pinned) = match self.pin.role() {
             Role::Stopped => return Err(Failure::not_started()),

@@ -25,7 +25,8 @@ crate::fleet_args! {
                 With --follow, each line is a record {{\"node\", \"stream\", \"line\"}} written as it \
                 arrives, in arrival order, until Ctrl-C (exit 130) or until every container has \
                 stopped; each node then gets its record (lines, byte counts). On a terminal the \
-                lines show as `fit07 | line`. --follow has no time limit unless --timeout gives one.",
+                lines show as `fit07 | line`. --follow runs for up to 30 days unless --timeout says less; \
+                a reader that goes away (`| head`) ends it quietly.",
         error_code(1, "some node failed (no container, no docker, unreachable)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
         error_code(130, "interrupted (the way to end --follow); every node still got a record")
@@ -102,6 +103,9 @@ fn check_since(since: &str) -> Result<(), UsageError> {
     }
 }
 
+/// Line records waiting for the writer, at most, before the streams wait.
+const MAX_PENDING_LINES: usize = 10_000;
+
 struct LogsJob {
     docker: Docker,
     tag: String,
@@ -165,6 +169,11 @@ impl LogsJob {
         Sink::Lines(LineFeed(Arc::new(move |line: &str| {
             count.fetch_add(1, Ordering::Relaxed);
             if let Some(records) = &records {
+                // A slow reader slows the node's stream down (through ssh)
+                // rather than our memory growing without bound.
+                while records.len() > MAX_PENDING_LINES && !crate::framework::stop::stopping() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 let _ = records.send(Record::log_line(&node, stream, line));
             }
         })))
@@ -199,6 +208,7 @@ impl Job for LogsJob {
                 stdout,
                 stderr,
             }),
+            ends_with_reader: self.follow,
             ..SessionIo::default()
         };
         Ok(remote)

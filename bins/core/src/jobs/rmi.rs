@@ -23,6 +23,8 @@ use std::process::ExitCode;
     example = "baleine-rmi myexp:v1 myexp:v2",
     example = "baleine-list myexp | jq -c 'select(.tag | startswith(\"test-\"))' | baleine-rmi -y",
     note = "Tags are NAME:TAG, or the image as baleine-list prints it (faraday.repo/NAME:TAG); \
+            with SAVE_NAMESPACE set, a NAME given as an argument is taken under it, as \
+            baleine-save and baleine-build store it (a name already under it stays as given); \
             without arguments, stdin gives them one a line, or as baleine-list's JSON lines. \
             Deletes go through REGISTRY_ADMIN_URL, the registry's second instance that listens on \
             the gateway's loopback only (bins/gateway): nodes and the network can never delete. \
@@ -55,8 +57,19 @@ impl Tool for RmiArgs {
     fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
         let config = config::load().map_err(|e| UsageError(e.to_string()))?;
         let mut targets = Vec::new();
+        let login = config::login_name();
         for word in &self.tags {
-            targets.push(parse_target(word, &config).map_err(UsageError)?);
+            let mut target = parse_target(word, &config).map_err(UsageError)?;
+            // A bare name means the user's own, as baleine-save and
+            // baleine-build name them under SAVE_NAMESPACE; one already
+            // under it (as baleine-list prints it) stays as it is.
+            if let Some(namespace) = config.save_namespace.as_deref() {
+                let prefix = format!("{}/", namespace.replace("%u", &login));
+                if !target.name.starts_with(&prefix) {
+                    target.within(Some(namespace), &login).map_err(UsageError)?;
+                }
+            }
+            targets.push(target);
         }
         if self.tags.is_empty() {
             if std::io::stdin().is_terminal() {
@@ -94,6 +107,13 @@ impl Tool for RmiArgs {
                 return Ok(ExitCode::from(exit::USAGE));
             }
         }
+        // Looked up again now: a tag pushed onto one of these images while
+        // the question waited must keep its image.
+        let plan = if self.yes || self.dry_run {
+            plan
+        } else {
+            self::plan(&admin, &targets)
+        };
         let mut failed = false;
         let mut stdout = std::io::stdout().lock();
         for planned in &plan {
@@ -201,8 +221,18 @@ fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
         match admin.tags(repository) {
             Ok(tags) => {
                 for tag in tags {
-                    if let Ok(Some(digest)) = admin.manifest_digest(repository, &tag) {
-                        named.push((repository.to_owned(), tag, digest));
+                    match admin.manifest_digest(repository, &tag) {
+                        Ok(Some(digest)) => named.push((repository.to_owned(), tag, digest)),
+                        // Gone meanwhile: it names nothing.
+                        Ok(None) => {}
+                        // Unknown: it may name the image; delete nothing there.
+                        Err(e) => {
+                            unreadable.push((
+                                repository.to_owned(),
+                                format!("cannot tell which image {repository}:{tag} names: {e}"),
+                            ));
+                            break;
+                        }
                     }
                 }
             }

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// A tar in a private temporary file of the gateway's, removed on drop.
@@ -23,9 +24,8 @@ impl Drop for Packed {
     }
 }
 
-/// Packs `items` (a local file or directory, and its name in the tar),
-/// modes kept and links stored as links, into a new temporary file.
-pub fn pack(items: &[(PathBuf, String)]) -> io::Result<Packed> {
+/// A new temporary tar only we can read (it holds the user's files).
+fn temporary() -> io::Result<(Packed, tar::Builder<BufWriter<File>>)> {
     static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
         "baleine-{}-{}.tar",
@@ -35,14 +35,133 @@ pub fn pack(items: &[(PathBuf, String)]) -> io::Result<Packed> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)?;
-    let mut packed = Packed {
+    let packed = Packed {
         path,
         files: 0,
         bytes: 0,
     };
     let mut builder = tar::Builder::new(BufWriter::new(file));
+    // Links are sent as links, as docker's own client does.
     builder.follow_symlinks(false);
+    Ok((packed, builder))
+}
+
+/// Packs a build context as docker's own client sends it: the directory
+/// less what its `.dockerignore` excludes (a secret left out of the
+/// context must not reach the image), plus `extra` (a Dockerfile from
+/// outside it, under the name given), which is always sent.
+pub fn pack_context(dir: &Path, extra: Option<(&Path, &str)>) -> io::Result<Packed> {
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    let ignore = DockerIgnore::parse(&ignore);
+    let (mut packed, mut builder) = temporary()?;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative))? {
+            let entry = entry?;
+            let name = relative.join(entry.file_name());
+            let kind = entry.file_type()?;
+            let excluded = ignore.excludes(&name.to_string_lossy());
+            if kind.is_dir() {
+                // Walked even when excluded: a `!` pattern may bring a file back.
+                stack.push(name.clone());
+                if !excluded {
+                    builder.append_dir(&name, entry.path())?;
+                }
+            } else if !excluded
+                || name == Path::new("Dockerfile")
+                || name == Path::new(".dockerignore")
+            {
+                builder.append_path_with_name(entry.path(), &name)?;
+                if kind.is_file() {
+                    packed.files += 1;
+                    packed.bytes += entry.metadata()?.len();
+                }
+            }
+        }
+    }
+    if let Some((path, name)) = extra {
+        builder.append_path_with_name(path, name)?;
+    }
+    builder.into_inner()?.flush()?;
+    Ok(packed)
+}
+
+/// `.dockerignore` as docker reads it: one pattern a line (`*`, `?`, `**`),
+/// `!` bringing back what an earlier line excluded, the last match winning;
+/// a pattern that matches a directory excludes what is in it.
+struct DockerIgnore(Vec<(bool, String)>);
+
+impl DockerIgnore {
+    fn parse(text: &str) -> DockerIgnore {
+        DockerIgnore(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| match l.strip_prefix('!') {
+                    Some(rest) => (false, clean(rest)),
+                    None => (true, clean(l)),
+                })
+                .filter(|(_, p)| !p.is_empty())
+                .collect(),
+        )
+    }
+
+    fn excludes(&self, path: &str) -> bool {
+        let mut excluded = false;
+        for (exclude, pattern) in &self.0 {
+            // The path itself or one of its parents.
+            let mut prefix = String::new();
+            let matched = path.split('/').any(|part| {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                glob(pattern.as_bytes(), prefix.as_bytes())
+            });
+            if matched {
+                excluded = *exclude;
+            }
+        }
+        excluded
+    }
+}
+
+/// A pattern as docker cleans it: no leading `/` or `./`, no empty parts.
+fn clean(pattern: &str) -> String {
+    pattern
+        .trim()
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `*` and `?` within a part of a path, `**` across parts.
+fn glob(pattern: &[u8], path: &[u8]) -> bool {
+    match pattern {
+        [] => path.is_empty(),
+        [b'*', b'*', b'/', rest @ ..] => {
+            glob(rest, path)
+                || path
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &c)| c == b'/' && glob(rest, &path[i + 1..]))
+        }
+        [b'*', b'*'] => true,
+        [b'*', rest @ ..] => (0..=path.len())
+            .take_while(|&i| i == 0 || path[i - 1] != b'/')
+            .any(|i| glob(rest, &path[i..])),
+        [b'?', rest @ ..] => path.first().is_some_and(|&c| c != b'/') && glob(rest, &path[1..]),
+        [b'\\', c, rest @ ..] | [c, rest @ ..] => path.first() == Some(c) && glob(rest, &path[1..]),
+    }
+}
+
+/// Packs `items` (a local file or directory, and its name in the tar),
+/// modes kept and links stored as links, into a new temporary file.
+pub fn pack(items: &[(PathBuf, String)]) -> io::Result<Packed> {
+    let (mut packed, mut builder) = temporary()?;
     for (local, name) in items {
         let meta = std::fs::symlink_metadata(local)?;
         if meta.is_dir() {
@@ -138,11 +257,15 @@ pub fn unpack(tar: impl Read, dest: &Path) -> io::Result<Unpacked> {
                     .link_name()?
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                if !is_plain_relative(&target) {
+                // A hard link to a symlink is a copy of that symlink,
+                // judged where it was, not where the copy lands.
+                let to_link = std::fs::symlink_metadata(dest.join(&target))
+                    .is_ok_and(|m| m.file_type().is_symlink());
+                if !is_plain_relative(&target) || to_link {
                     refuse(
                         &mut unpacked,
                         &name,
-                        "a hard link to outside the destination",
+                        "a hard link to a link or to outside the destination",
                     );
                     continue;
                 }
@@ -186,7 +309,44 @@ pub fn unpack(tar: impl Read, dest: &Path) -> io::Result<Unpacked> {
             Err(e) => refuse(&mut unpacked, &name, &e.to_string()),
         }
     }
+    // A link judged inside when it came may lead out once a later entry
+    // replaced a link it goes through: judge them all again, as they are.
+    if let Ok(root) = dest.canonicalize() {
+        let mut links = Vec::new();
+        collect_links(&root, &mut links);
+        for link in links {
+            let target = std::fs::read_link(&link).unwrap_or_default();
+            let parent = link.parent().unwrap_or(&root);
+            if !resolves_inside(&root, parent, &target) {
+                let _ = std::fs::remove_file(&link);
+                let name = link
+                    .strip_prefix(&root)
+                    .unwrap_or(&link)
+                    .display()
+                    .to_string();
+                refuse(
+                    &mut unpacked,
+                    &name.escape_debug().to_string(),
+                    "a link that leads outside the destination",
+                );
+            }
+        }
+    }
     Ok(unpacked)
+}
+
+/// Every symlink under `dir`, without following any.
+fn collect_links(dir: &Path, links: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => links.push(entry.path()),
+            Ok(kind) if kind.is_dir() => collect_links(&entry.path(), links),
+            _ => {}
+        }
+    }
 }
 
 /// Only names: no root, no `..`, no prefix (`.` parts are harmless).
@@ -394,6 +554,76 @@ mod tests {
             "{unpacked:?}"
         );
         assert_eq!(unpacked.refused.len(), 2, "{unpacked:?}");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn links_that_lead_out_later_or_by_a_hard_link_are_removed() {
+        use tar::EntryType::*;
+        let root = scratch("later");
+        let dest = root.join("dest");
+        std::fs::create_dir_all(&dest).unwrap();
+        let tar = hostile(&[
+            ("x", Regular, "", b"x"),
+            ("a/l", Symlink, "../x", b""),
+            ("top", Link, "a/l", b""),
+            ("b/a/", Directory, "", b""),
+            ("c", Symlink, "b", b""),
+            ("m", Symlink, "c/a/../..", b""),
+            ("c", Symlink, ".", b""),
+        ]);
+        let unpacked = unpack(&tar[..], &dest).unwrap();
+        assert!(
+            std::fs::symlink_metadata(dest.join("top")).is_err(),
+            "{unpacked:?}"
+        );
+        assert!(
+            std::fs::symlink_metadata(dest.join("m")).is_err(),
+            "{unpacked:?}"
+        );
+        assert!(dest.join("a/l").exists());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn dockerignore_keeps_secrets_out_of_a_context() {
+        let ignore = DockerIgnore::parse(
+            "# secrets\n.git\n*.key\n**/.env\nlogs/\n!logs/keep.txt\n/build/*.o\n",
+        );
+        for out in [
+            ".git",
+            ".git/config",
+            "id.key",
+            ".env",
+            "a/b/.env",
+            "logs/x.log",
+            "build/m.o",
+        ] {
+            assert!(ignore.excludes(out), "{out} sent");
+        }
+        for kept in [
+            "Dockerfile",
+            "src/main.rs",
+            "a/id.key",
+            "logs/keep.txt",
+            "build/m.c",
+        ] {
+            assert!(!ignore.excludes(kept), "{kept} left out");
+        }
+        let root = scratch("context");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), "x").unwrap();
+        std::fs::write(root.join("Dockerfile"), "FROM busybox").unwrap();
+        std::fs::write(root.join("app.txt"), "app").unwrap();
+        std::fs::write(root.join(".dockerignore"), ".git\nDockerfile\n").unwrap();
+        let packed = pack_context(&root, None).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(open(&packed.path).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "app.txt"]);
         let _ = std::fs::remove_dir_all(root);
     }
 

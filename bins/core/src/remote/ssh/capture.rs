@@ -71,6 +71,9 @@ pub struct SessionIo {
     pub stages: Option<StageEvents>,
     /// Where the script's early lines (after `EARLY_MARK`) go as they come.
     pub early: Option<LineFeed>,
+    /// Cut when our reader goes away: the session streams to it without
+    /// an end of its own (baleine-logs --follow).
+    pub ends_with_reader: bool,
 }
 
 /// Where a command's output starts, and where it goes.

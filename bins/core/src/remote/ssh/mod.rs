@@ -57,7 +57,7 @@ impl Ssh {
         else {
             return Ok(()); // the session will say what is wrong with ssh
         };
-        watchdog::watchdog().watch(master.id(), deadline, true);
+        watchdog::watchdog().watch(master.id(), deadline, true, false);
         let _ = waitid(
             Id::Pid(Pid::from_raw(master.id() as i32)),
             WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
@@ -129,7 +129,7 @@ impl Ssh {
             Err(e) => return failed(None, format!("cannot run {}: {e}", argv[0])),
         };
         let pid = child.id();
-        watchdog::watchdog().watch(pid, deadline, !io.survives_interrupt);
+        watchdog::watchdog().watch(pid, deadline, !io.survives_interrupt, io.ends_with_reader);
         // With a kept connection, the master holds our pipes for the session
         // (ssh passes them over the control socket): once the ssh we started
         // is gone because we cut it, its session may never close them, so the

@@ -25,6 +25,8 @@ struct Watched {
     cut_at: Option<Instant>,
     deadline: Instant,
     interruptible: bool,
+    /// Cut too when our reader goes away (an endless stream of output).
+    with_reader: bool,
     cut: Option<Cut>,
 }
 
@@ -45,14 +47,22 @@ pub(super) fn watchdog() -> &'static Watchdog {
 }
 
 impl Watchdog {
-    /// Watches `pid` until `deadline`, and until the run stops if `interruptible`.
-    pub(super) fn watch(&self, pid: u32, deadline: Instant, interruptible: bool) {
+    /// Watches `pid` until `deadline`, and until the run stops if
+    /// `interruptible`, and until our reader goes away if `with_reader`.
+    pub(super) fn watch(
+        &self,
+        pid: u32,
+        deadline: Instant,
+        interruptible: bool,
+        with_reader: bool,
+    ) {
         self.lock().insert(
             pid,
             Watched {
                 cut_at: None,
                 deadline,
                 interruptible,
+                with_reader,
                 cut: None,
             },
         );
@@ -84,7 +94,8 @@ impl Watchdog {
                 }
                 continue;
             }
-            let cut = if stopping && (watched.interruptible || stop::abandoned()) {
+            let reader_gone = watched.with_reader && stop::stdout_closed();
+            let cut = if (stopping && (watched.interruptible || stop::abandoned())) || reader_gone {
                 Cut::Interrupted
             } else if now >= watched.deadline {
                 Cut::Timeout
