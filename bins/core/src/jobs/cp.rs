@@ -4,7 +4,7 @@ use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::UsageError;
-use crate::remote::script::{quote, quote_word, Docker, Script, OUTPUT_MARK};
+use crate::remote::script::{quote, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
 use crate::remote::tarball::{self, Packed};
 use std::path::{Component, Path, PathBuf};
@@ -160,19 +160,7 @@ impl CpJob {
         let mut script = Script::new();
         script.stage(Stage::Copy);
         let container = &self.docker.container;
-        let exists =
-            quote(
-                &self
-                    .docker
-                    .words(&["inspect", "--format", "{{.State.Status}}", container]),
-            );
-        let missing = quote_word(&format!(
-            "no container named {container} on this node: nothing to copy"
-        ));
-        script.line(&format!(
-            "state=$({exists} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
-             *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
-        ));
+        self.docker.require_managed(&mut script, "nothing to copy");
         match &self.direction {
             // Docker creates the missing directories of the tar's paths,
             // which are DIR/NAME from the root: nothing else is touched.

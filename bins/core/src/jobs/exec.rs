@@ -12,7 +12,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session};
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{killed_line, quote, quote_word, run_var, Docker, Script, OUTPUT_MARK};
+use crate::remote::script::{killed_line, quote, run_var, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,14 +117,9 @@ pub fn exec_script(docker: &Docker, plan: &ExecPlan, tag: &str) -> String {
     let mut script = Script::new();
     script.stage(Stage::Exec);
     let container = &docker.container;
-    let state = quote(&docker.words(&["inspect", "--format", "{{.State.Status}}", container]));
-    let missing = quote_word(&format!(
-        "no container named {container} on this node: nothing to run in"
-    ));
+    docker.require_managed(&mut script, "nothing to run in");
     script.line(&format!(
-        "state=$({state} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
-         *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}\n\
-         [ \"$state\" = running ] || {{ echo \"the container {container} is $state, not running\" >&2; exit 1; }}"
+        "[ \"$state\" = running ] || {{ echo \"the container {container} is $state, not running\" >&2; exit 1; }}"
     ));
     script.line(&format!("echo {OUTPUT_MARK} >&2"));
     let mut exec: Vec<String> = vec!["exec".into()];

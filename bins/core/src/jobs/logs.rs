@@ -5,7 +5,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session, MAX_TIMEOUT_SECONDS};
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{killed_line, quote, quote_word, Docker, Script, OUTPUT_MARK};
+use crate::remote::script::{killed_line, quote, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{Cut, LineFeed, PayloadWiring, SessionIo, Sink};
 use crossbeam::channel::Sender;
 use std::path::PathBuf;
@@ -128,19 +128,7 @@ impl LogsJob {
         let mut script = Script::new();
         script.stage(Stage::Logs);
         let container = &self.docker.container;
-        let exists =
-            quote(
-                &self
-                    .docker
-                    .words(&["inspect", "--format", "{{.State.Status}}", container]),
-            );
-        let missing = quote_word(&format!(
-            "no container named {container} on this node: no logs"
-        ));
-        script.line(&format!(
-            "state=$({exists} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
-             *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
-        ));
+        self.docker.require_managed(&mut script, "no logs");
         script.line(&format!("echo {OUTPUT_MARK} >&2"));
         let mut logs: Vec<String> = vec!["logs".into()];
         if let Some(since) = &self.since {

@@ -215,6 +215,22 @@ impl Docker {
         ));
     }
 
+    /// Stops the script with a clear error when the managed container does
+    /// not exist (`then`: what that means for the tool, e.g. "no logs");
+    /// leaves its state (`running`, `exited`...) in `$state`.
+    pub fn require_managed(&self, script: &mut Script, then: &str) {
+        let state =
+            quote(&self.words(&["inspect", "--format", "{{.State.Status}}", &self.container]));
+        let missing = quote_word(&format!(
+            "no container named {} on this node: {then}",
+            self.container
+        ));
+        script.line(&format!(
+            "state=$({state} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
+             *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
+        ));
+    }
+
     /// Runs `run_args` (a full `docker run` argument list) and prints
     /// `container=<id>`. If it fails and `image` is absent afterwards, the
     /// failure is the pull's.
