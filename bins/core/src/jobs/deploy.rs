@@ -191,8 +191,10 @@ pub fn deploy_script(
         )),
     };
     if pinned.is_none() {
-        // The digest, as soon as the image is here: the other nodes start
-        // on it while this one goes on (see DeployJob::start).
+        // The digest, read once, as soon as the image is here: the other
+        // nodes start on it (the early line, see DeployJob::start) while
+        // this one goes on, and the record takes it from stdout.
+        script.stage(Stage::Inspect);
         let digests = quote(&docker.words(&[
             "image",
             "inspect",
@@ -201,7 +203,9 @@ pub fn deploy_script(
             &image,
         ]));
         script.line(&format!(
-            "echo \"{EARLY_MARK}digests=$({digests} 2>/dev/null)\" >&2"
+            "digests=$({digests}) || exit 1\n\
+             echo \"{EARLY_MARK}digests=$digests\" >&2\n\
+             echo \"digests=$digests\""
         ));
     }
     docker.remove_managed(&mut script, plan.stop_timeout);
@@ -233,17 +237,6 @@ pub fn deploy_script(
     ));
     if let Some(seconds) = plan.wait {
         wait_until_ready(&mut script, docker, seconds, plan.ready_cmd.as_deref());
-    }
-    if pinned.is_none() {
-        script.stage(Stage::Inspect);
-        let inspect = quote(&docker.words(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RepoDigests}}",
-            &image,
-        ]));
-        script.line(&format!("printf 'digests='; {inspect} || exit 1"));
     }
     script.text().to_owned()
 }
