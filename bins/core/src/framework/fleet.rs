@@ -6,12 +6,12 @@
 //! never started, the fan-out, and the exit status.
 
 use crate::domain::config::{self, Config};
-use crate::domain::record::{Failure, Fields, Record};
+use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
-use crate::remote::ssh::{SessionEnd, SessionIo, Ssh, StageEvents};
+use crate::remote::ssh::{Cut, Payload, SessionEnd, SessionIo, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -102,6 +102,41 @@ impl Session {
             .lines()
             .filter_map(move |line| line.strip_prefix(prefix.as_str()))
     }
+
+    /// The output of the command a script handed its streams to (see
+    /// `SessionIo::payload`), once it started; else why it never did: the
+    /// script's own failure (no container, no docker, no ssh), or `never`
+    /// at `stage`.
+    pub fn payload(&self, stage: Stage, never: &str) -> Result<Payload, Failure> {
+        let payload = self.end.payload.clone().unwrap_or_default();
+        if payload.started {
+            return Ok(payload);
+        }
+        Err(self
+            .values()
+            .err()
+            .unwrap_or_else(|| Failure::new(stage, never)))
+    }
+
+    /// How that command ended: the node's own timer (its notice among the
+    /// output) or our deadline, an interrupt, or its exit status.
+    pub fn command_end(&self) -> CommandEnd {
+        let trailer_seen = self.end.payload.as_ref().is_some_and(|p| p.trailer_seen);
+        match (trailer_seen, self.end.cut) {
+            (true, _) | (_, Some(Cut::Timeout)) => CommandEnd::Timeout,
+            (_, Some(Cut::Interrupted)) => CommandEnd::Interrupted,
+            (_, None) => CommandEnd::Exited(self.end.status),
+        }
+    }
+}
+
+/// How a command with its streams wired ended (see `Session::command_end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandEnd {
+    Timeout,
+    Interrupted,
+    /// Its exit status; `None` when the session gave none.
+    Exited(Option<i32>),
 }
 
 /// A command's output in a record: the text kept (or, with `files`, the

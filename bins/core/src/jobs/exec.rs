@@ -9,11 +9,11 @@
 use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session};
+use crate::framework::fleet::{output_fields, CommandEnd, Fleet, Job, Remote, Session};
 use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::script::{killed_line, quote, run_var, Docker, Script, OUTPUT_MARK};
-use crate::remote::ssh::{Captured, Cut, PayloadWiring, SessionIo, Sink};
+use crate::remote::ssh::{Captured, PayloadWiring, SessionIo, Sink};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -254,16 +254,9 @@ impl Job for ExecJob {
         command: Vec<String>,
         session: &Session,
     ) -> Result<Fields, Failure> {
-        let end = &session.end;
-        let payload = end.payload.clone().unwrap_or_default();
-        if !payload.started {
-            // The command never ran: the script's stderr says why (no
-            // container, not running, no docker, no ssh).
-            return Err(session
-                .values()
-                .err()
-                .unwrap_or_else(|| Failure::new(Stage::Exec, "the command did not start")));
-        }
+        // The command never ran: the script's stderr says why (no
+        // container, not running, no docker, no ssh).
+        let payload = session.payload(Stage::Exec, "the command did not start")?;
         // The command as this node ran it, then what it printed.
         let streams = Fields::new().with("command", command).and(streams(
             &self.plan,
@@ -272,22 +265,22 @@ impl Job for ExecJob {
             &payload.stderr,
         ));
         let failure = |stage: Stage, error: String| Failure::new(stage, error);
-        let result = match (payload.trailer_seen, end.cut, end.status) {
-            (true, _, _) | (_, Some(Cut::Timeout), _) => Err(failure(
+        let result = match session.command_end() {
+            CommandEnd::Timeout => Err(failure(
                 Stage::Timeout,
                 format!("no result after {} s: command killed", self.limit.as_secs()),
             )),
-            (_, Some(Cut::Interrupted), _) => Err(failure(
+            CommandEnd::Interrupted => Err(failure(
                 Stage::Interrupted,
                 "interrupted while the command ran".into(),
             )),
-            (_, None, Some(0)) => Ok(Fields::new().with("exit_code", 0)),
-            (_, None, Some(code)) => Err(failure(
+            CommandEnd::Exited(Some(0)) => Ok(Fields::new().with("exit_code", 0)),
+            CommandEnd::Exited(Some(code)) => Err(failure(
                 Stage::Exec,
                 format!("the command exited with status {code}"),
             )
             .with("exit_code", code)),
-            (_, None, None) => Err(failure(
+            CommandEnd::Exited(None) => Err(failure(
                 Stage::Exec,
                 "the session ended without an exit status".into(),
             )),

@@ -2,11 +2,13 @@
 
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{output_fields, Fleet, Job, Remote, Session, MAX_TIMEOUT_SECONDS};
+use crate::framework::fleet::{
+    output_fields, CommandEnd, Fleet, Job, Remote, Session, MAX_TIMEOUT_SECONDS,
+};
 use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::script::{killed_line, quote, Docker, Script, OUTPUT_MARK};
-use crate::remote::ssh::{Cut, LineFeed, PayloadWiring, SessionIo, Sink};
+use crate::remote::ssh::{LineFeed, PayloadWiring, SessionIo, Sink};
 use crossbeam::channel::Sender;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -203,14 +205,7 @@ impl Job for LogsJob {
     }
 
     fn finish(&self, node: &str, lines: LineCount, session: &Session) -> Result<Fields, Failure> {
-        let end = &session.end;
-        let payload = end.payload.clone().unwrap_or_default();
-        if !payload.started {
-            return Err(session
-                .values()
-                .err()
-                .unwrap_or_else(|| Failure::new(Stage::Logs, "docker logs did not start")));
-        }
+        let payload = session.payload(Stage::Logs, "docker logs did not start")?;
         let fields = match self.follow {
             true => Fields::new()
                 .with("lines", lines.load(Ordering::Relaxed))
@@ -230,8 +225,8 @@ impl Job for LogsJob {
                 )
             }
         };
-        match (payload.trailer_seen, end.cut, end.status) {
-            (true, _, _) | (_, Some(Cut::Timeout), _) => Err(Failure::new(
+        match session.command_end() {
+            CommandEnd::Timeout => Err(Failure::new(
                 Stage::Timeout,
                 format!(
                     "still reading after {} s: stopped",
@@ -239,13 +234,13 @@ impl Job for LogsJob {
                 ),
             )
             .and(fields)),
-            (_, Some(Cut::Interrupted), _) => Err(Failure::new(
+            CommandEnd::Interrupted => Err(Failure::new(
                 Stage::Interrupted,
                 "interrupted while reading the logs",
             )
             .and(fields)),
-            (_, None, Some(0)) => Ok(fields),
-            (_, None, status) => Err(Failure::new(
+            CommandEnd::Exited(Some(0)) => Ok(fields),
+            CommandEnd::Exited(status) => Err(Failure::new(
                 Stage::Logs,
                 format!(
                     "docker logs exited with status {}",
