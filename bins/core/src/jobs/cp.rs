@@ -2,9 +2,9 @@
 
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::fleet::{CommandEnd, Fleet, Job, Remote, Session};
 use crate::framework::UsageError;
-use crate::remote::script::{quote, Docker, Script, OUTPUT_MARK};
+use crate::remote::script::{killed_line, quote, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
 use crate::remote::tarball::{self, Packed};
 use std::path::{Component, Path, PathBuf};
@@ -110,6 +110,7 @@ impl Tool for CpArgs {
         let job = CpJob {
             docker: Docker::from_config(&fleet.config),
             direction,
+            tag: fleet.tag.clone(),
         };
         Ok(fleet.run(&job))
     }
@@ -151,6 +152,8 @@ enum Direction {
 struct CpJob {
     docker: Docker,
     direction: Direction,
+    /// This run's tag: the node's timer names it when it stops a copy.
+    tag: String,
 }
 
 impl CpJob {
@@ -201,7 +204,7 @@ impl Job for CpJob {
                 remote.io = SessionIo {
                     payload: Some(PayloadWiring {
                         marker: OUTPUT_MARK.into(),
-                        trailer: String::new(),
+                        trailer: killed_line(&self.tag),
                         stdout: Sink::File(received.clone()),
                         stderr: Sink::Memory(64 * 1024),
                     }),
@@ -238,31 +241,19 @@ impl Job for CpJob {
                     .with("bytes", packed.bytes))
             }
             (Direction::From { path, output_dir }, Some(tar)) => {
-                let end = &session.end;
-                let payload = end.payload.clone().unwrap_or_default();
-                if !payload.started {
-                    return Err(session
-                        .values()
-                        .err()
-                        .unwrap_or_else(|| Failure::new(Stage::Copy, "docker cp did not start")));
-                }
-                if end.cut.is_some() || end.status != Some(0) {
-                    let failure = session.values().err().unwrap_or_else(|| {
-                        let said = payload.stderr.text.trim();
-                        Failure::new(
-                            Stage::Copy,
-                            if said.is_empty() {
-                                "docker cp failed"
-                            } else {
-                                said
-                            },
-                        )
-                    });
+                let payload = session.payload(Stage::Copy, "docker cp did not start")?;
+                if session.command_end() != CommandEnd::Exited(Some(0)) {
                     // docker's own words are the error (e.g. no such path).
                     let said = payload.stderr.text.trim();
-                    return Err(match (failure.stage, said.is_empty()) {
-                        (Stage::Copy | Stage::Exec, false) => Failure::new(Stage::Copy, said),
-                        _ => failure,
+                    return Err(match session.values() {
+                        Err(failure)
+                            if said.is_empty()
+                                || !matches!(failure.stage, Stage::Copy | Stage::Exec) =>
+                        {
+                            failure
+                        }
+                        _ if !said.is_empty() => Failure::new(Stage::Copy, said),
+                        _ => Failure::new(Stage::Copy, "docker cp failed"),
                     });
                 }
                 let dest = output_dir.join(node);
@@ -317,6 +308,7 @@ mod tests {
     fn the_script_copies_through_docker_cp() {
         let job = CpJob {
             docker: Docker::default(),
+            tag: "t".into(),
             direction: Direction::From {
                 path: "/root/my results".into(),
                 output_dir: PathBuf::from("/tmp"),
