@@ -11,8 +11,9 @@ use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, stop, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
-use crate::remote::ssh::{Cut, Payload, SessionEnd, SessionIo, Ssh, StageEvents};
+use crate::remote::ssh::{Cut, Payload, SessionEnd, SessionIo, Sink, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -139,16 +140,56 @@ pub enum CommandEnd {
     Exited(Option<i32>),
 }
 
-/// A command's output in a record: the text kept (or, with `files`, the
-/// files it went to), byte counts, and whether anything was cut.
+/// Makes `--output-dir DIR` if missing; a usage error if it cannot be.
+pub fn create_output_dir(dir: &Path) -> Result<(), UsageError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))
+}
+
+/// `--output-dir DIR`: a command's whole streams go to DIR/NODE.<out> and
+/// DIR/NODE.<err>, suffixes the tool's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDir {
+    dir: PathBuf,
+    suffixes: [&'static str; 2],
+}
+
+impl OutputDir {
+    pub fn create(dir: &Path, suffixes: [&'static str; 2]) -> Result<OutputDir, UsageError> {
+        create_output_dir(dir)?;
+        Ok(OutputDir {
+            dir: dir.to_owned(),
+            suffixes,
+        })
+    }
+
+    /// The files of `node`'s stdout and stderr.
+    fn files(&self, node: &str) -> [PathBuf; 2] {
+        self.suffixes
+            .map(|suffix| self.dir.join(format!("{node}.{suffix}")))
+    }
+}
+
+/// Where a command's stdout and stderr go: with an output directory, to
+/// `node`'s files there; else kept in memory, `limit` bytes each.
+pub fn output_sinks(dir: Option<&OutputDir>, node: &str, limit: usize) -> [Sink; 2] {
+    match dir {
+        Some(dir) => dir.files(node).map(Sink::File),
+        None => [Sink::Memory(limit), Sink::Memory(limit)],
+    }
+}
+
+/// A command's output in a record: the text kept (or the files it went
+/// to), byte counts, and whether anything was cut.
 pub fn output_fields(
-    files: Option<(&std::path::Path, &std::path::Path)>,
+    dir: Option<&OutputDir>,
+    node: &str,
     stdout: &crate::remote::ssh::Captured,
     stderr: &crate::remote::ssh::Captured,
 ) -> Fields {
     let mut record = Fields::new();
-    match files {
-        Some((out, err)) => {
+    match dir.map(|dir| dir.files(node)) {
+        Some([out, err]) => {
             record.set("stdout_file", out.display().to_string());
             record.set("stderr_file", err.display().to_string());
         }

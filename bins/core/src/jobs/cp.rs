@@ -2,7 +2,7 @@
 
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{CommandEnd, Fleet, Job, Remote, Session};
+use crate::framework::fleet::{create_output_dir, CommandEnd, Fleet, Job, Remote, Session};
 use crate::framework::UsageError;
 use crate::remote::script::{killed_line, quote, Docker, Script, OUTPUT_MARK};
 use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
@@ -95,8 +95,7 @@ impl Tool for CpArgs {
                 let output_dir = self.output_dir.clone().ok_or_else(|| {
                     UsageError("--from PATH needs --output-dir DIR (each node's copy in DIR/NODE/)".into())
                 })?;
-                std::fs::create_dir_all(&output_dir)
-                    .map_err(|e| UsageError(format!("--output-dir {}: {e}", output_dir.display())))?;
+                create_output_dir(&output_dir)?;
                 Direction::From { path, output_dir }
             }
             _ => {

@@ -9,11 +9,13 @@
 use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
-use crate::framework::fleet::{output_fields, CommandEnd, Fleet, Job, Remote, Session};
+use crate::framework::fleet::{
+    output_fields, output_sinks, CommandEnd, Fleet, Job, OutputDir, Remote, Session,
+};
 use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::script::{killed_line, quote, run_var, Docker, Script, OUTPUT_MARK};
-use crate::remote::ssh::{Captured, PayloadWiring, SessionIo, Sink};
+use crate::remote::ssh::{Captured, PayloadWiring, SessionIo};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -78,7 +80,7 @@ pub struct ExecPlan {
     /// Bytes of stdout and of stderr kept in a record.
     pub max_output: usize,
     /// Write the full streams to DIR/<node>.out and .err instead.
-    pub output_dir: Option<PathBuf>,
+    pub output_dir: Option<OutputDir>,
 }
 
 impl ExecPlan {
@@ -97,10 +99,10 @@ impl ExecPlan {
             std::fs::metadata(path)
                 .map_err(|e| UsageError(format!("--stdin {}: {e}", path.display())))?;
         }
-        if let Some(dir) = &output_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))?;
-        }
+        let output_dir = match output_dir {
+            Some(dir) => Some(OutputDir::create(&dir, ["out", "err"])?),
+            None => None,
+        };
         Ok(ExecPlan {
             command,
             stdin,
@@ -216,10 +218,8 @@ impl Job for ExecJob {
     }
 
     fn start(&self, node: &str) -> Result<Remote<Vec<String>>, Failure> {
-        let sink = |suffix: &str| match &self.plan.output_dir {
-            Some(dir) => Sink::File(dir.join(format!("{node}.{suffix}"))),
-            None => Sink::Memory(self.plan.max_output),
-        };
+        let [stdout, stderr] =
+            output_sinks(self.plan.output_dir.as_ref(), node, self.plan.max_output);
         let command: Vec<String> = self
             .plan
             .command
@@ -236,8 +236,8 @@ impl Job for ExecJob {
             payload: Some(PayloadWiring {
                 marker: OUTPUT_MARK.into(),
                 trailer: killed_line(&self.tag),
-                stdout: sink("out"),
-                stderr: sink("err"),
+                stdout,
+                stderr,
             }),
             ..SessionIo::default()
         };
@@ -295,17 +295,7 @@ impl Job for ExecJob {
 /// The record's view of the command's output (DIR/NODE.out and .err with
 /// --output-dir).
 fn streams(plan: &ExecPlan, node: &str, stdout: &Captured, stderr: &Captured) -> Fields {
-    let files = plan.output_dir.as_ref().map(|dir| {
-        (
-            dir.join(format!("{node}.out")),
-            dir.join(format!("{node}.err")),
-        )
-    });
-    output_fields(
-        files.as_ref().map(|(o, e)| (o.as_path(), e.as_path())),
-        stdout,
-        stderr,
-    )
+    output_fields(plan.output_dir.as_ref(), node, stdout, stderr)
 }
 
 #[cfg(test)]

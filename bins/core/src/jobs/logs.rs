@@ -3,7 +3,8 @@
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
-    output_fields, CommandEnd, Fleet, Job, Remote, Session, MAX_TIMEOUT_SECONDS,
+    output_fields, output_sinks, CommandEnd, Fleet, Job, OutputDir, Remote, Session,
+    MAX_TIMEOUT_SECONDS,
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
@@ -65,10 +66,10 @@ impl Tool for LogsArgs {
                 "--follow writes records as lines come; --output-dir is for whole logs".into(),
             ));
         }
-        if let Some(dir) = &self.output_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))?;
-        }
+        let output_dir = match &self.output_dir {
+            Some(dir) => Some(OutputDir::create(dir, ["stdout", "stderr"])?),
+            None => None,
+        };
         let mut options = self.fleet_options();
         // Following has no end of its own: the user's Ctrl-C is.
         if self.follow && options.timeout.is_none() {
@@ -82,7 +83,7 @@ impl Tool for LogsArgs {
             tail: self.tail,
             follow: self.follow,
             max_output: self.max_output,
-            output_dir: self.output_dir,
+            output_dir,
             records: Mutex::new(None),
         };
         Ok(fleet.run(&job))
@@ -115,7 +116,7 @@ struct LogsJob {
     tail: Option<u64>,
     follow: bool,
     max_output: usize,
-    output_dir: Option<PathBuf>,
+    output_dir: Option<OutputDir>,
     /// The writer's input while the run goes (for --follow's line records).
     records: Mutex<Option<Sender<Record>>>,
 }
@@ -179,16 +180,12 @@ impl Job for LogsJob {
 
     fn start(&self, node: &str) -> Result<Remote<LineCount>, Failure> {
         let count = LineCount::default();
-        let sink = |suffix: &str| match &self.output_dir {
-            Some(dir) => Sink::File(dir.join(format!("{node}.{suffix}"))),
-            None => Sink::Memory(self.max_output),
-        };
-        let (stdout, stderr) = match self.follow {
-            true => (
+        let [stdout, stderr] = match self.follow {
+            true => [
                 self.feed(node, "stdout", &count),
                 self.feed(node, "stderr", &count),
-            ),
-            false => (sink("stdout"), sink("stderr")),
+            ],
+            false => output_sinks(self.output_dir.as_ref(), node, self.max_output),
         };
         let mut remote = Remote::new(self.script(), count);
         remote.io = SessionIo {
@@ -211,19 +208,12 @@ impl Job for LogsJob {
                 .with("lines", lines.load(Ordering::Relaxed))
                 .with("stdout_bytes", payload.stdout.bytes)
                 .with("stderr_bytes", payload.stderr.bytes),
-            false => {
-                let files = self.output_dir.as_ref().map(|dir| {
-                    (
-                        dir.join(format!("{node}.stdout")),
-                        dir.join(format!("{node}.stderr")),
-                    )
-                });
-                output_fields(
-                    files.as_ref().map(|(o, e)| (o.as_path(), e.as_path())),
-                    &payload.stdout,
-                    &payload.stderr,
-                )
-            }
+            false => output_fields(
+                self.output_dir.as_ref(),
+                node,
+                &payload.stdout,
+                &payload.stderr,
+            ),
         };
         match session.command_end() {
             CommandEnd::Timeout => Err(Failure::new(
