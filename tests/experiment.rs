@@ -128,10 +128,29 @@ impl Follower {
     }
 }
 
+/// Runs busybox as the managed container on `nodes`.
+fn deploy_busybox(tb: &Testbed, nodes: &str) {
+    ok(&run(
+        tb,
+        "baleine-deploy",
+        &["-i", "busybox", nodes, "--", "sleep", "100000"],
+    ));
+}
+
+/// Waits until no `docker logs --follow` client is left on the nodes.
+fn no_docker_logs_left() {
+    common::wait_until("no docker logs left on the node", 30, || {
+        common::processes(FOLLOWING).is_empty()
+    });
+}
+
+/// The `docker logs` a follow runs on a node, as the machine's processes show it.
+const FOLLOWING: &str = "docker .*logs --tail 0 --follow container";
+
 /// Waits until `count` `docker logs --follow` clients run on the nodes.
 fn following(count: usize) {
     common::wait_until("docker logs --follow on the nodes", 30, || {
-        common::processes("docker .*logs --tail 0 --follow container").len() >= count
+        common::processes(FOLLOWING).len() >= count
     });
 }
 
@@ -139,11 +158,7 @@ fn following(count: usize) {
 fn follow_streams_each_line_as_it_comes_until_the_containers_stop() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    ok(&run(
-        &tb,
-        "baleine-deploy",
-        &["-i", "busybox", "1-2", "--", "sleep", "100000"],
-    ));
+    deploy_busybox(&tb, "1-2");
     let follower = Follower::start(&tb, "1-2");
     following(2);
     // What the containers' main process prints is their log.
@@ -186,11 +201,7 @@ fn follow_streams_each_line_as_it_comes_until_the_containers_stop() {
 fn ctrl_c_ends_a_follow_and_its_docker_logs_on_the_nodes() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    ok(&run(
-        &tb,
-        "baleine-deploy",
-        &["-i", "busybox", "3", "--", "sleep", "100000"],
-    ));
+    deploy_busybox(&tb, "3");
     let follower = Follower::start(&tb, "3");
     following(1);
     common::signal(&follower.child, nix::sys::signal::Signal::SIGINT);
@@ -199,20 +210,14 @@ fn ctrl_c_ends_a_follow_and_its_docker_logs_on_the_nodes() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["stage"], "interrupted", "{}", all[0]);
     assert_eq!(all[0]["stopped_on_node"], true, "{}", all[0]);
-    common::wait_until("no docker logs left on the node", 30, || {
-        common::processes("docker .*logs --tail 0 --follow container").is_empty()
-    });
+    no_docker_logs_left();
 }
 
 #[test]
 fn a_reader_going_away_ends_a_follow_quietly() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    ok(&run(
-        &tb,
-        "baleine-deploy",
-        &["-i", "busybox", "3", "--", "sleep", "100000"],
-    ));
+    deploy_busybox(&tb, "3");
     let mut child = tool(&tb, "baleine-logs")
         .args(["3", "--follow", "--tail", "0"])
         .stdout(Stdio::piped())
@@ -243,20 +248,14 @@ fn a_reader_going_away_ends_a_follow_quietly() {
         child.try_wait().unwrap().is_some()
     });
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    common::wait_until("no docker logs left on the node", 30, || {
-        common::processes("docker .*logs --tail 0 --follow container").is_empty()
-    });
+    no_docker_logs_left();
 }
 
 #[test]
 fn files_go_in_and_results_come_out_of_every_node() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    ok(&run(
-        &tb,
-        "baleine-deploy",
-        &["-i", "busybox", "1-2", "--", "sleep", "100000"],
-    ));
+    deploy_busybox(&tb, "1-2");
     let src = scratch("cp-in");
     std::fs::write(src.join("params.txt"), "threshold=3\n").unwrap();
     std::fs::create_dir_all(src.join("scripts")).unwrap();
@@ -457,11 +456,7 @@ fn a_hostile_node_s_tar_never_writes_outside_its_directory() {
 fn rmi_deletes_tags_but_never_one_another_tag_still_names() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    ok(&run(
-        &tb,
-        "baleine-deploy",
-        &["-i", "busybox", "1", "--", "sleep", "100000"],
-    ));
+    deploy_busybox(&tb, "1");
     let name = unique("rmi");
     let (v1, v2) = (format!("{name}:v1"), format!("{name}:v2"));
     ok(&run(&tb, "baleine-save", &["-n", &v1, "fit01"]));
@@ -503,22 +498,7 @@ fn rmi_deletes_tags_but_never_one_another_tag_still_names() {
     // The registry the nodes push to serves it no more, and refuses deletes itself.
     let (status, _) = tb.http_get(&format!("{}/v2/{name}/manifests/v1", tb.repo_url));
     assert_eq!(status, 404);
-    let delete = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "DELETE",
-        ])
-        .arg(format!(
-            "{}/v2/{name}/manifests/{}",
-            tb.repo_url,
-            refused["digest"].as_str().unwrap()
-        ))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&delete.stdout), "405");
+    let digest = refused["digest"].as_str().unwrap();
+    let url = format!("{}/v2/{name}/manifests/{digest}", tb.repo_url);
+    assert_eq!(tb.http_delete(&url), 405);
 }

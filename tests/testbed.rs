@@ -216,22 +216,7 @@ fn deletes_go_through_the_loopback_admin_instance_only() {
     };
     let (status, digest) = head(&tb.repo_url);
     assert_eq!(status, 200, "the pushed image is not served");
-    let delete = |base: &str| -> u16 {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-X",
-                "DELETE",
-            ])
-            .arg(format!("{base}/v2/{name}/manifests/{digest}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
-    };
+    let delete = |base: &str| tb.http_delete(&format!("{base}/v2/{name}/manifests/{digest}"));
     // The instance the nodes and the network reach refuses (405 Unsupported).
     assert_eq!(delete(&tb.repo_url), 405);
     assert_eq!(head(&tb.repo_url).0, 200);

@@ -104,6 +104,24 @@ impl Testbed {
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
         (code.parse().unwrap_or(0), body.to_string())
     }
+
+    /// The HTTP status of a DELETE of `url`.
+    pub fn http_delete(&self, url: &str) -> u16 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "DELETE",
+                url,
+            ])
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    }
 }
 
 /// A name no other test run uses, for things a test creates in shared registries.
