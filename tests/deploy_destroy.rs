@@ -370,7 +370,9 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
     for node in &tb.nodes {
         tb.ssh_ok(
             node,
-            "docker rm -f container >/dev/null 2>&1; docker rmi bigbox >/dev/null 2>&1; true",
+            // Every bigbox image, the ones known by digest only included
+            // (a pinned node has no `bigbox` tag): the deploy must pull.
+            "docker rm -f container >/dev/null 2>&1; docker rmi -f $(docker images -q bigbox) >/dev/null 2>&1; true",
         );
     }
     let child = deploy(
@@ -388,7 +390,10 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Mid-deploy: while the first node pulls.
+    common::wait_until("the first node pulling bigbox", 60, || {
+        !common::processes("docker pull bigbox$").is_empty()
+    });
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let started = Instant::now();
