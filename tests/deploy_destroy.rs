@@ -375,6 +375,9 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
             "docker rm -f container >/dev/null 2>&1; docker rmi -f $(docker images -q bigbox) >/dev/null 2>&1; true",
         );
     }
+    // Mid-deploy: the first node's pull waits on a mirror that does not
+    // answer, so it is still pulling when Ctrl-C comes.
+    let _mirror = tb.freeze("mirror");
     let child = deploy(
         &tb,
         &[
@@ -390,7 +393,6 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    // Mid-deploy: while the first node pulls.
     common::wait_until("the first node pulling bigbox", 60, || {
         !common::processes("docker pull bigbox$").is_empty()
     });

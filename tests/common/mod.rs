@@ -212,7 +212,8 @@ pub struct Stopped<'a> {
     target: String,
 }
 
-/// dockerd of a node frozen with SIGSTOP (a node that hangs), thawed on drop.
+/// A testbed process frozen with SIGSTOP (a node's dockerd that hangs, a
+/// registry that never answers), thawed on drop.
 pub struct Frozen {
     pid: String,
 }
@@ -237,8 +238,13 @@ impl Testbed {
     }
 
     pub fn freeze_docker(&self, node: &str) -> Frozen {
-        let pid = std::fs::read_to_string(self.dir.join(format!("pids/{node}.docker")))
-            .expect("dockerd pid file")
+        self.freeze(&format!("{node}.docker"))
+    }
+
+    /// Freezes the process the testbed started as `name` (`mirror`, `fit03.docker`).
+    pub fn freeze(&self, name: &str) -> Frozen {
+        let pid = std::fs::read_to_string(self.dir.join(format!("pids/{name}")))
+            .expect("the process's pid file")
             .trim()
             .to_owned();
         assert!(Command::new("kill")
