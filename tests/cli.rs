@@ -553,13 +553,14 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
 }
 
 /// Runs `tool args` on a terminal of its own (util-linux `script`), in a
-/// private HOME, and returns what the terminal showed and the exit status.
+/// private HOME, and returns what the terminal showed, the exit status and
+/// that HOME's environment.
 fn on_a_terminal(
     tool: &str,
     args: &str,
     config: &str,
     stdin: &str,
-) -> (String, Option<i32>, std::path::PathBuf) {
+) -> (String, Option<i32>, common::harness::TestEnv) {
     let env = common::harness::TestEnv::new();
     let conf = env.write(
         "baleine.conf",
@@ -585,11 +586,12 @@ fn on_a_terminal(
             child.wait_with_output()
         })
         .expect("script runs");
-    std::mem::forget(env); // the caller reads the state files
+    // The env goes back to the caller, who reads the state files under its
+    // HOME; dropping it there removes the directory.
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         out.status.code(),
-        home,
+        env,
     )
 }
 
@@ -614,14 +616,14 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
 #[test]
 fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
     // Nodes no resolver knows: ssh fails at once, naming each node.
-    let (screen, status, home) = on_a_terminal("baleine-ps", "--timeout 20 1-3", "", "");
+    let (screen, status, env) = on_a_terminal("baleine-ps", "--timeout 20 1-3", "", "");
     assert_eq!(status, Some(1), "{screen}");
     assert!(
         screen.contains("3 connect: ssh: Could not resolve hostname <node>"),
         "{screen}"
     );
     assert!(screen.contains(": fit[01-03]"), "{screen}");
-    let dir = home.join(".local/state/baleine");
+    let dir = env.path("home/.local/state/baleine");
     let latest =
         std::fs::read_to_string(dir.join("latest-ps.jsonl")).expect("the latest run's records");
     assert_eq!(latest.lines().count(), 3);
