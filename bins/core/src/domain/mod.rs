@@ -5,3 +5,4 @@ pub mod config;
 pub mod nodes;
 pub mod record;
 pub mod reference;
+pub mod stop;

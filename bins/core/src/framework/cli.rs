@@ -1,6 +1,6 @@
 //! What every tool's `main` is: logging, signals, argument parsing with our exit codes, then the tool's `run`.
 
-use crate::framework::{complete, exit, stop, UsageError};
+use crate::framework::{complete, exit, signals, UsageError};
 use argh::FromArgs;
 use std::process::ExitCode;
 
@@ -32,7 +32,7 @@ pub fn main<T: Tool>() -> ExitCode {
             )
         })
         .init();
-    stop::install_handlers();
+    signals::install_handlers();
     raise_open_files_limit();
     if let Ok(kind) = std::env::var("BALEINE_COMPLETE") {
         complete::candidates(&kind);

@@ -1,7 +1,7 @@
 //! Exit statuses shared by every baleine tool, so scripts can rely on them.
 
+use crate::domain::stop;
 use crate::framework::output::Tally;
-use crate::framework::stop;
 use std::process::ExitCode;
 
 /// Every node succeeded.

@@ -1,8 +1,8 @@
 //! Fan-out: a bounded pool of worker threads turns every input node into exactly one record.
 
 use crate::domain::record::{Failure, Record, Stage};
+use crate::domain::stop;
 use crate::framework::input::Input;
-use crate::framework::stop;
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 

@@ -7,9 +7,10 @@
 
 use crate::domain::config::{self, Config};
 use crate::domain::record::{Failure, Fields, Record, Stage};
+use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
-use crate::framework::{exit, fanout, stop, UsageError};
+use crate::framework::{exit, fanout, UsageError};
 use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
 use crate::remote::ssh::{Cut, Payload, SessionEnd, SessionIo, Sink, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};

@@ -9,7 +9,7 @@ pub mod fanout;
 pub mod fleet;
 pub mod input;
 pub mod output;
-pub mod stop;
+pub mod signals;
 
 use std::fmt;
 

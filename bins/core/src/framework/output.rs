@@ -1,7 +1,7 @@
 //! The one writer of stdout: a JSON line per record, flushed at once, plus progress and summary on a terminal.
 
 use crate::domain::record::Record;
-use crate::framework::stop;
+use crate::domain::stop;
 use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, IsTerminal, Write};
 use std::thread::JoinHandle;

@@ -10,12 +10,13 @@
 use crate::domain::config::{self, Config};
 use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
+use crate::domain::stop;
 use crate::framework::args::FleetOptions;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::Fleet;
 use crate::framework::input::Input;
 use crate::framework::output::write_line;
-use crate::framework::{exit, stop, UsageError};
+use crate::framework::{exit, UsageError};
 use crate::remote::registry::Registry;
 use crate::remote::script::{quote, session_command, Script, KILLED_MARK, STAGE_MARK};
 use crate::remote::tarball;

@@ -7,10 +7,11 @@
 use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
+use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
-use crate::framework::{stop, UsageError};
+use crate::framework::UsageError;
 use crate::remote::script::{quote, quote_word, Docker, Script, EARLY_MARK};
 use crate::remote::ssh::{LineFeed, Ssh};
 use std::process::{Command, ExitCode, Stdio};

@@ -174,7 +174,7 @@ fn list_repository(
     repository: &str,
     details: bool,
 ) -> Result<Vec<Record>, RegistryError> {
-    if crate::framework::stop::stopping() {
+    if crate::domain::stop::stopping() {
         return Ok(Vec::new());
     }
     let mut tags = registry.tags(repository)?;

@@ -162,7 +162,7 @@ impl LogsJob {
             if let Some(records) = &records {
                 // A slow reader slows the node's stream down (through ssh)
                 // rather than our memory growing without bound.
-                while records.len() > MAX_PENDING_LINES && !crate::framework::stop::stopping() {
+                while records.len() > MAX_PENDING_LINES && !crate::domain::stop::stopping() {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 let _ = records.send(Record::log_line(&node, stream, line));

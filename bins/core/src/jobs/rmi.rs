@@ -8,9 +8,10 @@
 use crate::domain::config::{self, Config};
 use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
+use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::output::write_line;
-use crate::framework::{confirm, exit, stop, UsageError};
+use crate::framework::{confirm, exit, UsageError};
 use crate::remote::registry::Registry;
 use argh::{ArgsInfo, FromArgs};
 use std::io::{BufRead, IsTerminal};

@@ -322,7 +322,7 @@ impl Permits {
     fn acquire(self: &Arc<Self>) -> Option<Permit> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         while *free == 0 {
-            if crate::framework::stop::stopping() {
+            if crate::domain::stop::stopping() {
                 return None;
             }
             free = self

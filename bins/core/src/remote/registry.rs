@@ -203,7 +203,7 @@ impl Registry {
                 ));
             }
             // A registry that paginates for ever must not hold us for ever.
-            if crate::framework::stop::stopping() {
+            if crate::domain::stop::stopping() {
                 return Err(error(&url, "interrupted"));
             }
             if seen.len() > MAX_PAGES || all.len() > MAX_ENTRIES {

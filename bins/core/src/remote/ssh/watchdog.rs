@@ -1,6 +1,6 @@
 //! One thread that cuts ssh sessions past their deadline, or all of them once the run is stopping.
 
-use crate::framework::stop;
+use crate::domain::stop;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;

@@ -1,0 +1,46 @@
+//! Whether the run is stopping: the process-wide flags (Ctrl-C, a second Ctrl-C, our reader gone) that every layer reads.
+//!
+//! They sit in the domain, the bottom layer, because the transport's
+//! watchdog and the registry client must see them as much as the fan-out
+//! and the writer. Only `framework::signals` (Ctrl-C, SIGTERM, SIGHUP) and
+//! `framework::output` (a closed stdout) set them; workers, the watchdog
+//! and the writer poll them, so every node still gets its record
+//! (`interrupted`) before we exit 130.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A Ctrl-C, SIGTERM or SIGHUP arrived; the second one abandons (stop
+/// waiting for the nodes' cleanup). Async-signal-safe: atomics only.
+pub fn signal_received() {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        ABANDONED.store(true, Ordering::SeqCst);
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// A second Ctrl-C: give up on stopping the nodes' work, end at once
+/// (every node still gets its record).
+pub fn abandoned() -> bool {
+    ABANDONED.load(Ordering::SeqCst)
+}
+
+/// Our reader went away (`| head -1`): stop starting work, end quietly.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
+
+pub fn close_stdout() {
+    STDOUT_CLOSED.store(true, Ordering::SeqCst);
+}
+
+/// True once no new node work should start.
+pub fn stopping() -> bool {
+    interrupted() || stdout_closed()
+}
