@@ -259,6 +259,54 @@ fn ctrl_c_stops_the_commands_on_the_nodes_not_just_ssh() {
     });
 }
 
+/// Ctrl-C typed at a terminal goes to the whole foreground group, not only
+/// to the tool: the records must still say `interrupted` (not ssh's "exit
+/// status 255"), the terminal says what is being done, and the commands
+/// stop on the nodes.
+#[test]
+fn ctrl_c_typed_at_a_terminal_interrupts_every_node_and_says_so() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let (a, b) = (tb.nodes[0].as_str(), tb.nodes[1].as_str());
+    deploy(&tb, "busybox", &[a, b]);
+    let out_file = std::env::temp_dir().join(format!("{}.jsonl", unique("ctrl-c")));
+    let terminal = common::Terminal::start(&tb, "bash --norc --noprofile");
+    terminal.type_line(&format!(
+        "BALEINE_CONFIG={} {} {a} {b} -- sleep 3013 > {}; echo done-$?",
+        tb.baleine_conf().display(),
+        common::binary("baleine-exec"),
+        out_file.display()
+    ));
+    wait_until("both commands running", 60, || {
+        processes("^sleep 3013$").len() == 2
+    });
+    terminal.keys(&["C-c"]);
+    let screen = terminal.wait_for("\ndone-", 60);
+    let written = std::fs::read_to_string(&out_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_file);
+    assert!(screen.lines().any(|l| l == "done-130"), "{screen}");
+    assert!(
+        screen.contains("interrupting: stopping 2 nodes"),
+        "{screen}"
+    );
+    let records: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect();
+    assert_eq!(records.len(), 2, "{written}");
+    for node in [a, b] {
+        let record = record_of(&records, node);
+        assert_eq!(record["stage"], "interrupted", "{record}");
+        assert!(
+            !record["error"].as_str().unwrap().contains("255"),
+            "{record}"
+        );
+    }
+    wait_until("no sleep 3013 left in the containers", 30, || {
+        processes("^sleep 3013$").is_empty()
+    });
+}
+
 #[test]
 fn the_time_limit_holds_when_the_tool_and_its_ssh_die() {
     let tb = Testbed::get();

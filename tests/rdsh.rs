@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{stderr, unique, Terminal, Testbed};
+use common::{processes, stderr, unique, wait_until, Terminal, Testbed};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -28,9 +28,13 @@ fn testbed() -> Testbed {
 /// The first node, whose managed container has what a Debian image would for
 /// sessions: bash, sftp-server and scp, borrowed read-only from the node (this
 /// machine) on top of busybox. Set up once; tests only read it or write
-/// files of their own. Returns the node and the container's hostname.
-fn debian_like(tb: &Testbed) -> (String, String) {
+/// files of their own. Returns the node, the container's hostname and the
+/// nodes' turn, held for the test.
+fn debian_like(tb: &Testbed) -> (String, String, common::NodesTurn) {
     static CONTAINER: OnceLock<String> = OnceLock::new();
+    // Other test binaries use the first node too (cargo nextest runs them
+    // side by side): hold the nodes for the test.
+    let turn = tb.exclusive();
     let node = tb.nodes[0].clone();
     let id = CONTAINER.get_or_init(|| {
         let id = tb.ssh_ok(
@@ -41,7 +45,7 @@ fn debian_like(tb: &Testbed) -> (String, String) {
         );
         id.trim().chars().take(12).collect()
     });
-    (node, id.clone())
+    (node, id.clone(), turn)
 }
 
 /// What the second node's managed container is, for a test.
@@ -165,7 +169,7 @@ fn path_str(path: &Path) -> &str {
 #[test]
 fn a_command_runs_in_the_container_exactly_as_typed() {
     let tb = testbed();
-    let (node, hostname) = debian_like(&tb);
+    let (node, hostname, _nodes) = debian_like(&tb);
     let out = tb.ssh_as("container", &node, r#"echo "a  b""#);
     assert_eq!(
         (out.status.code(), stdout(&out).as_str()),
@@ -189,7 +193,7 @@ fn a_command_runs_in_the_container_exactly_as_typed() {
 #[test]
 fn the_exit_status_comes_back() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     for (command, status) in [("exit 7", 7), ("true", 0), ("false", 1)] {
         let out = tb.ssh_as("container", &node, command);
         assert_eq!(
@@ -218,7 +222,7 @@ fn the_exit_status_comes_back() {
 #[test]
 fn stdin_streams_into_the_container() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     let local = LocalDir::new(&tb);
     local.file("tree/a b.txt", b"spaces survive\n");
     local.file("tree/sub/c", b"nested\n");
@@ -263,7 +267,7 @@ fn stdin_streams_into_the_container() {
 #[test]
 fn scp_copies_to_and_from_the_container() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     let local = LocalDir::new(&tb);
     let data = noise(1 << 20, 11);
     let source = local.file("source", &data);
@@ -327,7 +331,7 @@ fn sftp(tb: &Testbed, node: &str, batch: &str) -> Output {
 #[test]
 fn sftp_works_in_a_container_with_sftp_server() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     let local = LocalDir::new(&tb);
     let data = noise(300_000, 13);
     let source = local.file("source", &data);
@@ -452,7 +456,7 @@ fn login(tb: &Testbed, node: &str) -> Terminal {
 #[test]
 fn an_interactive_login_is_bash_on_a_terminal_of_the_users_kind() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     let terminal = login(&tb, &node);
     terminal.type_line(r#"echo "tty=$(tty) term=$TERM lang=$LANG bash=${BASH_VERSION:+yes}"; echo "size=$(stty size)"; echo done-$((6*7))"#);
     let screen = terminal.wait_for("done-42", 20);
@@ -470,22 +474,31 @@ fn an_interactive_login_is_bash_on_a_terminal_of_the_users_kind() {
     let before = terminal.size();
     terminal.run(&["resize-window", "-t", "t", "-x", "90", "-y", "20"]);
     assert_ne!(terminal.size(), before, "tmux did not resize");
-    thread::sleep(Duration::from_millis(300));
-    terminal.type_line("echo resized=$(stty size) done-$((7*7))");
-    let screen = terminal.wait_for("done-49", 20);
-    assert!(
-        screen.contains(&format!("resized={}", terminal.size())),
-        "{screen}"
-    );
+    // The new size travels as SIGWINCH through ssh and docker: ask until the
+    // container's terminal has it.
+    let mut asked = 0;
+    wait_until("the container's terminal resized", 20, || {
+        asked += 1;
+        terminal.type_line(&format!(
+            "echo resized=$(stty size) asked-$((1000+{asked}))"
+        ));
+        terminal.wait_for(&format!("asked-{}", 1000 + asked), 20);
+        terminal
+            .screen()
+            .contains(&format!("resized={}", terminal.size()))
+    });
 
     // Ctrl-C reaches the program in the container.
-    terminal.type_line("sleep 60");
-    thread::sleep(Duration::from_millis(500));
+    terminal.type_line("sleep 6011");
+    wait_until("sleep 6011 running in the container", 20, || {
+        !processes("^sleep 6011$").is_empty()
+    });
     terminal.run(&["send-keys", "-t", "t", "C-c"]);
-    let start = Instant::now();
+    wait_until("sleep 6011 gone", 60, || {
+        processes("^sleep 6011$").is_empty()
+    });
     terminal.type_line("echo after-$((1+1))");
     terminal.wait_for("after-2", 20);
-    assert!(start.elapsed() < Duration::from_secs(20));
 
     terminal.type_line("exit 5");
     terminal.wait_for("ssh-exit=5", 20);
@@ -494,7 +507,7 @@ fn an_interactive_login_is_bash_on_a_terminal_of_the_users_kind() {
 #[test]
 fn a_command_on_a_terminal_sees_the_terminal_from_its_first_instant() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     let terminal = Terminal::start(
         &tb,
         &format!(
@@ -549,7 +562,7 @@ fn rdsh_takes_only_what_sshd_passes() {
 #[test]
 fn the_environment_cannot_point_rdsh_at_another_container_or_engine() {
     let tb = testbed();
-    let (node, hostname) = debian_like(&tb);
+    let (node, hostname, _nodes) = debian_like(&tb);
     // As sshd would start it on the node (in the node's mount namespace,
     // where /etc/baleine is the node's), plus variables a user might try:
     // the engine comes from the node's baleine.conf, not from DOCKER_HOST.
@@ -727,7 +740,7 @@ fn make_install_node_brings_an_existing_user_to_rdsh_with_r2lab_defaults() {
 #[test]
 fn a_command_ends_when_its_session_ends_with_or_without_a_terminal() {
     let tb = testbed();
-    let (node, _) = debian_like(&tb);
+    let (node, _, _nodes) = debian_like(&tb);
     for (pattern, options) in [("^sleep 3014$", &[][..]), ("^sleep 3015$", &["-tt"][..])] {
         let command = pattern.trim_matches(['^', '$']);
         let mut ssh = tb

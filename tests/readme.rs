@@ -45,6 +45,8 @@ fn json_fields(line: &str) -> Option<Vec<String>> {
 #[test]
 fn every_readme_command_runs_on_the_testbed() {
     let tb = Testbed::get();
+    // The tour deploys and destroys on the shared nodes.
+    let _nodes = tb.exclusive();
     let commands = readme_commands();
     assert!(
         commands.len() >= 15,

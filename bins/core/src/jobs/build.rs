@@ -503,6 +503,9 @@ impl Build {
         };
         let mut command = Command::new(&argv[0]);
         command.args(&argv[1..]).stdin(stdin);
+        // Ours alone to stop (see Ssh::run_with): a terminal's Ctrl-C would
+        // kill ssh before the node's build is stopped.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = spawn(command, &argv[0])?;
         let pid = child.id() as i32;
         let stop = move || {

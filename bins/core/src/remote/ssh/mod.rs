@@ -6,6 +6,7 @@
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ impl Ssh {
             .unwrap_or_else(|_| Stdio::null());
         let Ok(mut master) = Command::new(&argv[0])
             .args(&argv[1..])
+            .process_group(0) // the watchdog cuts it, not the terminal's Ctrl-C
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -123,6 +125,11 @@ impl Ssh {
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own: Ctrl-C typed at the terminal reaches the
+            // foreground group, and an ssh killed by it would end its
+            // session as "exit status 255" before we could stop the node's
+            // work. We alone take the signal, then cut every session.
+            .process_group(0)
             .spawn()
         {
             Ok(child) => child,
