@@ -552,53 +552,11 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert!(child.wait().unwrap().success());
 }
 
-/// Runs `tool args` on a terminal of its own (util-linux `script`), in a
-/// private HOME, and returns what the terminal showed, the exit status and
-/// that HOME's environment.
-fn on_a_terminal(
-    tool: &str,
-    args: &str,
-    config: &str,
-    stdin: &str,
-) -> (String, Option<i32>, common::harness::TestEnv) {
-    let env = common::harness::TestEnv::new();
-    let conf = env.write(
-        "baleine.conf",
-        &format!("SSH_CONTROL_PERSIST = 0\n{config}"),
-    );
-    let home = env.path("home");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qefc",
-            &format!("{} {args}", common::binary(tool)),
-            "/dev/null",
-        ])
-        .env("BALEINE_CONFIG", &conf)
-        .env("HOME", &home)
-        .env_remove("XDG_STATE_HOME")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-            child.wait_with_output()
-        })
-        .expect("script runs");
-    // The env goes back to the caller, who reads the state files under its
-    // HOME; dropping it there removes the directory.
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code(),
-        env,
-    )
-}
-
 #[test]
 fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
     // destroy has no table view: its JSON lines go to the terminal.
-    let (screen, status, _) = on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
+    let (screen, status, _) =
+        common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
     assert_eq!(status, Some(0), "{screen}");
     // Every record starts a line of its own: after a newline or the clear.
     for (at, _) in screen.match_indices("{\"node\"") {
@@ -616,7 +574,8 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
 #[test]
 fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
     // Nodes no resolver knows: ssh fails at once, naming each node.
-    let (screen, status, env) = on_a_terminal("baleine-ps", "--timeout 20 1-3", "", "");
+    let (screen, status, env) =
+        common::harness::on_a_terminal("baleine-ps", "--timeout 20 1-3", "", "");
     assert_eq!(status, Some(1), "{screen}");
     assert!(
         screen.contains("3 connect: ssh: Could not resolve hostname <node>"),

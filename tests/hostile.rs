@@ -11,7 +11,7 @@
 //! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
 //! | 6 unbounded memory | a stdin line over 16 MiB | one input record, not echoed; the next line still counts |
 //! | 7 a record's node taken as a spec | `{"node":"0-3"}` | one node named `0-3` |
-//! | 8 escape sequences on a terminal | node text with ESC | shown escaped (unit test in framework::output) |
+//! | 8 escape sequences on a terminal | a node's ESC, BEL and C1 CSI in its error | shown escaped in the terminal's summary |
 //! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
 //!
 //! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
@@ -234,16 +234,28 @@ fn braces_and_other_shell_syntax_are_quoted_in_the_script() {
 /// Class 5: numbers that would overflow or exhaust are usage errors.
 #[test]
 fn huge_numbers_are_refused_before_any_work() {
-    for args in [
-        &["--timeout", "18446744073709551615", "1"][..],
-        &["-j", "100000000", "1"],
-        &["--stop-timeout", "99999999999", "-y", "1"],
+    for (tool, args) in [
+        (
+            "baleine-ps",
+            &["--timeout", "18446744073709551615", "1"][..],
+        ),
+        ("baleine-ps", &["-j", "100000000", "1"]),
+        (
+            "baleine-destroy",
+            &["--stop-timeout", "99999999999", "-y", "1"],
+        ),
+        // Every duration option, not only the fleet's --timeout: a deadline
+        // of u64::MAX seconds overflows.
+        (
+            "baleine-deploy",
+            &["-i", "busybox", "--wait", "18446744073709551615", "1"],
+        ),
+        (
+            "baleine-build",
+            &["-t", "x", "--timeout", "18446744073709551615", "."],
+        ),
+        ("baleine-logs", &["--timeout", "99999999h", "1"]),
     ] {
-        let tool = if args.contains(&"--stop-timeout") {
-            "baleine-destroy"
-        } else {
-            "baleine-ps"
-        };
         Test::new(tool).args(args).status(2).run();
     }
 }
@@ -293,6 +305,39 @@ fn a_record_s_node_field_is_not_expanded() {
         .iter()
         .any(|r| r["node"] == "0-3" && r["ok"] == true));
     assert!(records.iter().any(|r| r["stage"] == "input"));
+}
+
+/// Class 8: what a node sends reaches the terminal escaped, never obeyed.
+/// The node is played by the test's own `ssh`, which answers with escape
+/// sequences (clear the screen, set the window title) and fails.
+#[test]
+fn escape_sequences_from_a_node_are_shown_escaped_on_a_terminal() {
+    let env = TestEnv::new();
+    let ssh = env.write(
+        "hostile-ssh",
+        "#!/bin/sh\nprintf 'pwned \\033[2J\\033]0;title\\007 \\302\\233 31m\\n' >&2\nexit 255\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (screen, status, _) = common::harness::on_a_terminal(
+        "baleine-ps",
+        "1-2",
+        &format!("SSH = {}\n", ssh.display()),
+        "",
+    );
+    assert_eq!(status, Some(1), "{screen:?}");
+    // The failure summary quotes the node's words...
+    assert!(screen.contains("pwned"), "{screen:?}");
+    // ...with its control characters escaped: no ESC, BEL or C1 CSI left.
+    for raw in ["\u{1b}[2J", "\u{1b}]0;", "\u{7}", "\u{9b}"] {
+        assert!(
+            !screen.contains(raw),
+            "{raw:?} reached the terminal: {screen:?}"
+        );
+    }
+    assert!(screen.contains("\\u{1b}[2J"), "{screen:?}");
 }
 
 /// Class 10: a password in a file others can read draws a warning; a

@@ -271,3 +271,42 @@ fn opens_with_node_action_ok(line: &str) -> bool {
     };
     !action.is_empty() && (rest.starts_with(r#","ok":true"#) || rest.starts_with(r#","ok":false"#))
 }
+
+/// Runs `tool args` on a terminal of its own (util-linux `script`), in a
+/// private HOME, and returns what the terminal showed, the exit status and
+/// that HOME's environment.
+pub fn on_a_terminal(
+    tool: &str,
+    args: &str,
+    config: &str,
+    stdin: &str,
+) -> (String, Option<i32>, TestEnv) {
+    let env = TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        &format!("SSH_CONTROL_PERSIST = 0\n{config}"),
+    );
+    let home = env.path("home");
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &format!("{} {args}", binary(tool)), "/dev/null"])
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", &home)
+        .env_remove("XDG_STATE_HOME")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+            child.wait_with_output()
+        })
+        .expect("script runs");
+    // The env goes back to the caller, who reads the state files under its
+    // HOME; dropping it there removes the directory.
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+        env,
+    )
+}

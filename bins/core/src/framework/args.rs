@@ -32,7 +32,12 @@ pub fn default_seconds(help: &str) -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// A duration on the command line, in seconds: `90`, `90s`, `5m`, `2h`.
+/// A duration beyond 30 days is a typo (and `u64::MAX` seconds would
+/// overflow a deadline): every duration option is bounded by it.
+pub const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A duration on the command line, in seconds: `90`, `90s`, `5m`, `2h`, at
+/// most [`MAX_SECONDS`].
 pub fn seconds(text: &str) -> Result<u64, String> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
@@ -48,11 +53,17 @@ pub fn seconds(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    number
+    let seconds = number
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"))
+        .ok_or_else(|| format!("{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"))?;
+    if seconds > MAX_SECONDS {
+        return Err(format!(
+            "{text:?} is more than {MAX_SECONDS} seconds (30 days)"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// Declares a fleet tool's argument struct: the tool's own fields, then the

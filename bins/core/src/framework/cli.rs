@@ -24,11 +24,14 @@ pub fn main<T: Tool>() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format(move |f, record| {
             use std::io::Write;
+            // Messages carry registry and node text (URLs from a Link
+            // header, a node's error): escape control characters, so none
+            // can drive the user's terminal.
             writeln!(
                 f,
                 "{prefix}: {}: {}",
                 record.level().as_str().to_lowercase(),
-                record.args()
+                crate::framework::output::printable(&record.args().to_string())
             )
         })
         .init();

@@ -225,9 +225,6 @@ pub struct Fleet {
 /// More workers than this is a typo, not a fleet (R2Lab has 37 nodes; the
 /// scale goal is 1000 from one gateway).
 pub const MAX_PARALLEL: usize = 4096;
-/// A node timeout beyond 30 days is a typo (and `u64::MAX` seconds would
-/// overflow the deadline).
-pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
 
 impl Fleet {
     pub fn prepare(options: FleetOptions) -> Result<Fleet, UsageError> {
@@ -243,11 +240,6 @@ impl Fleet {
         }
         let timeout = match options.timeout {
             Some(0) => return Err(UsageError("--timeout must be at least 1 second".into())),
-            Some(seconds) if seconds > MAX_TIMEOUT_SECONDS => {
-                return Err(UsageError(format!(
-                    "--timeout {seconds} is more than {MAX_TIMEOUT_SECONDS} seconds (30 days)"
-                )))
-            }
             Some(seconds) => Duration::from_secs(seconds),
             None => options.default_timeout,
         };

@@ -10,7 +10,7 @@ use crate::domain::config::{self, Config};
 use crate::domain::record::Record;
 use crate::domain::reference::{target_image, validate_repository_name};
 use crate::framework::cli::Tool;
-use crate::framework::output::{write_line, Tally};
+use crate::framework::output::{printable, write_line, Tally};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::registry::{Manifest, Registry, RegistryError};
 use argh::{ArgsInfo, FromArgs};
@@ -143,7 +143,7 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
         match registry.catalog() {
             Ok(all) => all,
             Err(e) => {
-                eprintln!("baleine-list: {e}");
+                eprintln!("baleine-list: {}", printable(&e.to_string()));
                 tally.failed += 1;
                 return exit::status(&tally);
             }
@@ -161,7 +161,7 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
             .all(|line| write_line(&mut stdout, &line.to_json_line())),
         Err(e) => {
             tally.failed += 1;
-            eprintln!("baleine-list: {e}");
+            eprintln!("baleine-list: {}", printable(&e.to_string()));
             true
         }
     });

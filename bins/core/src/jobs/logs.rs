@@ -1,10 +1,10 @@
 //! `baleine-logs`: the managed container's `docker logs` from every node, whole or followed line by line.
 
 use crate::domain::record::{Failure, Fields, Record, Stage};
+use crate::framework::args::MAX_SECONDS;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
     output_fields, output_sinks, CommandEnd, Fleet, Job, OutputDir, Remote, Session,
-    MAX_TIMEOUT_SECONDS,
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
@@ -73,7 +73,7 @@ impl Tool for LogsArgs {
         let mut options = self.fleet_options();
         // Following has no end of its own: the user's Ctrl-C is.
         if self.follow && options.timeout.is_none() {
-            options.timeout = Some(MAX_TIMEOUT_SECONDS);
+            options.timeout = Some(MAX_SECONDS);
         }
         let fleet = Fleet::prepare(options)?;
         let job = LogsJob {
