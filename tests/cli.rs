@@ -571,6 +571,24 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
     assert!(screen.contains("destroy: 5 nodes, 5 ok"), "{screen}");
 }
 
+/// `| jq` (here `| cat`) writes the records to the terminal after we wrote
+/// them: the progress line must never stand where their lines go.
+#[test]
+fn a_reader_writing_to_the_terminal_never_gets_its_lines_glued_to_the_progress() {
+    let (screen, status, _) =
+        common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-30 | cat", "", "");
+    assert_eq!(status, Some(0), "{screen}");
+    for (at, _) in screen.match_indices("{\"node\"") {
+        let before = &screen[..at];
+        assert!(
+            before.is_empty() || before.ends_with('\n') || before.ends_with("\x1b[K"),
+            "a record glued to other text: {:?}",
+            &screen[at.saturating_sub(40)..at + 10]
+        );
+    }
+    assert_eq!(screen.matches("{\"node\"").count(), 30, "{screen}");
+}
+
 #[test]
 fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
     // Nodes no resolver knows: ssh fails at once, naming each node.
@@ -594,6 +612,12 @@ fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
 fn only_the_last_fifty_runs_are_kept() {
     let env = common::harness::TestEnv::new();
     let state = env.path("state");
+    // A tool run once, long ago, keeps its last run.
+    Test::new("baleine-destroy")
+        .env("XDG_STATE_HOME", state.to_str().unwrap())
+        .args(&["--dry-run", "-y", "1"])
+        .status(0)
+        .run();
     for run in 0..53 {
         Test::new("baleine-ps")
             .env("XDG_STATE_HOME", state.to_str().unwrap())
@@ -611,6 +635,11 @@ fn only_the_last_fifty_runs_are_kept() {
         })
         .count();
     assert_eq!(runs, 50);
+    for tool in ["ps", "destroy"] {
+        let latest = state.join(format!("baleine/latest-{tool}.jsonl"));
+        let records = std::fs::read_to_string(&latest).expect("the latest run's file is kept");
+        assert_eq!(records.lines().count(), 1, "{tool}");
+    }
 }
 
 #[test]

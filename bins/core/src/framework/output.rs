@@ -33,16 +33,20 @@ impl Tally {
 
 /// Writes to stderr, ignoring errors: eprint! panics on a terminal that
 /// hung up (EIO), which would take the writer, and every record, with it.
+///
+/// One write(2) per call: stderr is unbuffered, and `write!` would send each
+/// formatted piece on its own, so that a reader of our stdout writing to the
+/// same terminal (`| jq`) could land its line in the middle of ours.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        let _ = write!(io::stderr(), $($arg)*);
+        let _ = io::stderr().write_all(format!($($arg)*).as_bytes());
     }};
 }
 
-/// `say!` with a newline.
+/// `say!` with a newline, in the same write.
 macro_rules! say_line {
     ($($arg:tt)*) => {{
-        let _ = writeln!(io::stderr(), $($arg)*);
+        let _ = io::stderr().write_all((format!($($arg)*) + "\n").as_bytes());
     }};
 }
 
@@ -95,6 +99,11 @@ impl Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
             let terminal = io::stderr().is_terminal();
+            // A reader of our stdout that writes to the terminal (`| jq`)
+            // prints each record after we wrote it: a progress line drawn at
+            // once would stand where its line goes. Draw it only once the
+            // records pause.
+            let shared_screen = terminal && stdout_is_a_pipe();
             let mut view = view.filter(|_| io::stdout().is_terminal());
             let started = Instant::now();
             let mut state = StateFile::create(action);
@@ -152,14 +161,14 @@ impl Writer {
                 for (node, stage) in stages.try_iter() {
                     at.insert(node, stage);
                 }
-                if let Some(record) = record {
+                if let Some(record) = &record {
                     // A stream's line (baleine-logs --follow) is shown and
                     // kept, but it is not a node's record: not counted.
                     if !record.is_log_line() {
                         if let Some(node) = record.node() {
                             at.remove(node);
                         }
-                        tally.count(&record);
+                        tally.count(record);
                         if !record.is_ok() {
                             failures.push(record.clone());
                         }
@@ -171,14 +180,15 @@ impl Writer {
                             write_line(&mut stdout, &line);
                         }
                         Some(view) => {
-                            if let Some(text) = view.line(&record) {
+                            if let Some(text) = view.line(record) {
                                 write_line(&mut stdout, &printable_lines(&text));
                             }
                         }
                     }
                 }
-                if terminal {
-                    say!("{}", progress(&tally, &at));
+                if terminal && (record.is_none() || !shared_screen) {
+                    let columns = window_size(2).map(|(_, columns)| columns);
+                    say!("{}", fit(progress(&tally, &at), columns));
                 }
             }
             if terminal {
@@ -192,6 +202,7 @@ impl Writer {
             if terminal {
                 summarize(action, &tally, &failures, started.elapsed(), state.path());
             }
+            state.close(action);
             tally
         });
         Writer { records, handle }
@@ -207,7 +218,10 @@ impl Writer {
 /// Every record of a run, also in a file of its own under
 /// `$XDG_STATE_HOME/baleine/` (default ~/.local/state/baleine/), so that no
 /// record is lost when the reader of stdout dies (`| jq` killed by Ctrl-C).
-/// The last 50 runs are kept; `latest-ACTION.jsonl` names the newest of a tool.
+/// The last 50 runs are kept; `latest-ACTION.jsonl` names the last run of a
+/// tool that ended. It moves at the end of a run, not its start: in
+/// `jq … latest-deploy.jsonl | baleine-deploy`, the new run must not point
+/// the link at its own empty file before jq has opened the old one.
 struct StateFile {
     file: Option<(std::path::PathBuf, std::fs::File)>,
 }
@@ -237,14 +251,27 @@ impl StateFile {
         let name = format!("{stamp}-{:09}-{action}.jsonl", now.subsec_nanos());
         let path = dir.join(&name);
         let file = std::fs::File::create(&path)?;
-        // The newest run of this tool, under a name that stays.
+        prune(&dir);
+        Ok((path, file))
+    }
+
+    /// Points `latest-ACTION.jsonl` at this run's file, atomically.
+    fn close(self, action: &str) {
+        let Some((path, file)) = self.file else {
+            return;
+        };
+        drop(file);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
         let link = dir.join(format!("latest-{action}.jsonl"));
         let temporary = dir.join(format!(".latest-{action}-{}", std::process::id()));
         let _ = std::fs::remove_file(&temporary);
-        std::os::unix::fs::symlink(&name, &temporary)?;
-        std::fs::rename(&temporary, &link)?;
-        prune(&dir);
-        Ok((path, file))
+        if let Err(e) = std::os::unix::fs::symlink(name, &temporary)
+            .and_then(|()| std::fs::rename(&temporary, &link))
+        {
+            log::warn!("cannot point {} at this run: {e}", link.display());
+        }
     }
 
     fn write(&mut self, line: &str) {
@@ -270,7 +297,8 @@ pub fn state_dir() -> Option<std::path::PathBuf> {
         .map(|dir| dir.join("baleine"))
 }
 
-/// Keeps the newest `KEPT_RUNS` state files (their names sort by time).
+/// Keeps the newest `KEPT_RUNS` state files (their names sort by time), and
+/// every file a `latest-` link names (a tool run rarely keeps its last run).
 fn prune(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -282,11 +310,54 @@ fn prune(dir: &std::path::Path) {
             name.ends_with(".jsonl") && !name.starts_with("latest-")
         })
         .collect();
+    let linked: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("latest-"))
+        })
+        .filter_map(|link| std::fs::read_link(link).ok())
+        .map(|target| dir.join(target))
+        .collect();
     runs.sort();
     let excess = runs.len().saturating_sub(KEPT_RUNS);
-    for old in &runs[..excess] {
+    for old in runs.iter().filter(|run| !linked.contains(run)).take(excess) {
         let _ = std::fs::remove_file(old);
     }
+}
+
+/// The size (rows, columns) of the terminal on `fd`, if it is one and has a size.
+pub fn window_size(fd: std::os::fd::RawFd) -> Option<(u16, u16)> {
+    let mut size = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes the winsize it is given.
+    let result = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut size) };
+    (result == 0 && size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// `line` cut to fit one row of a terminal `columns` wide: a progress line
+/// that wraps could not be cleared (`\r\x1b[K` clears only the last row).
+fn fit(line: String, columns: Option<u16>) -> String {
+    match columns {
+        Some(columns) if line.chars().count() >= usize::from(columns) => {
+            let keep = usize::from(columns).saturating_sub(2);
+            line.chars().take(keep).chain(['…']).collect()
+        }
+        _ => line,
+    }
+}
+
+/// True if stdout is a pipe: its reader (`| jq`) may write to our terminal.
+fn stdout_is_a_pipe() -> bool {
+    nix::sys::stat::fstat(io::stdout())
+        .is_ok_and(|stat| stat.st_mode & nix::libc::S_IFMT == nix::libc::S_IFIFO)
 }
 
 /// `text` safe to print on a terminal: control characters (escape
@@ -386,6 +457,17 @@ fn summarize(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_progress_line_fits_one_row() {
+        let line = "deploy: 3/37 done, 0 failed · run 34 · fit01 pulls · 5s".to_owned();
+        assert_eq!(fit(line.clone(), None), line);
+        assert_eq!(fit(line.clone(), Some(200)), line);
+        let cut = fit(line.clone(), Some(20));
+        assert_eq!(cut.chars().count(), 19);
+        assert!(cut.ends_with('…') && line.starts_with(cut.trim_end_matches('…')));
+    }
+
     use super::*;
 
     #[test]

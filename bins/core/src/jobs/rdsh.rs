@@ -165,7 +165,7 @@ impl Session {
             container: config.container_name.clone(),
             host,
             tty: io::stdin().is_terminal(),
-            size: window_size(),
+            size: crate::framework::output::window_size(0),
             env: passed_env(std::env::vars_os()),
         }
     }
@@ -400,19 +400,6 @@ pub fn passed_env(
         .collect();
     passed.sort();
     passed
-}
-
-/// The size of the terminal on stdin, if it is one and has a size.
-fn window_size() -> Option<(u16, u16)> {
-    let mut size = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ only writes the winsize it is given.
-    let result = unsafe { nix::libc::ioctl(0, nix::libc::TIOCGWINSZ, &mut size) };
-    (result == 0 && size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
 }
 
 /// Detach keys no one types: eight NULs (Ctrl-@).
