@@ -226,6 +226,35 @@ fn a_failed_push_keeps_the_image_on_the_node_and_push_only_finishes_the_job() {
     assert_eq!(records(&out)[0]["image"], local);
 }
 
+/// A registry that is down for a moment costs a retry, not the save.
+#[test]
+fn a_push_is_tried_again_when_the_registry_comes_back() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let node = tb.nodes[0].as_str();
+    deploy_busybox(&tb, &[node]);
+    let name_tag = format!("{}:v1", unique("comeback"));
+    let repo = tb.stop("repo");
+    let save = tool(&tb, "baleine-save")
+        .args(["-n", &name_tag, node])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The node's script waits before its second try: the first one failed.
+    common::wait_until("the first push failed and the node waits", 120, || {
+        !common::processes("^sleep 2$").is_empty()
+    });
+    drop(repo);
+    let out = save.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = &records(&out)[0];
+    let name = name_tag.split(':').next().unwrap();
+    let (status, _) = tb.http_get(&format!("{}/v2/{name}/manifests/v1", tb.repo_url));
+    assert_eq!(status, 200, "{record}");
+    assert!(record["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
 #[test]
 fn saving_a_node_without_a_container_fails_at_commit() {
     let tb = Testbed::get();

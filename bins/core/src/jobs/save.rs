@@ -425,14 +425,21 @@ impl Job for SaveJob {
         };
         // Another push of the same tag (another user, a retry) must not
         // pass for ours: the registry serves what this node pushed.
-        if let Some(pushed) = values.get("pushed_digest").filter(|d| !d.is_empty()) {
-            if *pushed != digest {
-                let error = format!(
+        // A push that did not say what it pushed proves nothing either.
+        let pushed = values.get("pushed_digest").filter(|d| !d.is_empty());
+        if pushed != Some(&digest) {
+            let error = match pushed {
+                Some(pushed) => format!(
                     "the registry serves {digest} for {}, but this node pushed {pushed}",
                     target.image
-                );
-                return Err(Failure::new(Stage::Verify, error).with("local_image", target.image));
-            }
+                ),
+                None => format!(
+                    "docker push did not say which digest it pushed for {}: cannot tell \
+                     whether the registry's {digest} is this node's",
+                    target.image
+                ),
+            };
+            return Err(Failure::new(Stage::Verify, error).with("local_image", target.image));
         }
         let mut fields = Fields::new();
         if self.plan.include_mounts {
