@@ -61,16 +61,29 @@ enum Fault {
     None,
 }
 
-const FAULTS: [Fault; 8] = [
+/// The faults any tool meets.
+const FAULTS: [Fault; 6] = [
     Fault::SshdKilled,
     Fault::DockerFrozen,
-    Fault::MirrorStopped,
-    Fault::RepoStopped,
     Fault::OurSshKilled,
     Fault::Interrupt,
     Fault::PipeClosed,
     Fault::None,
 ];
+
+/// The faults `tool` can meet: a registry stopped only where the tool uses
+/// it (the mirror mid-pull for deploy, the repo mid-push for save), so that
+/// those faults strike as often as the others instead of hitting a tool
+/// that never talks to that registry.
+fn faults_for(tool: &str) -> Vec<Fault> {
+    let mut faults = FAULTS.to_vec();
+    match tool {
+        "deploy" => faults.push(Fault::MirrorStopped),
+        "save" => faults.push(Fault::RepoStopped),
+        _ => {}
+    }
+    faults
+}
 
 const TOOLS: [&str; 5] = ["deploy", "exec", "save", "ps", "destroy"];
 
@@ -82,6 +95,8 @@ struct Tally {
     lost: usize,
     leftovers: Vec<String>,
     wrong: Vec<String>,
+    /// How often each tool met each fault (struck while it ran).
+    struck: std::collections::BTreeMap<String, usize>,
 }
 
 fn args_for(tool_name: &str, round: usize) -> Vec<String> {
@@ -251,7 +266,8 @@ fn containers(tb: &Testbed, node: &str) -> Vec<String> {
 /// Runs one round; adds what it found to `tally`.
 fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
     let tool_name = TOOLS[number % TOOLS.len()];
-    let fault = FAULTS[dice.below(FAULTS.len() as u64) as usize];
+    let faults = faults_for(tool_name);
+    let fault = faults[dice.below(faults.len() as u64) as usize];
     let node = tb.nodes[dice.below(tb.nodes.len() as u64) as usize].clone();
     let delay = Duration::from_millis(dice.below(1500));
     let args = args_for(tool_name, number);
@@ -262,6 +278,7 @@ fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
         }
     }
     println!("chaos: round {number}: {tool_name} {args:?}, {fault:?} on {node} after {delay:?}");
+    let before: Vec<Option<Managed>> = tb.nodes.iter().map(|n| managed(tb, n)).collect();
     let mut child = tool(tb, &format!("baleine-{tool_name}"))
         .args(&args)
         .stdin(Stdio::null())
@@ -297,6 +314,10 @@ fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
     }
     if child.try_wait().unwrap().is_none() && fault != Fault::None {
         tally.faults += 1;
+        *tally
+            .struck
+            .entry(format!("{tool_name} × {fault:?}"))
+            .or_default() += 1;
         struck = true;
         undo = Some(strike(tb, fault, &node, &child));
     }
@@ -371,33 +392,130 @@ fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
             .leftovers
             .push(format!("round {number} ({tool_name}, {fault:?}): {item}"));
     }
-    for n in &tb.nodes {
+    for (n, before) in tb.nodes.iter().zip(&before) {
         let names = containers(tb, n);
         if names.len() > 1 || names.iter().any(|c| c != "container") {
             wrong(format!("{n} has containers {names:?}"));
         }
+        // The managed container is the old one or the new one: which one
+        // the record says.
+        let after = managed(tb, n);
+        let ok = records
+            .iter()
+            .any(|r| r["node"] == n.as_str() && r["ok"] == true);
+        let new = |m: &Option<Managed>| {
+            m.as_ref().is_some_and(|m| {
+                Some(&m.id) != before.as_ref().map(|b| &b.id) && m.image.starts_with("bigbox")
+            })
+        };
+        let fine = match tool_name {
+            "deploy" if ok => new(&after),
+            "deploy" => after == *before || new(&after),
+            "destroy" if ok => after.is_none(),
+            "destroy" => after == *before || after.is_none(),
+            _ => after == *before,
+        };
+        if !fine {
+            wrong(format!(
+                "{n}: managed container {after:?}, before the run {before:?}, the record ok: {ok}"
+            ));
+        }
     }
     if tool_name == "save" {
-        for record in records.iter().filter(|r| r["ok"] == true) {
-            let image = record["image"].as_str().unwrap_or_default();
+        for record in &records {
+            let image = record["image"]
+                .as_str()
+                .or(record["local_image"].as_str())
+                .unwrap_or_default();
             let (name, tag) = image
                 .split_once('/')
                 .and_then(|(_, rest)| rest.rsplit_once(':'))
                 .unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
             let digest = served_digest(tb, name, tag);
-            if digest.as_deref() != record["digest"].as_str() {
+            if record["ok"] == true && digest.as_deref() != record["digest"].as_str() {
                 wrong(format!("{image}: served {digest:?}, record {record}"));
+            }
+            // Served means complete: every blob the manifest names is there.
+            if digest.is_some() {
+                for blob in missing_blobs(tb, name, tag) {
+                    wrong(format!("{image}: served without its blob {blob}"));
+                }
             }
         }
     }
     tally.rounds += 1;
 }
 
+/// A node's managed container: its id and the image it was created from.
+#[derive(Debug, PartialEq)]
+struct Managed {
+    id: String,
+    image: String,
+}
+
+fn managed(tb: &Testbed, node: &str) -> Option<Managed> {
+    let socket = tb.dir.join(format!("n/{node}/docker.sock"));
+    let out = Command::new("docker")
+        .args(["-H", &format!("unix://{}", socket.display())])
+        .args([
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Config.Image}}",
+            "container",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (id, image) = text.trim().split_once(' ')?;
+    Some(Managed {
+        id: id.to_owned(),
+        image: image.to_owned(),
+    })
+}
+
+/// The blobs (config and layers) that name:tag's manifest names but the
+/// repo registry does not have.
+fn missing_blobs(tb: &Testbed, name: &str, tag: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args(["-s", "-H", ACCEPT])
+        .arg(format!("{}/v2/{name}/manifests/{tag}", tb.repo_url))
+        .output()
+        .unwrap();
+    let manifest = String::from_utf8_lossy(&out.stdout);
+    let Ok(manifest) = serde_json::from_str::<Value>(&manifest) else {
+        return vec![format!("(a manifest that is not JSON: {manifest})")];
+    };
+    let config = manifest["config"]["digest"].as_str().map(String::from);
+    let layers = manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["digest"].as_str().map(String::from));
+    config
+        .into_iter()
+        .chain(layers)
+        .filter(|digest| {
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+                .arg(format!("{}/v2/{name}/blobs/{digest}", tb.repo_url))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout) != "200"
+        })
+        .collect()
+}
+
+/// The manifests a save pushes, as a registry client asks for them.
+const ACCEPT: &str = "Accept: application/vnd.docker.distribution.manifest.v2+json, \
+                      application/vnd.oci.image.manifest.v1+json";
+
 /// The digest the repo registry serves for name:tag, if any.
 fn served_digest(tb: &Testbed, name: &str, tag: &str) -> Option<String> {
     let out = Command::new("curl")
-        .args(["-sI", "-H"])
-        .arg("Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
+        .args(["-sI", "-H", ACCEPT])
         .arg(format!("{}/v2/{name}/manifests/{tag}", tb.repo_url))
         .output()
         .ok()?;
@@ -444,6 +562,10 @@ fn report(tb: &Testbed, tally: &Tally, seed: u64) -> String {
         tally.leftovers.len(),
         tally.wrong.len()
     );
+    text += "\n| tool × fault struck | rounds |\n| --- | --- |\n";
+    for (what, count) in &tally.struck {
+        text += &format!("| {what} | {count} |\n");
+    }
     for line in tally.leftovers.iter().chain(&tally.wrong) {
         text += &format!("\n- {line}");
     }
