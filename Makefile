@@ -38,7 +38,7 @@ testbed-down:
 
 ## Unit tests and the hermetic CLI tests (tests/cli.rs): no testbed, no root
 ## services, no network but loopback.
-HERMETIC_TESTS := cli properties hostile
+HERMETIC_TESTS := cli properties hostile gateway
 TESTBED_TESTS := $(filter-out $(HERMETIC_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
 test-unit:
 	$(CARGO) test --workspace --locked --lib --bins $(addprefix --test ,$(HERMETIC_TESTS))

@@ -250,3 +250,59 @@ fn the_gateway_registry_files_are_what_the_testbed_runs() {
         );
     }
 }
+
+/// The compose file's privileges (user, capabilities, no new privileges,
+/// read-only root) still let a process bind a port below 1024 on the host
+/// network, as the registries must (80, 81): run with exactly those options
+/// on a node's engine, busybox's httpd binds a low port.
+#[test]
+fn the_compose_file_s_privileges_let_a_registry_bind_a_low_port() {
+    let tb = Testbed::get();
+    let compose = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bins/gateway/docker-compose.yml"
+    ))
+    .unwrap();
+    let value = |key: &str| -> String {
+        compose
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no {key} in docker-compose.yml"))
+            .trim()
+            .trim_matches(|c| c == '"' || c == '[' || c == ']')
+            .to_owned()
+    };
+    let list = |key: &str| -> Vec<String> {
+        value(key)
+            .split(',')
+            .map(|w| w.trim().trim_matches('"').to_owned())
+            .collect()
+    };
+    let mut options = vec![
+        "--network=host".to_owned(),
+        format!("--user={}", value("user")),
+    ];
+    if value("read_only") == "true" {
+        options.push("--read-only".into());
+    }
+    options.extend(list("cap_drop").iter().map(|c| format!("--cap-drop={c}")));
+    options.extend(list("cap_add").iter().map(|c| format!("--cap-add={c}")));
+    options.extend(
+        list("security_opt")
+            .iter()
+            .map(|o| format!("--security-opt={o}")),
+    );
+    // httpd binds, then goes to the background: exit 0 means it could bind.
+    let out = tb.ssh(
+        &tb.nodes[0],
+        &format!(
+            "docker run --rm {} busybox httpd -p 127.0.9.9:82",
+            options.join(" ")
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "with {options:?}: {}",
+        common::stderr(&out)
+    );
+}

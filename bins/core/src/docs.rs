@@ -475,7 +475,7 @@ pub fn config_page() -> String {
             roff(&sentence(description))
         );
     }
-    page += ".SH EXAMPLE\n.EX\nREGISTRY_URL = \"faraday\"\nSAVE_URL = \"faraday.repo\"\nREGISTRY_PROTOCOL = \"http://\"\n\
+    page += ".SH EXAMPLE\n.EX\nREGISTRY_URL = \"faraday.repo\"\nSAVE_URL = \"faraday.repo\"\nREGISTRY_PROTOCOL = \"http://\"\n\
              SSH = \"ssh \\-F /etc/baleine/ssh_config\"\nPARALLEL = 37\n.EE\n\
              .SH SEE ALSO\n.BR baleine\\-deploy (1),\n.BR baleine\\-records (7),\n.BR rdsh (1)\n";
     page

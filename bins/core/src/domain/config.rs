@@ -33,7 +33,10 @@ pub const PLAIN_ENV_KEYS: &[&str] = &[
 /// Every key a file may set, with its default. Environment variables named
 /// BALEINE_<KEY> override the files (and, for 0.8's keys, the plain <KEY>).
 const KEYS: &[(&str, &str)] = &[
-    ("REGISTRY_URL", "faraday"),
+    // Where the gateway's repo listens (bins/gateway: the testbed-side
+    // name only, not every address), as the nodes also reach it. 0.8 said
+    // "faraday", which only worked while the registry listened everywhere.
+    ("REGISTRY_URL", "faraday.repo"),
     ("SAVE_URL", "faraday.repo"),
     ("REGISTRY_PROTOCOL", "http://"),
     ("REGISTRY_ADMIN_URL", "127.0.0.1:5001"),
@@ -747,7 +750,7 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
     #[test]
     fn defaults() {
         let config = load_from(&[], &no_env).unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(config.registry_url, "faraday");
+        assert_eq!(config.registry_url, "faraday.repo");
         assert_eq!(config.save_url, "faraday.repo");
         assert_eq!(config.registry_protocol, "http://");
         assert_eq!(config.default_bootstrap_image, "baleine");
