@@ -550,7 +550,8 @@ fn rdsh_takes_only_what_sshd_passes() {
         &["--container", "x"],
     ] {
         let out = run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        // rdsh's own failure: 125, which no command's status is taken for.
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
         let err = stderr(&out);
         assert!(
             err.starts_with("rdsh: ") && err.contains("usage: rdsh [-c COMMAND]"),
@@ -567,8 +568,17 @@ fn the_environment_cannot_point_rdsh_at_another_container_or_engine() {
     // where /etc/baleine is the node's), plus variables a user might try:
     // the engine comes from the node's baleine.conf, not from DOCKER_HOST.
     let sshd = std::fs::read_to_string(tb.dir.join(format!("pids/{node}.sshd"))).unwrap();
+    // The user's own docker client configuration names another engine too.
+    let home = std::env::temp_dir().join(unique("rdsh-home"));
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    std::fs::write(
+        home.join(".docker/config.json"),
+        r#"{"currentContext": "elsewhere"}"#,
+    )
+    .unwrap();
     let out = Command::new("nsenter")
         .args(["-t", sshd.trim(), "-m", "--", RDSH, "-c", "hostname"])
+        .env("HOME", &home)
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .env("DOCKER_CONTEXT", "elsewhere")
         .env("BALEINE_CONTAINER_NAME", "elsewhere")
@@ -578,6 +588,7 @@ fn the_environment_cannot_point_rdsh_at_another_container_or_engine() {
         .stdin(Stdio::null())
         .output()
         .expect("rdsh runs");
+    let _ = std::fs::remove_dir_all(&home);
     assert_eq!(
         (out.status.code(), stdout(&out)),
         (Some(0), format!("{hostname}\n")),

@@ -517,17 +517,6 @@ fn stop_session_in_container(cleanup: &[String]) {
     let _ = run(cleanup, DOCKER_TIMEOUT);
 }
 
-/// Replaces this process with `argv` (looked up on PATH); returns only on
-/// failure. std's exec also gives docker the default SIGPIPE disposition
-/// (Rust programs start with it ignored), as any shell would.
-pub fn exec(argv: &[OsString]) -> io::Error {
-    use std::os::unix::process::CommandExt;
-    match argv.split_first() {
-        Some((program, args)) => docker_command(program).args(args).exec(),
-        None => io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
-    }
-}
-
 /// Environment variables that would point the docker CLI at another daemon,
 /// context, client configuration or certificates: a session's environment
 /// is the user's, and the engine rdsh talks to is root's choice (DOCKER in
@@ -543,13 +532,20 @@ const DOCKER_CLIENT_VARS: &[&str] = &[
     "DOCKER_DEFAULT_PLATFORM",
 ];
 
+/// The docker CLI's configuration directory for rdsh: root's, under
+/// /etc/baleine (absent by default). Without DOCKER_CONFIG the CLI would read
+/// the user's ~/.docker/config.json, whose `currentContext` can name another
+/// engine.
+const DOCKER_CLIENT_CONFIG: &str = "/etc/baleine/docker-client";
+
 /// A command for the docker CLI, without the variables the user could have
-/// set to redirect it.
+/// set to redirect it, and with root's client configuration, not the user's.
 fn docker_command(program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(program);
     for var in DOCKER_CLIENT_VARS {
         command.env_remove(var);
     }
+    command.env("DOCKER_CONFIG", DOCKER_CLIENT_CONFIG);
     command
 }
 
@@ -680,8 +676,11 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
             (CONTAINER_NAME) and the docker command with its engine address (DOCKER, e.g. \
             docker -H unix:///run/docker.sock) come from /etc/baleine/baleine.conf only: neither \
             arguments nor the environment (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG...) can point \
-            rdsh elsewhere. rdsh replaces itself with docker, so signals, window size and the \
-            terminal belong to the real program. What rdsh confines: a login lands in the \
+            rdsh elsewhere. rdsh runs docker exec as its child: Ctrl-C, window size and the \
+            terminal reach the real program, and when the session ends (the terminal hangs \
+            up, or ssh closes the connection) rdsh stops the command in the container, so \
+            nothing started through rdsh outlives its session; docker's detach keys are \
+            disabled. What rdsh confines: a login lands in the \
             container, and make install-node's sshd drop-in (sshd_config.d/baleine-rdsh.conf) \
             refuses the container user every forwarding (TCP, Unix sockets such as docker.sock, \
             agent, X11, tunnels) and ~/.ssh/rc. What it does not: the container user is in the \
@@ -689,8 +688,7 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
             and root in a --privileged container (R2Lab's default run options) is root on the \
             node. rdsh is a convenience and a fence against mistakes, not a security boundary \
             against the user who reserved the node.",
-    error_code(125, "no managed container, or it is not running, or docker is unreachable (one line on stderr says which); any other status is the command's"),
-    error_code(2, "rdsh was started with arguments other than -c COMMAND")
+    error_code(125, "rdsh's own failure, as docker's own failures are 125: no managed container, or it is not running, or docker is unreachable, or rdsh was started with arguments other than -c COMMAND (one line on stderr says which); any other status is the command's")
 )]
 pub struct RdshArgs {
     /// run this command string in the container with sh -c (what sshd does for ssh commands, scp, sftp and rsync)
@@ -703,8 +701,8 @@ pub struct RdshArgs {
 /// says of its own failures, so a command's own status 1 means the command.
 const CANNOT_START: u8 = 125;
 
-/// rdsh's whole `main`: it takes no logging and no signal handling of ours,
-/// since it replaces itself with docker.
+/// rdsh's whole `main`: no logging and none of the tools' signal handling
+/// (`supervise` has its own).
 pub fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     if args.len() == 1 && args[0] == "--help" {
@@ -722,7 +720,9 @@ pub fn main() -> ExitCode {
         }
         Err(error) => {
             let _ = writeln!(io::stderr(), "rdsh: {error}");
-            return ExitCode::from(crate::framework::exit::USAGE);
+            // rdsh's own failure, like any other: 125, never a status the
+            // command could have returned (sh itself exits 2 on bad usage).
+            return ExitCode::from(CANNOT_START);
         }
     };
     // The system file only, and no environment: neither BALEINE_* variables
@@ -751,7 +751,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Says why the session cannot start (never panicking, unlike eprintln!,
-/// when stderr is gone) and exits 1.
+/// when stderr is gone) and exits 125.
 fn fail(problem: &str) -> ExitCode {
     let _ = writeln!(io::stderr(), "rdsh: {problem}");
     ExitCode::from(CANNOT_START)
@@ -760,6 +760,21 @@ fn fail(problem: &str) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_docker_cli_gets_root_s_configuration_not_the_user_s() {
+        let command = docker_command("docker");
+        let envs: Vec<_> = command.get_envs().collect();
+        // The user's ~/.docker/config.json may name another engine
+        // (currentContext) when DOCKER holds no -H.
+        assert!(envs.contains(&(
+            OsStr::new("DOCKER_CONFIG"),
+            Some(OsStr::new(DOCKER_CLIENT_CONFIG))
+        )));
+        for var in ["DOCKER_HOST", "DOCKER_CONTEXT"] {
+            assert!(envs.contains(&(OsStr::new(var), None)), "{var} kept");
+        }
+    }
     use std::os::unix::ffi::OsStringExt;
 
     fn args(words: &[&str]) -> Vec<OsString> {
