@@ -670,6 +670,8 @@ fn make_install_node_twice_sets_a_node_up_once() {
     for run in 1..=2 {
         let out = root.install_node();
         assert!(out.status.success(), "run {run}: {}", stderr(&out));
+        // Kept, but a runtime may not honour --privileged: said.
+        assert!(stderr(&out).contains("sets \"runtimes\""), "{}", stderr(&out));
     }
     assert_eq!(
         root.read("etc/shells"),
@@ -809,6 +811,32 @@ fn make_install_node_joins_an_existing_container_group_and_puts_our_mirror_first
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(beside, ["rdsh"]);
+}
+
+/// An sshd_config that does not include sshd_config.d would leave the
+/// container user's fence out: install-node says so.
+#[test]
+fn make_install_node_warns_when_sshd_would_not_read_its_drop_in() {
+    for (config, warned) in [
+        ("Port 22\nUsePAM yes\n", true),
+        ("Include /etc/ssh/sshd_config.d/*.conf\nPort 22\n", false),
+    ] {
+        let root = ScratchRoot::new(&[
+            ("etc/passwd", PASSWD),
+            ("etc/shadow", SHADOW),
+            ("etc/group", "root:x:0:\n"),
+            ("etc/gshadow", "root:*::\n"),
+            ("etc/ssh/sshd_config", config),
+        ]);
+        let out = root.install_node();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out).contains("is not in effect"),
+            warned,
+            "{config:?}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
