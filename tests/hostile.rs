@@ -9,7 +9,7 @@
 //! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130) |
 //! | 4 words changed by the shell | `{a,b}`, `=ls`, `~root` in a command | quoted in the script (tests/properties.rs runs them through the shells) |
 //! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
-//! | 6 unbounded memory | a stdin line over 16 MiB | one input record, not echoed; the next line still counts |
+//! | 6 unbounded memory | a stdin line over 16 MiB; a node's 20 MB of stderr without a newline | one input record, not echoed, the next line still counts; an error of at most 64 KiB that keeps the end |
 //! | 7 a record's node taken as a spec | `{"node":"0-3"}` | one node named `0-3` |
 //! | 8 escape sequences on a terminal | a node's ESC, BEL and C1 CSI in its error | shown escaped in the terminal's summary |
 //! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
@@ -290,6 +290,31 @@ fn a_long_bad_word_is_not_echoed_whole() {
         .run();
     let line = serde_json::to_string(&records[0]).unwrap();
     assert!(line.len() < 400, "{} bytes", line.len());
+}
+
+/// Class 6, a node's side: 20 MB of stderr without a newline (before any
+/// output mark) is cut where it is read, and the record carries a bounded
+/// error that keeps the end.
+#[test]
+fn a_node_s_endless_stderr_gives_a_bounded_error() {
+    let test = Test::new("baleine-ps");
+    let ssh = test.env.write(
+        "hostile-ssh",
+        "#!/bin/sh\nhead -c 20000000 /dev/zero | tr '\\0' x >&2\necho ' the end' >&2\nexit 1\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let records = test
+        .config(&format!("SSH = {}", ssh.display()))
+        .args(&["1"])
+        .status(1)
+        .nodes(1)
+        .run();
+    let error = records[0]["error"].as_str().unwrap();
+    assert!(error.len() < 100 * 1024, "{} bytes of error", error.len());
+    assert!(error.contains("left out"), "{}", &error[..200]);
 }
 
 /// Class 7: a record's node field is one node, never a range.

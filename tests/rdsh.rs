@@ -671,7 +671,11 @@ fn make_install_node_twice_sets_a_node_up_once() {
         let out = root.install_node();
         assert!(out.status.success(), "run {run}: {}", stderr(&out));
         // Kept, but a runtime may not honour --privileged: said.
-        assert!(stderr(&out).contains("sets \"runtimes\""), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("sets \"runtimes\""),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_eq!(
         root.read("etc/shells"),

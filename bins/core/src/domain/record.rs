@@ -164,6 +164,33 @@ impl Failure {
     }
 }
 
+/// The most of an error's text a record carries. A node may send up to the
+/// capture's 16 MiB of stderr; each failed record is also kept for the
+/// summary, so a fleet of such nodes would hold gigabytes.
+pub const MAX_ERROR: usize = 64 * 1024;
+
+/// `error`, or its beginning and its end (where docker says what went
+/// wrong) when longer than [`MAX_ERROR`], with how much was left out.
+pub fn bounded_error(error: &str) -> String {
+    if error.len() <= MAX_ERROR {
+        return error.to_owned();
+    }
+    let floor = |mut at: usize| {
+        while !error.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let head = floor(MAX_ERROR / 4);
+    let tail = floor(error.len() - (MAX_ERROR - MAX_ERROR / 4));
+    format!(
+        "{}\n… ({} bytes left out) …\n{}",
+        &error[..head],
+        tail - head,
+        &error[tail..]
+    )
+}
+
 /// One output line. Fields keep the order they were added in (node, action and
 /// ok first), which makes the stream easy to read by eye as well as with jq.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,9 +239,13 @@ impl Record {
     }
 
     pub fn failure(node: Option<&str>, action: &str, failure: &Failure) -> Record {
-        Record::new(node, action, false)
-            .with("stage", failure.stage.as_str())
-            .with("error", failure.error.as_str())
+        Record::new(node, action, false).failed_with(failure)
+    }
+
+    /// Adds a failure's stage, error (bounded: see [`MAX_ERROR`]) and fields.
+    pub fn failed_with(self, failure: &Failure) -> Record {
+        self.with("stage", failure.stage.as_str())
+            .with("error", bounded_error(&failure.error))
             .and(failure.fields.clone())
     }
 
@@ -274,6 +305,18 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_huge_error_keeps_its_beginning_and_its_end() {
+        let error = format!("first line\n{}\nthe real cause é", "é".repeat(8 << 20));
+        let bounded = bounded_error(&error);
+        assert!(bounded.len() <= MAX_ERROR + 100, "{}", bounded.len());
+        assert!(bounded.starts_with("first line\n"));
+        assert!(bounded.ends_with("the real cause é"));
+        assert!(bounded.contains("bytes left out"));
+        assert_eq!(bounded_error("short"), "short");
+    }
+
     use super::*;
 
     #[test]

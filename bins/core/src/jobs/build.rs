@@ -315,10 +315,7 @@ impl Build {
     }
 
     fn failed(&self, built_on: &str, failure: Failure) -> Record {
-        self.base(built_on)
-            .with("stage", failure.stage.as_str())
-            .with("error", failure.error)
-            .and(failure.fields)
+        self.base(built_on).failed_with(&failure)
     }
 
     fn dry_run(&self, on: Option<(&Fleet, &String)>) -> Record {

@@ -313,10 +313,7 @@ impl Planned {
             (None, None) => Some(Failure::new(Stage::Internal, "no digest")),
         };
         match failure {
-            Some(failure) => base
-                .with("stage", failure.stage.as_str())
-                .with("error", failure.error)
-                .and(failure.fields),
+            Some(failure) => base.failed_with(&failure),
             None => base
                 .with("ok", true)
                 .with("deleted", true)
