@@ -63,16 +63,8 @@ fn record_for(action: &str, input: Input, work: &(dyn Fn(&str) -> Record + Sync)
     let started = Instant::now();
     // A bug of ours on one node must not cost the other nodes' records, nor
     // this node's: the panic becomes its failure.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&node)));
-    let mut record = outcome.unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let error = format!("internal error (a bug in baleine, please report it): {message}");
-        Record::failure(Some(&node), action, &Failure::new(Stage::Internal, error))
-    });
+    let mut record = guarded(|| work(&node))
+        .unwrap_or_else(|failure| Record::failure(Some(&node), action, &failure));
     // A tool may time its node itself (deploy excludes waiting for the pin).
     if record.get("elapsed_ms").is_none() {
         record.set("elapsed_ms", started.elapsed().as_millis() as u64);
@@ -80,15 +72,32 @@ fn record_for(action: &str, input: Input, work: &(dyn Fn(&str) -> Record + Sync)
     record
 }
 
+/// Runs `work`, turning a panic (a bug of ours) into an `internal` failure
+/// that says so, so that the caller still writes its record.
+pub fn guarded<R>(work: impl FnOnce() -> R) -> Result<R, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Failure::new(
+            Stage::Internal,
+            format!("internal error (a bug in baleine, please report it): {message}"),
+        )
+    })
+}
+
 /// Runs `work` on every item with at most `parallel` threads, and hands
 /// the results to `emit` in the items' order as soon as each one's turn
-/// comes. Stops handing out items once `emit` returns false or the run is
-/// stopping (items not started then are not emitted).
+/// comes (a panicking item as its `internal` failure). Stops handing out
+/// items once `emit` returns false or the run is stopping (items not
+/// started then are not emitted).
 pub fn in_order<T: Sync, R: Send>(
     parallel: usize,
     items: &[T],
     work: &(dyn Fn(&T) -> R + Sync),
-    mut emit: impl FnMut(R) -> bool,
+    mut emit: impl FnMut(Result<R, Failure>) -> bool,
 ) {
     let (jobs_tx, jobs) = crossbeam::channel::unbounded();
     for job in items.iter().enumerate() {
@@ -101,7 +110,7 @@ pub fn in_order<T: Sync, R: Send>(
             let (jobs, done_tx) = (jobs.clone(), done_tx.clone());
             scope.spawn(move || {
                 for (index, item) in jobs {
-                    if stop::stopping() || done_tx.send((index, work(item))).is_err() {
+                    if stop::stopping() || done_tx.send((index, guarded(|| work(item)))).is_err() {
                         return;
                     }
                 }
@@ -161,10 +170,33 @@ mod tests {
         let items: Vec<u64> = (0..40).collect();
         let mut seen = Vec::new();
         in_order(8, &items, &|n| n * 2, |r| {
-            seen.push(r);
+            seen.push(r.unwrap());
             true
         });
         assert_eq!(seen, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_panicking_item_comes_out_as_its_failure_in_its_turn() {
+        let items: Vec<u64> = (0..10).collect();
+        let mut seen = Vec::new();
+        in_order(
+            4,
+            &items,
+            &|n| {
+                assert!(*n != 5, "boom on item 5");
+                *n
+            },
+            |r| {
+                seen.push(r.map_err(|failure| failure.error));
+                true
+            },
+        );
+        assert_eq!(seen.len(), 10);
+        assert!(seen[5]
+            .as_ref()
+            .is_err_and(|e| e.contains("boom on item 5")));
+        assert_eq!(seen[6], Ok(6));
     }
 
     #[test]

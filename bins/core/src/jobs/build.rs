@@ -167,7 +167,16 @@ impl Tool for BuildArgs {
         let record = match &on {
             None if self.dry_run => build.dry_run(None),
             Some((fleet, node)) if self.dry_run => build.dry_run(Some((fleet, node))),
-            _ => build.run(on.as_ref().map(|(fleet, node)| (fleet, node.as_str())), log),
+            // A bug of ours still ends with the one record, saying so.
+            _ => crate::framework::fanout::guarded(|| {
+                build.run(on.as_ref().map(|(fleet, node)| (fleet, node.as_str())), log)
+            })
+            .unwrap_or_else(|failure| {
+                build.failed(
+                    on.as_ref().map_or(GATEWAY, |(_, node)| node.as_str()),
+                    failure,
+                )
+            }),
         };
         let ok = record.is_ok();
         write_line(&mut io::stdout().lock(), &record.to_json_line());

@@ -155,15 +155,19 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
     repositories.dedup();
     let mut stdout = io::stdout().lock();
     let work = |repository: &String| list_repository(&registry, config, repository, details);
-    fanout::in_order(parallel, &repositories, &work, |result| match result {
-        Ok(lines) => lines
-            .iter()
-            .all(|line| write_line(&mut stdout, &line.to_json_line())),
-        Err(e) => {
-            tally.failed += 1;
-            eprintln!("baleine-list: {}", printable(&e.to_string()));
-            true
-        }
+    fanout::in_order(parallel, &repositories, &work, |result| {
+        let error = match result {
+            Ok(Ok(lines)) => {
+                return lines
+                    .iter()
+                    .all(|line| write_line(&mut stdout, &line.to_json_line()))
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(panicked) => panicked.error,
+        };
+        tally.failed += 1;
+        eprintln!("baleine-list: {}", printable(&error));
+        true
     });
     exit::status(&tally)
 }
