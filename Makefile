@@ -40,7 +40,12 @@ testbed-down:
 ## services, no network but loopback.
 HERMETIC_TESTS := cli properties hostile gateway
 TESTBED_TESTS := $(filter-out $(HERMETIC_TESTS),$(basename $(notdir $(wildcard tests/*.rs))))
+## The programs the hermetic tests run (the shells of the quoting proofs, a
+## pty): said up front, not as a test failure deep in the run.
+HERMETIC_PROGRAMS := sh dash bash zsh busybox script pgrep prlimit
 test-unit:
+	@missing=; for p in $(HERMETIC_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { echo "make test-unit needs:$$missing (make deps installs them, as root)" >&2; exit 2; }
 	$(CARGO) test --workspace --locked --lib --bins $(addprefix --test ,$(HERMETIC_TESTS))
 
 ## Lint, the hermetic tests, then the integration tests against one shared
