@@ -141,6 +141,28 @@ pub enum CommandEnd {
     Exited(Option<i32>),
 }
 
+impl CommandEnd {
+    /// The command's exit status, or the failure of a command cut by its
+    /// time limit (`limit`) or an interrupt, worded as every job's cut
+    /// sessions are (`remote::script::interpret`).
+    pub fn exited(self, during: &str, limit: Duration) -> Result<Option<i32>, Failure> {
+        match self {
+            CommandEnd::Timeout => Err(Failure::new(
+                Stage::Timeout,
+                format!(
+                    "no result after {} s (during {during}): stopped",
+                    limit.as_secs()
+                ),
+            )),
+            CommandEnd::Interrupted => Err(Failure::new(
+                Stage::Interrupted,
+                format!("interrupted during {during}"),
+            )),
+            CommandEnd::Exited(status) => Ok(status),
+        }
+    }
+}
+
 /// Makes `--output-dir DIR` if missing; a usage error if it cannot be.
 pub fn create_output_dir(dir: &Path) -> Result<(), UsageError> {
     std::fs::create_dir_all(dir)

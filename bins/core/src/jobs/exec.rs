@@ -10,7 +10,7 @@ use crate::domain::nodes::expand_placeholders;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
-    output_fields, output_sinks, CommandEnd, Fleet, Job, OutputDir, Remote, Session,
+    output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
@@ -264,25 +264,17 @@ impl Job for ExecJob {
             &payload.stdout,
             &payload.stderr,
         ));
-        let failure = |stage: Stage, error: String| Failure::new(stage, error);
-        let result = match session.command_end() {
-            CommandEnd::Timeout => Err(failure(
-                Stage::Timeout,
-                format!("no result after {} s: command killed", self.limit.as_secs()),
-            )),
-            CommandEnd::Interrupted => Err(failure(
-                Stage::Interrupted,
-                "interrupted while the command ran".into(),
-            )),
-            CommandEnd::Exited(Some(0)) => Ok(Fields::new().with("exit_code", 0)),
-            CommandEnd::Exited(Some(code)) => Err(failure(
+        let result = match session.command_end().exited("the command", self.limit) {
+            Err(cut) => Err(cut),
+            Ok(Some(0)) => Ok(Fields::new().with("exit_code", 0)),
+            Ok(Some(code)) => Err(Failure::new(
                 Stage::Exec,
                 format!("the command exited with status {code}"),
             )
             .with("exit_code", code)),
-            CommandEnd::Exited(None) => Err(failure(
+            Ok(None) => Err(Failure::new(
                 Stage::Exec,
-                "the session ended without an exit status".into(),
+                "the session ended without an exit status",
             )),
         };
         match result {

@@ -4,7 +4,7 @@ use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::args::MAX_SECONDS;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
-    output_fields, output_sinks, CommandEnd, Fleet, Job, OutputDir, Remote, Session,
+    output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
@@ -215,22 +215,10 @@ impl Job for LogsJob {
                 &payload.stderr,
             ),
         };
-        match session.command_end() {
-            CommandEnd::Timeout => Err(Failure::new(
-                Stage::Timeout,
-                format!(
-                    "still reading after {} s: stopped",
-                    session.timeout.as_secs()
-                ),
-            )
-            .and(fields)),
-            CommandEnd::Interrupted => Err(Failure::new(
-                Stage::Interrupted,
-                "interrupted while reading the logs",
-            )
-            .and(fields)),
-            CommandEnd::Exited(Some(0)) => Ok(fields),
-            CommandEnd::Exited(status) => Err(Failure::new(
+        match session.command_end().exited("docker logs", session.timeout) {
+            Err(cut) => Err(cut.and(fields)),
+            Ok(Some(0)) => Ok(fields),
+            Ok(status) => Err(Failure::new(
                 Stage::Logs,
                 format!(
                     "docker logs exited with status {}",
