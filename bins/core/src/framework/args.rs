@@ -24,12 +24,28 @@ pub struct FleetOptions {
 /// Only ever called on the literal help texts of `fleet_args!`, which a
 /// unit test checks for every tool, so a missing default is a build bug.
 pub fn default_seconds(help: &str) -> Duration {
-    let seconds = help
-        .split_once("(default: ")
+    Duration::from_secs(default_number(help))
+}
+
+/// The default that the help of `T`'s option `--long` states: an option whose
+/// help says `(default: N)` takes N from there, so the two never disagree.
+pub fn stated_default<T: argh::ArgsInfo>(long: &str) -> u64 {
+    let info = T::get_args_info();
+    let help = info
+        .flags
+        .iter()
+        .find(|flag| flag.long == long)
+        .map(|flag| flag.description)
+        .unwrap_or_else(|| panic!("no option {long}"));
+    default_number(help)
+}
+
+/// The `N` of a help text's `(default: N)`.
+pub fn default_number(help: &str) -> u64 {
+    help.split_once("(default: ")
         .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no \"(default: N)\" in the --timeout help {help:?}"));
-    Duration::from_secs(seconds)
+        .unwrap_or_else(|| panic!("no \"(default: N)\" in the help {help:?}"))
 }
 
 /// A duration beyond 30 days is a typo (and `u64::MAX` seconds would

@@ -6,12 +6,43 @@ use std::process::ExitCode;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What a tool's words after `--` are: kept apart from its own arguments
+/// (argh would mix them with the node specs), and named in its usage line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterDashes {
+    Nothing,
+    /// A command for the nodes (deploy, exec).
+    Command,
+    /// Files to send (cp --to).
+    Sources,
+}
+
+impl AfterDashes {
+    /// The word in usage lines and man pages.
+    pub fn name(self) -> &'static str {
+        match self {
+            AfterDashes::Nothing => "",
+            AfterDashes::Command => "command",
+            AfterDashes::Sources => "source",
+        }
+    }
+
+    /// How an error message says it.
+    fn what(self) -> &'static str {
+        match self {
+            AfterDashes::Nothing => "",
+            AfterDashes::Command => "the command",
+            AfterDashes::Sources => "the sources",
+        }
+    }
+}
+
 /// A tool: its argument struct, its name, and what it does with them.
 pub trait Tool: FromArgs {
     /// The program name (`baleine-deploy`).
     const NAME: &'static str;
-    /// Whether words after `--` are a command for the nodes.
-    const TAKES_COMMAND: bool = false;
+    /// What the words after `--` are, if the tool takes any.
+    const AFTER_DASHES: AfterDashes = AfterDashes::Nothing;
     /// Does the tool's work; `command` holds the words after `--`.
     fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError>;
 }
@@ -41,7 +72,7 @@ pub fn main<T: Tool>() -> ExitCode {
         complete::candidates(&kind);
         return ExitCode::SUCCESS;
     }
-    let parsed = match parse::<T>(tool, T::TAKES_COMMAND) {
+    let parsed = match parse::<T>(tool, T::AFTER_DASHES) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
@@ -75,17 +106,16 @@ pub struct Parsed<T> {
 }
 
 /// Parses the process arguments into `T`. Unlike `argh::from_env`, a usage
-/// error exits 2 (not 1), and `--version` works. With `takes_command`, the
-/// words after the first `--` are kept apart (argh would mix them with the
-/// node arguments).
-pub fn parse<T: FromArgs>(tool: &str, takes_command: bool) -> Result<Parsed<T>, ExitCode> {
+/// error exits 2 (not 1), and `--version` works. Words after the first `--`
+/// are kept apart when the tool takes some (`after`).
+pub fn parse<T: FromArgs>(tool: &str, after: AfterDashes) -> Result<Parsed<T>, ExitCode> {
     // std::env::args would panic on a word that is not UTF-8.
     let argv: Result<Vec<String>, _> = std::env::args_os()
         .skip(1)
         .map(|a| a.into_string())
         .collect();
     match argv {
-        Ok(argv) => parse_from(tool, &argv, takes_command),
+        Ok(argv) => parse_from(tool, &argv, after),
         Err(word) => {
             eprintln!("{tool}: the argument {word:?} is not valid UTF-8");
             Err(ExitCode::from(exit::USAGE))
@@ -96,9 +126,9 @@ pub fn parse<T: FromArgs>(tool: &str, takes_command: bool) -> Result<Parsed<T>, 
 pub fn parse_from<T: FromArgs>(
     tool: &str,
     argv: &[String],
-    takes_command: bool,
+    after: AfterDashes,
 ) -> Result<Parsed<T>, ExitCode> {
-    let split = if takes_command {
+    let split = if after != AfterDashes::Nothing {
         argv.iter().position(|a| a == "--")
     } else {
         None
@@ -119,13 +149,13 @@ pub fn parse_from<T: FromArgs>(
     match T::from_args(&[tool], &words) {
         Ok(args) => Ok(Parsed { args, trailing }),
         Err(early) if early.status.is_ok() => {
-            print!("{}", help_text(&early.output, takes_command));
+            print!("{}", help_text(&early.output, after));
             Err(ExitCode::SUCCESS)
         }
         Err(early) => {
             eprintln!("{tool}: {}", early.output.trim_end());
-            if takes_command && early.output.contains("Unrecognized argument") {
-                eprintln!("{tool}: did you forget `--` before the command?");
+            if after != AfterDashes::Nothing && early.output.contains("Unrecognized argument") {
+                eprintln!("{tool}: did you forget `--` before {}?", after.what());
             }
             eprintln!("Run {tool} --help for more information.");
             Err(ExitCode::from(exit::USAGE))
@@ -133,15 +163,15 @@ pub fn parse_from<T: FromArgs>(
     }
 }
 
-/// argh's help, completed with what we add to it: the command after `--`
+/// argh's help, completed with what we add to it: the words after `--`
 /// in the usage line, and `--version` among the options.
-fn help_text(help: &str, takes_command: bool) -> String {
+fn help_text(help: &str, after: AfterDashes) -> String {
     let mut text = String::new();
     for line in help.lines() {
         match line {
-            usage if usage.starts_with("Usage: ") && takes_command => {
+            usage if usage.starts_with("Usage: ") && after != AfterDashes::Nothing => {
                 text += &usage.replace(" [--] ", " ");
-                text += " [-- <command...>]\n";
+                text += &format!(" [-- <{}...>]\n", after.name());
             }
             help if help.trim_start().starts_with("--help, help") => {
                 text += line;

@@ -80,8 +80,13 @@ pub struct BuildArgs {
     pub context: Option<String>,
 }
 
-/// The `--timeout` default: builds are long.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The `--timeout` default, as its help states it: builds are long.
+fn default_timeout() -> Duration {
+    Duration::from_secs(crate::framework::args::stated_default::<BuildArgs>(
+        "--timeout",
+    ))
+}
+
 /// `built_on` for a build with the gateway's docker.
 const GATEWAY: &str = "gateway";
 /// How long a cut build's output may still trickle in.
@@ -115,7 +120,7 @@ impl Tool for BuildArgs {
                     parallel: None,
                     timeout: self.timeout,
                     dry_run: self.dry_run,
-                    default_timeout: DEFAULT_TIMEOUT,
+                    default_timeout: default_timeout(),
                 })?;
                 let nodes: Vec<String> = fleet
                     .all_inputs()
@@ -143,7 +148,7 @@ impl Tool for BuildArgs {
         let timeout = match self.timeout {
             Some(0) => return Err(UsageError("--timeout must be at least 1 second".into())),
             Some(seconds) => Duration::from_secs(seconds),
-            None => DEFAULT_TIMEOUT,
+            None => default_timeout(),
         };
         let log = match &self.log {
             Some(path) => Some(
@@ -683,6 +688,14 @@ fn failing_step(tail: &VecDeque<String>, status: Option<i32>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_is_the_one_the_help_states() {
+        assert_eq!(
+            crate::framework::args::stated_default::<BuildArgs>("--timeout"),
+            1800
+        );
+    }
 
     #[test]
     fn push_lines_give_the_digest() {

@@ -42,7 +42,8 @@ crate::fleet_args! {
 
 impl Tool for CpArgs {
     const NAME: &'static str = "baleine-cp";
-    const TAKES_COMMAND: bool = true;
+    const AFTER_DASHES: crate::framework::cli::AfterDashes =
+        crate::framework::cli::AfterDashes::Sources;
 
     fn run(self, sources: Vec<String>) -> Result<ExitCode, UsageError> {
         let direction = match (&self.to, &self.from) {

@@ -72,7 +72,8 @@ fn pull_policy(value: &str) -> Result<PullPolicy, String> {
 
 impl Tool for DeployArgs {
     const NAME: &'static str = "baleine-deploy";
-    const TAKES_COMMAND: bool = true;
+    const AFTER_DASHES: crate::framework::cli::AfterDashes =
+        crate::framework::cli::AfterDashes::Command;
 
     fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
         let mut plan = DeployPlan::new(&self.image, self.options.as_deref(), command)?;

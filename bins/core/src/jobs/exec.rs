@@ -57,7 +57,8 @@ crate::fleet_args! {
 
 impl Tool for ExecArgs {
     const NAME: &'static str = "baleine-exec";
-    const TAKES_COMMAND: bool = true;
+    const AFTER_DASHES: crate::framework::cli::AfterDashes =
+        crate::framework::cli::AfterDashes::Command;
 
     fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
         let plan = ExecPlan::new(

@@ -40,8 +40,8 @@ pub struct ListArgs {
     #[argh(switch, short = 'd')]
     pub details: bool,
     /// how many repositories to read at once (default: 8)
-    #[argh(option, short = 'j', default = "8")]
-    pub parallel: usize,
+    #[argh(option, short = 'j')]
+    pub parallel: Option<usize>,
     /// repositories to list (default: the whole catalog)
     #[argh(positional)]
     pub repositories: Vec<String>,
@@ -59,7 +59,9 @@ impl Tool for ListArgs {
             &config,
             &self.repositories,
             self.details,
-            self.parallel,
+            self.parallel.unwrap_or_else(|| {
+                crate::framework::args::stated_default::<ListArgs>("--parallel") as usize
+            }),
         ))
     }
 }
@@ -197,6 +199,14 @@ fn list_repository(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_is_the_one_the_help_states() {
+        assert_eq!(
+            crate::framework::args::stated_default::<ListArgs>("--parallel"),
+            8
+        );
+    }
 
     #[test]
     fn lines_name_the_image_as_nodes_pull_it() {
