@@ -513,6 +513,15 @@ fn docker_login_credentials_are_found_through_docker_config() {
 
 #[test]
 fn docker_credential_helpers_are_asked() {
+    for store in ["credHelpers", "credsStore"] {
+        credentials_from_a_helper(store);
+    }
+}
+
+/// A registry that wants what the `docker-credential-baleinetest` helper
+/// says, named in Docker's config.json as a per-registry helper
+/// (`credHelpers`) or as the store for every registry (`credsStore`).
+fn credentials_from_a_helper(how: &str) {
     use std::os::unix::fs::PermissionsExt;
     // "helper:secret"
     let port = registry_requiring("aGVscGVyOnNlY3JldA==");
@@ -522,10 +531,11 @@ fn docker_credential_helpers_are_asked() {
         "#!/bin/sh\ncat >/dev/null\necho '{\"Username\":\"helper\",\"Secret\":\"secret\"}'\n",
     );
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    test.env.write(
-        "docker-config/config.json",
-        &format!(r#"{{"credHelpers":{{"127.0.0.1:{port}":"baleinetest"}}}}"#),
-    );
+    let config = match how {
+        "credsStore" => r#"{"credsStore":"baleinetest"}"#.to_owned(),
+        _ => format!(r#"{{"credHelpers":{{"127.0.0.1:{port}":"baleinetest"}}}}"#),
+    };
+    test.env.write("docker-config/config.json", &config);
     let path = format!(
         "{}:{}",
         test.env.path("bin").display(),

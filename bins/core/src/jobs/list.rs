@@ -1,6 +1,6 @@
 //! baleine-list's job: every image tag in the registry, one JSON line each, complete and in a stable order.
 //!
-//! It is the one tool that is not a fleet `Job`: it talks to one registry
+//! Not a fleet `Job` (nor are rmi and build, for their own reasons): it talks to one registry
 //! over HTTP, not to nodes over ssh, and a repository gives any number of
 //! lines (one per tag), in sorted order, so "one record per node" has
 //! nothing to count. It shares the framework's pool (`fanout::in_order`),
