@@ -233,6 +233,12 @@ fn a_command_without_dashes_is_not_taken_for_nodes() {
         .stderr("\"sleep\" is not a node")
         .stderr("did you forget `--` before the command?")
         .run();
+    // An option of the command is taken for one of ours: the same hint.
+    Test::new("baleine-exec")
+        .args(&["1-2", "ls", "-l", "/"])
+        .status(2)
+        .stderr("did you forget `--` before the command?")
+        .run();
     // Names with a dot and nodes of ALL_SCOPE are nodes; others outside
     // ALL_SCOPE draw a warning before any work.
     Test::new("baleine-ps")
@@ -585,6 +591,50 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     });
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
+}
+
+/// Answering no is a choice, not a failed node: exit 2, nothing done.
+#[test]
+fn answering_no_at_the_prompt_removes_nothing_and_is_not_a_failure() {
+    // rmi looks the tag up before it asks: a registry of the test's own
+    // serves it (and would see any DELETE).
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let registry = Loopback::serve(move |request| match request.target.as_str() {
+        target if target.starts_with("/v2/exp/tags/list") => {
+            json(r#"{"name":"exp","tags":["v1"]}"#)
+        }
+        target if target.starts_with("/v2/exp/manifests/") => (
+            200,
+            vec![
+                ("Docker-Content-Digest".into(), digest.clone()),
+                (
+                    "Content-Type".into(),
+                    "application/vnd.docker.distribution.manifest.v2+json".into(),
+                ),
+            ],
+            b"{}".to_vec(),
+        ),
+        _ => (404, vec![], b"{}".to_vec()),
+    });
+    for (tool, args) in [("baleine-destroy", "1-2"), ("baleine-rmi", "exp:v1")] {
+        let (screen, status, _) = common::harness::on_a_terminal(
+            tool,
+            args,
+            &format!(
+                "REGISTRY_ADMIN_URL = 127.0.0.1:{0}\nREGISTRY_URL = 127.0.0.1:{0}\n",
+                registry.port
+            ),
+            "n\n",
+        );
+        assert!(screen.contains("[y/N]"), "{tool}: {screen}");
+        assert!(screen.contains("cancelled, nothing"), "{tool}: {screen}");
+        assert_eq!(status, Some(2), "{tool}: {screen}");
+    }
+    assert!(
+        !registry.requests().iter().any(|r| r.method == "DELETE"),
+        "{:?}",
+        registry.requests()
+    );
 }
 
 #[test]

@@ -600,6 +600,8 @@ impl Testbed {
 /// One request as a loopback server of a test saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// GET, HEAD, DELETE...
+    pub method: String,
     /// The request target: path and query.
     pub target: String,
     pub authorization: Option<String>,
@@ -634,6 +636,7 @@ impl Loopback {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
+                let method = line.split_whitespace().next().unwrap_or("").to_owned();
                 let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let mut authorization = None;
                 loop {
@@ -648,6 +651,7 @@ impl Loopback {
                     }
                 }
                 let request = Request {
+                    method,
                     target,
                     authorization,
                 };

@@ -712,6 +712,64 @@ mod tests {
         Docker::default()
     }
 
+    /// The explainer of a run whose repo has no image like the failed one
+    /// (looked up already: no network here).
+    fn explainer() -> PullExplainer {
+        let config = crate::domain::config::from_text(
+            std::path::Path::new("baleine.conf"),
+            "SAVE_URL = faraday.repo\n",
+        )
+        .unwrap();
+        let suggestion = OnceLock::new();
+        let _ = suggestion.set(None);
+        PullExplainer { config, suggestion }
+    }
+
+    fn explained(image: &str, docker_error: &str) -> String {
+        let image = ImageRef::parse(image).unwrap();
+        let failure = Failure::new(Stage::Pull, docker_error);
+        explainer().explain(&image, failure).error
+    }
+
+    #[test]
+    fn a_pull_failure_says_not_found_or_unreachable_and_where() {
+        let typo = explained(
+            "busybx",
+            "Error response from daemon: pull access denied for busybx, repository does not exist",
+        );
+        assert!(
+            typo.starts_with(
+                "busybx: not found (Docker Hub, through the nodes' mirror faraday.repo:81)"
+            ),
+            "{typo}"
+        );
+        let down = explained(
+            "faraday.repo/exp:v1",
+            "Get \"http://faraday.repo/v2/\": dial tcp 10.0.0.1:80: connect: connection refused",
+        );
+        assert!(
+            down.starts_with("faraday.repo/exp:v1: registry unreachable (registry faraday.repo)"),
+            "{down}"
+        );
+        let closed = explained(
+            "busybox:1.36",
+            "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+        );
+        assert!(
+            closed.starts_with(
+                "busybox:1.36: not on the nodes' mirror faraday.repo:81, and Docker Hub itself unreachable"
+            ),
+            "{closed}"
+        );
+        // docker's own words follow, whole.
+        assert!(closed.ends_with("no such host"), "{closed}");
+        // Anything else is docker's words alone.
+        assert_eq!(
+            explained("busybox", "no space left on device"),
+            "no space left on device"
+        );
+    }
+
     #[test]
     fn first_node_pulls_runs_and_inspects_with_every_word_quoted() {
         let mut plan = DeployPlan::new(
