@@ -653,6 +653,46 @@ fn a_terminal_gets_a_summary_on_stderr_and_stdout_stays_pure_json() {
     }
 }
 
+/// What the progress line says while a deploy runs: how many are done,
+/// which stage the nodes at work have reached, how many wait, and for what.
+#[test]
+fn the_progress_line_says_where_the_nodes_are_and_what_they_wait_for() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let (a, b) = (&tb.nodes[0], &tb.nodes[1]);
+    for node in [a, b] {
+        tb.ssh_ok(
+            node,
+            "docker rm -f container >/dev/null 2>&1; docker rmi -f $(docker images -q bigbox) >/dev/null 2>&1; true",
+        );
+    }
+    let out_file = std::env::temp_dir().join(format!("{}.jsonl", common::unique("progress")));
+    // The first node's pull waits on a mirror that does not answer.
+    let mirror = tb.freeze("mirror");
+    let terminal = common::Terminal::start(&tb, "bash --norc --noprofile");
+    terminal.type_line(&format!(
+        "BALEINE_CONFIG={} {} -i bigbox {a} {b} -- sleep 100000 > {}; echo done-$?",
+        tb.baleine_conf().display(),
+        env!("CARGO_BIN_EXE_baleine-deploy"),
+        out_file.display()
+    ));
+    let screen = terminal.wait_for("1 waiting", 60);
+    drop(mirror);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("1 waiting"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("deploy: 0/2 done, 0 failed · pull 1"),
+        "{line:?}"
+    );
+    assert!(line.contains(&format!("{a} pulls")), "{line:?}");
+    let screen = terminal.wait_for("\ndone-", 120);
+    let _ = std::fs::remove_file(&out_file);
+    assert!(screen.lines().any(|l| l == "done-0"), "{screen}");
+}
+
 #[test]
 fn a_typo_in_the_image_never_breaks_the_running_experiment() {
     let tb = Testbed::get();

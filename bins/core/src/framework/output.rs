@@ -123,10 +123,16 @@ impl Writer {
                 }
                 counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
                 let stages: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-                let stages = match stages.is_empty() {
+                let mut stages = match stages.is_empty() {
                     true => String::new(),
                     false => format!(" · {}", stages.join(", ")),
                 };
+                // Nodes not done and at no stage yet: connecting, or
+                // waiting for a worker or for the first node (deploy).
+                let waiting = total.map_or(0, |t| t.saturating_sub(tally.total() + at.len()));
+                if waiting > 0 {
+                    stages += &format!(" · {waiting} waiting");
+                }
                 let done = match total {
                     Some(total) => format!("{}/{total}", tally.total()),
                     None => tally.total().to_string(),

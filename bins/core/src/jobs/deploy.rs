@@ -49,9 +49,9 @@ crate::fleet_args! {
         /// reload the nodes with this rhubarbe image first ("default" for DEFAULT_BOOTSTRAP_IMAGE)
         #[argh(option)]
         pub bootstrap: Option<String>,
-        /// stop the old container gracefully, waiting up to this many seconds (default: remove at once)
-        #[argh(option)]
-        pub stop_timeout: Option<u32>,
+        /// stop the old container gracefully, waiting up to this long: seconds, or 90s, 5m (default: remove at once)
+        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        pub stop_timeout: Option<u64>,
         /// do not pin the other nodes to the digest the first node resolved
         #[argh(switch)]
         pub no_pin: bool,
@@ -102,7 +102,7 @@ pub struct DeployPlan {
     pub command: Vec<String>,
     pub pull: PullPolicy,
     /// Stop gracefully for this long before removing (default: remove at once).
-    pub stop_timeout: Option<u32>,
+    pub stop_timeout: Option<u64>,
     /// Pin the other nodes to the first node's digest.
     pub pin: bool,
     /// Reload the nodes with this rhubarbe image first.

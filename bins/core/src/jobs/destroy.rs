@@ -29,9 +29,9 @@ crate::fleet_args! {
         /// do not ask for confirmation
         #[argh(switch, short = 'y')]
         pub yes: bool,
-        /// stop the container gracefully, waiting up to this many seconds (default: remove at once)
-        #[argh(option)]
-        pub stop_timeout: Option<u32>,
+        /// stop the container gracefully, waiting up to this long: seconds, or 90s, 5m (default: remove at once)
+        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        pub stop_timeout: Option<u64>,
     }
 }
 
@@ -62,7 +62,7 @@ pub struct DestroyJob {
 }
 
 impl DestroyJob {
-    pub fn new(fleet: &Fleet, stop_timeout: Option<u32>) -> DestroyJob {
+    pub fn new(fleet: &Fleet, stop_timeout: Option<u64>) -> DestroyJob {
         let docker = Docker::from_config(&fleet.config);
         let script = destroy_script(&docker, stop_timeout);
         DestroyJob { docker, script }
@@ -90,7 +90,7 @@ impl Job for DestroyJob {
 
 /// The remote script: remove the managed container by name (never a prune,
 /// never another container or image) and say whether there was one.
-pub fn destroy_script(docker: &Docker, stop_timeout: Option<u32>) -> String {
+pub fn destroy_script(docker: &Docker, stop_timeout: Option<u64>) -> String {
     let mut script = Script::new();
     docker.remove_managed(&mut script, stop_timeout);
     script.text().to_owned()

@@ -199,7 +199,7 @@ impl Docker {
     /// Only this container, by name: never a prune, never anything else.
     /// `docker rm -f` of a missing container fails on older CLIs and succeeds
     /// on newer ones, both saying "No such container".
-    pub fn remove_managed(&self, script: &mut Script, stop_timeout: Option<u32>) {
+    pub fn remove_managed(&self, script: &mut Script, stop_timeout: Option<u64>) {
         script.stage(Stage::Remove);
         if let Some(seconds) = stop_timeout {
             let stop = self.words(&["stop", "-t", &seconds.to_string(), &self.container]);
