@@ -433,6 +433,9 @@ fn on_a_terminal_ps_is_a_table_and_exec_output_is_grouped() {
         !screen.contains("{\"node\""),
         "JSON on a person's terminal: {screen}"
     );
+    // Which digest runs where, folded: a mixed fleet shows at a glance.
+    assert!(screen.contains(": fit[01-03]\n"), "{screen}");
+    assert!(screen.contains("ps: 3 on "), "{screen}");
     let screen = on_a_terminal(
         &tb,
         &format!("baleine-exec {a} {b} {c} -- sh -c 'echo same; [ $(hostname) != {b} ]'"),

@@ -4,7 +4,7 @@ complete -c baleine-deploy -s i -l image -x -a '(env BALEINE_COMPLETE=images bal
 complete -c baleine-deploy -l options -x -d 'extra docker run options, split like a shell would ("-e \'MSG=hello world\'")'
 complete -c baleine-deploy -l pull -x -a 'always missing never' -d 'when to pull: always (default), missing or never'
 complete -c baleine-deploy -l bootstrap -x -d 'reload the nodes with this rhubarbe image first ("default" for DEFAULT_BOOTSTRAP_IMAGE)'
-complete -c baleine-deploy -l stop-timeout -x -d 'stop the old container gracefully, waiting up to this many seconds (default: remove at once)'
+complete -c baleine-deploy -l stop-timeout -x -d 'stop the old container gracefully, waiting up to this long: seconds, or 90s, 5m (default: remove at once)'
 complete -c baleine-deploy -l no-pin -d 'do not pin the other nodes to the digest the first node resolved'
 complete -c baleine-deploy -l wait -x -d 'give each node\'s record only once its container is ready, waiting up to this long (90, 90s, 5m): healthy if the image has a HEALTHCHECK, else still running 2 s after it started, or --ready-cmd succeeding'
 complete -c baleine-deploy -l ready-cmd -x -d 'with --wait: a command run in the container (sh -c) whose success means ready'

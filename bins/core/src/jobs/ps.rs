@@ -254,10 +254,17 @@ impl PsJob {
     fn summarize(&self) {
         let digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
         for (digest, nodes) in digests.iter() {
-            let mut nodes = nodes.clone();
-            nodes.sort();
-            // The digest is what a node said: print it, never obey it.
-            let line = format!("ps: {digest}: {} node(s): {}", nodes.len(), nodes.join(" "));
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let folded = crate::domain::nodes::fold_for_display(&nodes);
+            // As the table shows it (12 hex digits). The digest is what a
+            // node said: print it, never obey it.
+            let short: String = digest
+                .strip_prefix("sha256:")
+                .unwrap_or(digest)
+                .chars()
+                .take(12)
+                .collect();
+            let line = format!("ps: {} on {short}: {folded}", nodes.len());
             eprintln!("{}", printable(&line));
         }
     }
