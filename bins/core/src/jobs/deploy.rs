@@ -291,6 +291,36 @@ fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cm
 /// Said after a failed pull: nothing was removed.
 const KEPT: &str = "the running container, if any, was left as it was";
 
+/// A deploy cut short (Ctrl-C, its time limit) says what the node runs now,
+/// as far as the script got: before `remove`, the old container is there;
+/// after it, it may be gone, and the new one may or may not run.
+fn where_the_old_one_is(failure: Failure) -> Failure {
+    if !matches!(failure.stage, Stage::Interrupted | Stage::Timeout) {
+        return failure;
+    }
+    // "interrupted during pull", "no result after 60 s (during run): ..."
+    let during = failure.error.split_once("during ").map(|(_, rest)| {
+        rest.split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or("")
+    });
+    let before_remove = matches!(during, None | Some("connect" | "pull" | "inspect"));
+    let said = match before_remove {
+        true => KEPT,
+        false => "the old container may be gone and the new one not running yet: baleine-ps shows what runs there",
+    };
+    let Failure {
+        stage,
+        error,
+        fields,
+    } = failure;
+    Failure {
+        stage,
+        error: format!("{error}\n{said}"),
+        fields,
+    }
+}
+
 /// The first node resolves the digest; the others wait for it.
 struct Pin {
     state: Mutex<PinState>,
@@ -599,7 +629,7 @@ impl Job for DeployJob {
         let image = self.plan.image.to_string();
         let values = result.map_err(|failure| {
             self.explain
-                .explain(&self.plan.image, failure)
+                .explain(&self.plan.image, where_the_old_one_is(failure))
                 .with("image", image.as_str())
         })?;
         let fields = Fields::new()
@@ -707,6 +737,22 @@ fn bootstrap(fleet: &Fleet, ndz: &str, nodes: &[String]) -> Vec<(String, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deploy_cut_short_says_whether_the_old_container_is_still_there() {
+        let said =
+            |error: &str| where_the_old_one_is(Failure::new(Stage::Interrupted, error)).error;
+        assert!(said("interrupted during pull").ends_with(KEPT));
+        assert!(said("interrupted before starting").ends_with(KEPT));
+        assert!(said("interrupted during run").contains("may be gone"));
+        let timeout = Failure::new(
+            Stage::Timeout,
+            "no result after 60 s (during remove): stopped",
+        );
+        assert!(where_the_old_one_is(timeout).error.contains("may be gone"));
+        let other = Failure::new(Stage::Pull, "during pull");
+        assert_eq!(where_the_old_one_is(other.clone()), other);
+    }
 
     fn docker() -> Docker {
         Docker::default()
