@@ -5,7 +5,7 @@
 //! | class | input | expected |
 //! | --- | --- | --- |
 //! | 1 code execution on Tab | registry names holding `$(…)` and backticks | nothing runs; only Docker-grammar names are offered |
-//! | 2 credentials to another host | `Link: <http://other/…>` pagination | no request reaches the other host; list exits 1 naming it |
+//! | 2 credentials to another host | `Link: <http://other/…>` pagination; a Bearer realm on another host over plain HTTP | no request reaches the other host, list exits 1 naming it; the realm is asked without the password |
 //! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130) |
 //! | 4 words changed by the shell | `{a,b}`, `=ls`, `~root` in a command | quoted in the script (tests/properties.rs runs them through the shells) |
 //! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
@@ -140,6 +140,69 @@ fn credentials_never_follow_a_link_to_another_host() {
         "the other host was asked: {:?}",
         elsewhere.requests()
     );
+}
+
+/// Class 2, tokens: a Bearer realm on another host over plain HTTP gets no
+/// password (anyone on the path could read it); the registry's own origin
+/// does.
+#[test]
+fn a_plain_http_token_realm_elsewhere_never_gets_the_password() {
+    for elsewhere in [true, false] {
+        let tokens = Loopback::serve(|_| json(r#"{"token":"t0k3n"}"#));
+        let tokens_port = tokens.port;
+        // The registry's own port, known once it serves.
+        let own = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+        let own_port = own.clone();
+        let registry = Loopback::serve(move |request: &Request| {
+            if request.target.starts_with("/token") {
+                return json(r#"{"token":"t0k3n"}"#);
+            }
+            if request.authorization.as_deref() == Some("Bearer t0k3n") {
+                return json(r#"{"repositories":["mine"]}"#);
+            }
+            // Another origin for the token server: "localhost" is not
+            // "127.0.0.1", though it is the same machine.
+            let realm = match elsewhere {
+                true => format!("http://localhost:{tokens_port}/token"),
+                false => format!("http://127.0.0.1:{}/token", own_port.get().unwrap()),
+            };
+            let challenge = format!(
+                "Bearer realm=\"{realm}\",service=\"registry\",scope=\"registry:catalog:*\""
+            );
+            (401, vec![("WWW-Authenticate".into(), challenge)], vec![])
+        });
+        own.set(registry.port).unwrap();
+        let test = Test::new("baleine-list");
+        let password = test.env.write("password", "secret\n");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        test.config(&format!("REGISTRY_URL = 127.0.0.1:{}", registry.port))
+            .config("REGISTRY_USER = me")
+            .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
+            .status(0)
+            .run();
+        let asked: Vec<Request> = match elsewhere {
+            true => tokens.requests(),
+            false => registry
+                .requests()
+                .into_iter()
+                .filter(|r| r.target.starts_with("/token"))
+                .collect(),
+        };
+        assert!(
+            !asked.is_empty(),
+            "no token request (elsewhere: {elsewhere})"
+        );
+        for request in asked {
+            assert_eq!(
+                request.authorization.is_some(),
+                !elsewhere,
+                "elsewhere: {elsewhere}: {request:?}"
+            );
+        }
+    }
 }
 
 /// A registry whose catalog always has one more page.
