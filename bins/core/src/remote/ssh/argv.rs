@@ -189,3 +189,66 @@ fn control_dir() -> Option<PathBuf> {
     }
     private.then_some(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ssh as `from_config` would make it, without touching the machine.
+    fn ssh(reuse: bool) -> Ssh {
+        Ssh {
+            base: vec!["ssh".into(), "-o".into(), "BatchMode=yes".into()],
+            reuse: reuse.then(|| Reuse {
+                dir: PathBuf::from("/run/user/0/baleine-ssh"),
+                persist: Duration::from_secs(60),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_node_comes_after_dashes_and_the_script_is_one_word() {
+        for reuse in [false, true] {
+            // Node names are validated long before; even so, one that looks
+            // like an option stays the host.
+            let argv = ssh(reuse).argv("-oProxyCommand=x", "echo 'a b'; exit 3");
+            let dashes = argv.iter().position(|w| w == "--").unwrap();
+            assert_eq!(
+                &argv[dashes..],
+                ["--", "-oProxyCommand=x", "echo 'a b'; exit 3"]
+            );
+            assert!(argv[..dashes].contains(&"BatchMode=yes".to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_session_uses_a_kept_connection_but_never_becomes_one() {
+        let argv = ssh(true).argv("fit01", "true");
+        assert!(argv.contains(&"ControlMaster=no".to_owned()));
+        let (socket, master) = ssh(true).master_argv("fit01").unwrap();
+        assert!(argv.contains(&format!("ControlPath={}", socket.display())));
+        let dashes = master.iter().position(|w| w == "--").unwrap();
+        assert_eq!(&master[dashes - 2..], ["-N", "-f", "--", "fit01"]);
+        assert!(master.contains(&"ControlMaster=yes".to_owned()));
+        assert!(master.contains(&"ControlPersist=60s".to_owned()));
+        assert!(ssh(false).master_argv("fit01").is_none());
+    }
+
+    #[test]
+    fn each_node_and_ssh_command_line_has_its_own_short_socket() {
+        let reuse = ssh(true).reuse.unwrap();
+        let base = ssh(true).base;
+        let a = reuse.socket(&base, "fit01");
+        assert_ne!(a, reuse.socket(&base, "fit02"));
+        let other: Vec<String> = ["ssh", "-F", "/etc/baleine/ssh_config"]
+            .map(String::from)
+            .to_vec();
+        assert_ne!(a, reuse.socket(&other, "fit01"));
+        // Words are kept apart: ["ab", "c"] is not ["a", "bc"].
+        assert_ne!(
+            reuse.socket(&["ab".into(), "c".into()], "n"),
+            reuse.socket(&["a".into(), "bc".into()], "n")
+        );
+        let long = "n".repeat(300);
+        assert!(reuse.socket(&base, &long).as_os_str().len() < 108);
+    }
+}
