@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | 1 code execution on Tab | registry names holding `$(…)` and backticks | nothing runs; only Docker-grammar names are offered |
 //! | 2 credentials to another host | `Link: <http://other/…>` pagination; a Bearer realm on another host over plain HTTP | no request reaches the other host, list exits 1 naming it; the realm is asked without the password |
-//! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130) |
+//! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130); Tab gives it 2 s in all |
 //! | 4 words changed by the shell | `{a,b}`, `=ls`, `~root` in a command | quoted in the script (tests/properties.rs runs them through the shells) |
 //! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
 //! | 6 unbounded memory | a stdin line over 16 MiB; a node's 20 MB of stderr without a newline | one input record, not echoed, the next line still counts; an error of at most 64 KiB that keeps the end |
@@ -268,6 +268,28 @@ fn ctrl_c_ends_a_listing_of_an_endless_catalog() {
     .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+}
+
+/// Class 3, at Tab: the completion gives an endless catalog its two seconds
+/// in all, however quickly each page comes (MAX_PAGES would take minutes).
+#[test]
+fn tab_completion_gives_an_endless_catalog_two_seconds_in_all() {
+    let registry = endless_registry(Duration::from_millis(50));
+    let env = TestEnv::new();
+    let conf = env.write(
+        "baleine.conf",
+        &format!("REGISTRY_URL = 127.0.0.1:{}\n", registry.port),
+    );
+    let out = Command::new(binary("baleine-deploy"))
+        .env("BALEINE_COMPLETE", "repositories")
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // About 2 s of 50 ms pages, not the 10,000 pages of the bound.
+    let pages = registry.requests().len();
+    assert!(pages < 1000, "{pages} pages asked");
 }
 
 /// Class 4: words reach docker as typed (the script quotes them).

@@ -15,7 +15,7 @@ pub fn candidates(kind: &str) {
         "images" | "repositories" => {
             let budget = Duration::from_secs(2);
             let deadline = std::time::Instant::now() + budget;
-            let registry = Registry::from_config_with_timeout(&config, budget);
+            let registry = Registry::from_config_with_timeout(&config, budget).until(deadline);
             // Names come from a registry, perhaps a hostile one: only names
             // Docker's grammar allows (no shell metacharacter) are offered.
             let catalog = registry.catalog().unwrap_or_default();

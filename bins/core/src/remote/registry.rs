@@ -72,6 +72,8 @@ pub struct Registry {
     basic: Option<String>,
     /// Bearer tokens already obtained, by scope.
     tokens: Mutex<HashMap<String, String>>,
+    /// When a listing must give up, whatever its pages (see `until`).
+    deadline: Option<std::time::Instant>,
 }
 
 impl Registry {
@@ -98,7 +100,16 @@ impl Registry {
             agent,
             basic: credentials.map(|(user, password)| basic_credentials(&user, &password)),
             tokens: Mutex::new(HashMap::new()),
+            deadline: None,
         }
+    }
+
+    /// The same registry, but a listing past `deadline` is refused: a
+    /// timeout bounds one request, and a registry can answer each page just
+    /// in time (Tab completion must never hang).
+    pub fn until(mut self, deadline: std::time::Instant) -> Registry {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// The registry of `REGISTRY_PROTOCOL` + `REGISTRY_URL`, with credentials
@@ -205,6 +216,12 @@ impl Registry {
             // A registry that paginates for ever must not hold us for ever.
             if crate::domain::stop::stopping() {
                 return Err(error(&url, "interrupted"));
+            }
+            if self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                return Err(error(&url, "out of time for this listing"));
             }
             if seen.len() > MAX_PAGES || all.len() > MAX_ENTRIES {
                 return Err(error(
