@@ -25,3 +25,28 @@ pub fn status(tally: &Tally) -> ExitCode {
     };
     ExitCode::from(code)
 }
+
+/// Runs `work` (a tool's whole run) on a thread of its own and returns its
+/// status, or 130 as soon as the run is interrupted: a request blocked on a
+/// slow server (a registry answering each page just before its timeout)
+/// must not hold Ctrl-C for that long. Whatever the thread was writing is
+/// abandoned with the process.
+pub fn unless_interrupted(work: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
+    let (done_tx, done) = crossbeam::channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done_tx.send(work());
+    });
+    loop {
+        match done.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(code) => return code,
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) if stop::interrupted() => {
+                return ExitCode::from(INTERRUPTED)
+            }
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            // The work panicked: its message is on stderr.
+            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                return ExitCode::from(SOME_NODE_FAILED)
+            }
+        }
+    }
+}

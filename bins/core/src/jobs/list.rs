@@ -55,14 +55,12 @@ impl Tool for ListArgs {
             validate_repository_name(repository).map_err(|e| UsageError(e.to_string()))?;
         }
         let config = config::load().map_err(|e| UsageError(e.to_string()))?;
-        Ok(run(
-            &config,
-            &self.repositories,
-            self.details,
-            self.parallel.unwrap_or_else(|| {
-                crate::framework::args::stated_default::<ListArgs>("--parallel") as usize
-            }),
-        ))
+        let parallel = self.parallel.unwrap_or_else(|| {
+            crate::framework::args::stated_default::<ListArgs>("--parallel") as usize
+        });
+        Ok(exit::unless_interrupted(move || {
+            run(&config, &self.repositories, self.details, parallel)
+        }))
     }
 }
 
