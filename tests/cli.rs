@@ -528,15 +528,13 @@ fn docker_credential_helpers_are_asked() {
 /// says, named in Docker's config.json as a per-registry helper
 /// (`credHelpers`) or as the store for every registry (`credsStore`).
 fn credentials_from_a_helper(how: &str) {
-    use std::os::unix::fs::PermissionsExt;
     // "helper:secret"
     let port = registry_requiring("aGVscGVyOnNlY3JldA==");
     let test = Test::new("baleine-list").config(&format!("REGISTRY_URL = 127.0.0.1:{port}"));
-    let helper = test.env.write(
+    test.env.write_script(
         "bin/docker-credential-baleinetest",
         "#!/bin/sh\ncat >/dev/null\necho '{\"Username\":\"helper\",\"Secret\":\"secret\"}'\n",
     );
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = match how {
         "credsStore" => r#"{"credsStore":"baleinetest"}"#.to_owned(),
         _ => format!(r#"{{"credHelpers":{{"127.0.0.1:{port}":"baleinetest"}}}}"#),
@@ -637,13 +635,9 @@ fn answering_no_at_the_prompt_removes_nothing_and_is_not_a_failure() {
     );
 }
 
-#[test]
-fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
-    // destroy has no table view: its JSON lines go to the terminal.
-    let (screen, status, _) =
-        common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
-    assert_eq!(status, Some(0), "{screen}");
-    // Every record starts a line of its own: after a newline or the clear.
+/// `count` records on the terminal, each starting a line of its own: after
+/// a newline, or after the clear of the progress line.
+fn each_record_on_a_line_of_its_own(screen: &str, count: usize) {
     for (at, _) in screen.match_indices("{\"node\"") {
         let before = &screen[..at];
         assert!(
@@ -652,7 +646,16 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
             &screen[at.saturating_sub(40)..at + 10]
         );
     }
-    assert_eq!(screen.matches("{\"node\"").count(), 5, "{screen}");
+    assert_eq!(screen.matches("{\"node\"").count(), count, "{screen}");
+}
+
+#[test]
+fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
+    // destroy has no table view: its JSON lines go to the terminal.
+    let (screen, status, _) =
+        common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
+    assert_eq!(status, Some(0), "{screen}");
+    each_record_on_a_line_of_its_own(&screen, 5);
     assert!(screen.contains("destroy: 5 nodes, 5 ok"), "{screen}");
 }
 
@@ -663,15 +666,7 @@ fn a_reader_writing_to_the_terminal_never_gets_its_lines_glued_to_the_progress()
     let (screen, status, _) =
         common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-30 | cat", "", "");
     assert_eq!(status, Some(0), "{screen}");
-    for (at, _) in screen.match_indices("{\"node\"") {
-        let before = &screen[..at];
-        assert!(
-            before.is_empty() || before.ends_with('\n') || before.ends_with("\x1b[K"),
-            "a record glued to other text: {:?}",
-            &screen[at.saturating_sub(40)..at + 10]
-        );
-    }
-    assert_eq!(screen.matches("{\"node\"").count(), 30, "{screen}");
+    each_record_on_a_line_of_its_own(&screen, 30);
 }
 
 #[test]

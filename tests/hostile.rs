@@ -108,6 +108,16 @@ fn completion_never_runs_code_that_a_registry_sends() {
     );
 }
 
+/// baleine-list of the registry on loopback `port`, as user `me` with the
+/// password `secret` in a private file.
+fn list_with_a_password(port: u16) -> Test {
+    let test = Test::new("baleine-list");
+    let password = test.env.write_mode("password", "secret\n", 0o600);
+    test.config(&format!("REGISTRY_URL = 127.0.0.1:{port}"))
+        .config("REGISTRY_USER = me")
+        .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
+}
+
 /// Class 2. Pagination to another host is refused before any request goes there.
 #[test]
 fn credentials_never_follow_a_link_to_another_host() {
@@ -122,15 +132,7 @@ fn credentials_never_follow_a_link_to_another_host() {
         headers.push(("Link".into(), link));
         (status, headers, body)
     });
-    let test = Test::new("baleine-list");
-    let password = test.env.write("password", "secret\n");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    test.config(&format!("REGISTRY_URL = 127.0.0.1:{}", registry.port))
-        .config("REGISTRY_USER = me")
-        .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
+    list_with_a_password(registry.port)
         .status(1)
         .stderr("another host")
         .stderr(&elsewhere.url())
@@ -172,17 +174,7 @@ fn a_plain_http_token_realm_elsewhere_never_gets_the_password() {
             (401, vec![("WWW-Authenticate".into(), challenge)], vec![])
         });
         own.set(registry.port).unwrap();
-        let test = Test::new("baleine-list");
-        let password = test.env.write("password", "secret\n");
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        test.config(&format!("REGISTRY_URL = 127.0.0.1:{}", registry.port))
-            .config("REGISTRY_USER = me")
-            .config(&format!("REGISTRY_PASSWORD_FILE = {}", password.display()))
-            .status(0)
-            .run();
+        list_with_a_password(registry.port).status(0).run();
         let asked: Vec<Request> = match elsewhere {
             true => tokens.requests(),
             false => registry
@@ -383,14 +375,10 @@ fn a_long_bad_word_is_not_echoed_whole() {
 #[test]
 fn a_node_s_endless_stderr_gives_a_bounded_error() {
     let test = Test::new("baleine-ps");
-    let ssh = test.env.write(
+    let ssh = test.env.write_script(
         "hostile-ssh",
         "#!/bin/sh\nhead -c 20000000 /dev/zero | tr '\\0' x >&2\necho ' the end' >&2\nexit 1\n",
     );
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
     let records = test
         .config(&format!("SSH = {}", ssh.display()))
         .args(&["1"])
@@ -423,14 +411,10 @@ fn a_record_s_node_field_is_not_expanded() {
 #[test]
 fn escape_sequences_from_a_node_are_shown_escaped_on_a_terminal() {
     let env = TestEnv::new();
-    let ssh = env.write(
+    let ssh = env.write_script(
         "hostile-ssh",
         "#!/bin/sh\nprintf 'pwned \\033[2J\\033]0;title\\007 \\302\\233 31m\\n' >&2\nexit 255\n",
     );
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
     let (screen, status, _) = common::harness::on_a_terminal(
         "baleine-ps",
         "1-2",

@@ -39,6 +39,19 @@ impl TestEnv {
         std::fs::write(&path, text).unwrap();
         path
     }
+
+    /// `write`, then `chmod mode`.
+    pub fn write_mode(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.write(name, text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    /// A script of the test's own (a hostile ssh, a credential helper).
+    pub fn write_script(&self, name: &str, text: &str) -> PathBuf {
+        self.write_mode(name, text, 0o755)
+    }
 }
 
 impl Drop for TestEnv {
