@@ -31,6 +31,12 @@ pub trait Job: Sync {
     /// What to run on `node`. An error settles the node without a session.
     fn start(&self, node: &str) -> Result<Remote<Self::Context>, Failure>;
 
+    /// The failure of a node the run stopped before its session began (a
+    /// job may say what that leaves on the node).
+    fn not_started(&self) -> Failure {
+        Failure::not_started()
+    }
+
     /// The node's fields from its finished session, or why it failed.
     /// Called for every session, cut or not.
     fn finish(
@@ -153,11 +159,13 @@ impl CommandEnd {
                     "no result after {} s (during {during}): stopped",
                     limit.as_secs()
                 ),
-            )),
+            )
+            .with("during", during)),
             CommandEnd::Interrupted => Err(Failure::new(
                 Stage::Interrupted,
                 format!("interrupted during {during}"),
-            )),
+            )
+            .with("during", during)),
             CommandEnd::Exited(status) => Ok(status),
         }
     }
@@ -362,7 +370,7 @@ impl Fleet {
         };
         if stop::stopping() {
             // Waiting in `start` (deploy's digest) may have outlasted the run.
-            return Record::failure(Some(node), action, &Failure::not_started());
+            return Record::failure(Some(node), action, &job.not_started());
         }
         let command = session_command(&remote.script, &self.tag, self.timeout);
         if self.dry_run {

@@ -19,6 +19,7 @@ use crate::framework::output::write_line;
 use crate::framework::{exit, UsageError};
 use crate::remote::registry::Registry;
 use crate::remote::script::{quote, session_command, Script, KILLED_MARK, STAGE_MARK};
+use crate::remote::ssh::DetachedCommand;
 use crate::remote::tarball;
 use argh::{ArgsInfo, FromArgs};
 use crossbeam::channel::{unbounded, RecvTimeoutError, Sender};
@@ -516,7 +517,7 @@ impl Build {
         command.args(&argv[1..]).stdin(stdin);
         // Ours alone to stop (see Ssh::run_with): a terminal's Ctrl-C would
         // kill ssh before the node's build is stopped.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.detached_from_the_terminal();
         let child = spawn(command, &argv[0])?;
         let pid = child.id() as i32;
         let stop = move || {

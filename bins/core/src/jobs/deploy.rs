@@ -298,12 +298,8 @@ fn where_the_old_one_is(failure: Failure) -> Failure {
     if !matches!(failure.stage, Stage::Interrupted | Stage::Timeout) {
         return failure;
     }
-    // "interrupted during pull", "no result after 60 s (during run): ..."
-    let during = failure.error.split_once("during ").map(|(_, rest)| {
-        rest.split(|c: char| !c.is_ascii_alphanumeric())
-            .next()
-            .unwrap_or("")
-    });
+    // Where the run was cut (remote::script::interpret); none: not started.
+    let during = failure.fields.get("during").and_then(|d| d.as_str());
     let before_remove = matches!(during, None | Some("connect" | "pull" | "inspect"));
     let said = match before_remove {
         true => KEPT,
@@ -552,6 +548,11 @@ impl Job for DeployJob {
         "deploy"
     }
 
+    /// Nothing was done on the node: its old container runs on.
+    fn not_started(&self) -> Failure {
+        where_the_old_one_is(Failure::not_started())
+    }
+
     fn start(&self, node: &str) -> Result<Remote<Started>, Failure> {
         // While the first node pulls, the others open their connection
         // (when connections are kept): their session then starts at once.
@@ -563,7 +564,7 @@ impl Job for DeployJob {
                 .map_err(|complaint| Failure::new(Stage::Connect, complaint))?;
         }
         let (first, pinned) = match self.pin.role() {
-            Role::Stopped => return Err(Failure::not_started()),
+            Role::Stopped => return Err(self.not_started()),
             Role::First => {
                 crate::framework::output::set_note(Some(format!(
                     "{node} pulls and resolves the digest, the others wait"
@@ -740,17 +741,17 @@ mod tests {
 
     #[test]
     fn a_deploy_cut_short_says_whether_the_old_container_is_still_there() {
-        let said =
-            |error: &str| where_the_old_one_is(Failure::new(Stage::Interrupted, error)).error;
-        assert!(said("interrupted during pull").ends_with(KEPT));
-        assert!(said("interrupted before starting").ends_with(KEPT));
-        assert!(said("interrupted during run").contains("may be gone"));
-        let timeout = Failure::new(
-            Stage::Timeout,
-            "no result after 60 s (during remove): stopped",
-        );
+        let cut = |during: &str| {
+            where_the_old_one_is(Failure::new(Stage::Interrupted, "x").with("during", during)).error
+        };
+        assert!(cut("pull").ends_with(KEPT));
+        assert!(cut("run").contains("may be gone"));
+        assert!(where_the_old_one_is(Failure::not_started())
+            .error
+            .ends_with(KEPT));
+        let timeout = Failure::new(Stage::Timeout, "x").with("during", "remove");
         assert!(where_the_old_one_is(timeout).error.contains("may be gone"));
-        let other = Failure::new(Stage::Pull, "during pull");
+        let other = Failure::new(Stage::Pull, "x").with("during", "pull");
         assert_eq!(where_the_old_one_is(other.clone()), other);
     }
 

@@ -15,6 +15,31 @@ mod argv;
 mod capture;
 mod watchdog;
 
+/// Starting a command in a session of its own, without a controlling
+/// terminal (see [`DetachedCommand::detached_from_the_terminal`]).
+pub trait DetachedCommand {
+    /// The command runs in a new session (setsid): the terminal's Ctrl-C and
+    /// hangup never reach it, and it has no terminal to prompt on. A
+    /// ProxyJump's inner ssh, which BatchMode does not cover, then fails at
+    /// once on a question (an unknown host key, a password) instead of
+    /// stopping in the background, waiting for a terminal it cannot read.
+    fn detached_from_the_terminal(&mut self) -> &mut Self;
+}
+
+impl DetachedCommand for Command {
+    fn detached_from_the_terminal(&mut self) -> &mut Self {
+        // SAFETY: setsid(2) is async-signal-safe, and the closure touches
+        // nothing of the parent's between fork and exec.
+        unsafe {
+            self.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            })
+        }
+    }
+}
+
 pub use argv::Ssh;
 pub use capture::{Captured, LineFeed, Payload, PayloadWiring, SessionIo, Sink, StageEvents};
 pub use watchdog::Cut;
@@ -51,7 +76,7 @@ impl Ssh {
             .unwrap_or_else(|_| Stdio::null());
         let Ok(mut master) = Command::new(&argv[0])
             .args(&argv[1..])
-            .process_group(0) // the watchdog cuts it, not the terminal's Ctrl-C
+            .detached_from_the_terminal() // the watchdog cuts it, not Ctrl-C
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -125,11 +150,11 @@ impl Ssh {
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // A group of its own: Ctrl-C typed at the terminal reaches the
-            // foreground group, and an ssh killed by it would end its
-            // session as "exit status 255" before we could stop the node's
-            // work. We alone take the signal, then cut every session.
-            .process_group(0)
+            // Ctrl-C typed at the terminal reaches the foreground group, and
+            // an ssh killed by it would end its session as "exit status 255"
+            // before we could stop the node's work: we alone take the
+            // signal, then cut every session.
+            .detached_from_the_terminal()
             .spawn()
         {
             Ok(child) => child,
