@@ -400,9 +400,14 @@ fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
         // The managed container is the old one or the new one: which one
         // the record says.
         let after = managed(tb, n);
-        let ok = records
-            .iter()
-            .any(|r| r["node"] == n.as_str() && r["ok"] == true);
+        let record = records.iter().find(|r| r["node"] == n.as_str());
+        let ok = record.is_some_and(|r| r["ok"] == true);
+        // A failed deploy that says it left the old container must have.
+        let kept = record.is_some_and(|r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("was left as it was"))
+        });
         let new = |m: &Option<Managed>| {
             m.as_ref().is_some_and(|m| {
                 Some(&m.id) != before.as_ref().map(|b| &b.id) && m.image.starts_with("bigbox")
@@ -410,7 +415,10 @@ fn round(tb: &Testbed, dice: &mut Dice, number: usize, tally: &mut Tally) {
         };
         let fine = match tool_name {
             "deploy" if ok => new(&after),
-            "deploy" => after == *before || new(&after),
+            "deploy" if kept => after == *before,
+            // Cut after `remove` (it says so), or a frozen engine that
+            // carried out a queued removal once thawed: none is allowed.
+            "deploy" => after == *before || new(&after) || after.is_none(),
             "destroy" if ok => after.is_none(),
             "destroy" => after == *before || after.is_none(),
             _ => after == *before,

@@ -663,9 +663,9 @@ fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
 /// them: the progress line must never stand where their lines go.
 #[test]
 fn a_reader_writing_to_the_terminal_never_gets_its_lines_glued_to_the_progress() {
-    let (screen, status, _) =
+    // (The exit status is cat's: sh has no pipefail.)
+    let (screen, _, _) =
         common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-30 | cat", "", "");
-    assert_eq!(status, Some(0), "{screen}");
     each_record_on_a_line_of_its_own(&screen, 30);
 }
 

@@ -9,7 +9,7 @@
 //! | 3 endless pagination | a registry that always has a next page | refused after a bound (exit 1); Ctrl-C ends it (exit 130); Tab gives it 2 s in all |
 //! | 4 words changed by the shell | `{a,b}`, `=ls`, `~root` in a command | quoted in the script (tests/properties.rs runs them through the shells) |
 //! | 5 panics and hangs | `--timeout 2^64-1`, `-j 100000000`, a malformed timestamp | exit 2; the timestamp reads as unknown |
-//! | 6 unbounded memory | a stdin line over 16 MiB; a node's 20 MB of stderr without a newline | one input record, not echoed, the next line still counts; an error of at most 64 KiB that keeps the end |
+//! | 6 unbounded memory | a stdin line over 16 MiB; a node's 20 MB of stderr without a newline | one input record, not echoed, the next line still counts; stderr cut at 16 MiB, an error of at most 64 KiB: its beginning and the cut note |
 //! | 7 a record's node taken as a spec | `{"node":"0-3"}` | one node named `0-3` |
 //! | 8 escape sequences on a terminal | a node's ESC, BEL and C1 CSI in its error | shown escaped in the terminal's summary |
 //! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
@@ -370,8 +370,8 @@ fn a_long_bad_word_is_not_echoed_whole() {
 }
 
 /// Class 6, a node's side: 20 MB of stderr without a newline (before any
-/// output mark) is cut where it is read, and the record carries a bounded
-/// error that keeps the end.
+/// output mark) is cut at 16 MiB where it is read, and the record carries a
+/// bounded error: its beginning and its end, which says where it was cut.
 #[test]
 fn a_node_s_endless_stderr_gives_a_bounded_error() {
     let test = Test::new("baleine-ps");
@@ -387,7 +387,16 @@ fn a_node_s_endless_stderr_gives_a_bounded_error() {
         .run();
     let error = records[0]["error"].as_str().unwrap();
     assert!(error.len() < 100 * 1024, "{} bytes of error", error.len());
-    assert!(error.contains("left out"), "{}", &error[..200]);
+    assert!(
+        error.contains("left out"),
+        "{}",
+        &error[..error.len().min(200)]
+    );
+    assert!(
+        error.ends_with("[baleine: the node's output was cut at 16 MiB]"),
+        "{}",
+        &error[error.len().saturating_sub(200)..]
+    );
 }
 
 /// Class 7: a record's node field is one node, never a range.

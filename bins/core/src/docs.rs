@@ -3,7 +3,7 @@
 //! `make man` writes them into man/ and completions/; a test regenerates
 //! them in memory and fails when the committed files drift.
 
-use crate::framework::cli::AfterDashes;
+use crate::framework::cli::{AfterDashes, Tool as CliTool};
 use crate::jobs::build::BuildArgs;
 use crate::jobs::cp::CpArgs;
 use crate::jobs::deploy::DeployArgs;
@@ -59,7 +59,7 @@ pub fn tools() -> Vec<Tool> {
                 ("image", Completer::Images),
                 ("pull", Completer::Words(&["always", "missing", "never"])),
             ],
-            after_dashes: AfterDashes::Command,
+            after_dashes: <DeployArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-destroy",
@@ -67,7 +67,7 @@ pub fn tools() -> Vec<Tool> {
             info: DestroyArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <DestroyArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-save",
@@ -75,7 +75,7 @@ pub fn tools() -> Vec<Tool> {
             info: SaveArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <SaveArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-list",
@@ -83,7 +83,7 @@ pub fn tools() -> Vec<Tool> {
             info: ListArgs::get_args_info(),
             positional: Completer::Repositories,
             values: &[],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <ListArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-ps",
@@ -91,7 +91,7 @@ pub fn tools() -> Vec<Tool> {
             info: PsArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <PsArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-exec",
@@ -102,7 +102,7 @@ pub fn tools() -> Vec<Tool> {
                 ("stdin", Completer::File),
                 ("output-dir", Completer::Directory),
             ],
-            after_dashes: AfterDashes::Command,
+            after_dashes: <ExecArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-logs",
@@ -110,7 +110,7 @@ pub fn tools() -> Vec<Tool> {
             info: LogsArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[("output-dir", Completer::Directory)],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <LogsArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-cp",
@@ -118,7 +118,7 @@ pub fn tools() -> Vec<Tool> {
             info: CpArgs::get_args_info(),
             positional: Completer::Nodes,
             values: &[("output-dir", Completer::Directory)],
-            after_dashes: AfterDashes::Sources,
+            after_dashes: <CpArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-rmi",
@@ -126,7 +126,7 @@ pub fn tools() -> Vec<Tool> {
             info: RmiArgs::get_args_info(),
             positional: Completer::Images,
             values: &[],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <RmiArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "baleine-build",
@@ -138,7 +138,7 @@ pub fn tools() -> Vec<Tool> {
                 ("on", Completer::Nodes),
                 ("log", Completer::File),
             ],
-            after_dashes: AfterDashes::Nothing,
+            after_dashes: <BuildArgs as CliTool>::AFTER_DASHES,
         },
         Tool {
             name: "rdsh",

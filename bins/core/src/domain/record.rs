@@ -305,6 +305,7 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_huge_error_keeps_its_beginning_and_its_end() {
@@ -316,8 +317,6 @@ mod tests {
         assert!(bounded.contains("bytes left out"));
         assert_eq!(bounded_error("short"), "short");
     }
-
-    use super::*;
 
     #[test]
     fn fields_keep_their_order_and_are_valid_json() {

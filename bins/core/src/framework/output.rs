@@ -111,6 +111,10 @@ impl Writer {
             let mut tally = Tally::default();
             let mut failures: Vec<Record> = Vec::new();
             let mut told_interrupt = false;
+            // A progress line stands on the terminal: cleared before any
+            // other write. Never cleared when not drawn: the line may be a
+            // reader's half-written one (`| jq`).
+            let mut drawn = false;
             // The stage each node at work has reached.
             let mut at: std::collections::HashMap<String, String> = Default::default();
             let progress = |tally: &Tally, at: &std::collections::HashMap<String, String>| {
@@ -153,7 +157,9 @@ impl Writer {
                 if terminal {
                     // Cleared before anything else is written: stdout may be
                     // this terminal too (`| jq` writes to it).
-                    say!("\r\x1b[K");
+                    if std::mem::take(&mut drawn) {
+                        say!("\r\x1b[K");
+                    }
                     if stop::interrupted() && !told_interrupt {
                         told_interrupt = true;
                         let left = total.map_or("the".to_owned(), |t| {
@@ -195,9 +201,10 @@ impl Writer {
                 if terminal && (record.is_none() || !shared_screen) {
                     let columns = window_size(2).map(|(_, columns)| columns);
                     say!("{}", fit(progress(&tally, &at), columns));
+                    drawn = true;
                 }
             }
-            if terminal {
+            if drawn {
                 say!("\r\x1b[K");
             }
             if let Some(view) = &mut view {
@@ -463,6 +470,7 @@ fn summarize(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_progress_line_fits_one_row() {
@@ -473,8 +481,6 @@ mod tests {
         assert_eq!(cut.chars().count(), 19);
         assert!(cut.ends_with('…') && line.starts_with(cut.trim_end_matches('…')));
     }
-
-    use super::*;
 
     #[test]
     fn escape_sequences_from_nodes_are_shown_not_obeyed() {

@@ -104,9 +104,10 @@ impl Registry {
         }
     }
 
-    /// The same registry, but a listing past `deadline` is refused: a
-    /// timeout bounds one request, and a registry can answer each page just
-    /// in time (Tab completion must never hang).
+    /// The same registry, but everything ends by `deadline`: each request
+    /// gets only the time left, and a listing past it is refused (a timeout
+    /// bounds one request, and a registry can answer each page just in
+    /// time: Tab completion must never hang).
     pub fn until(mut self, deadline: std::time::Instant) -> Registry {
         self.deadline = Some(deadline);
         self
@@ -348,6 +349,14 @@ impl Registry {
         }
         if let Some(auth) = authorization {
             request = request.header("Authorization", auth);
+        }
+        // Under a deadline (`until`), a request gets only the time left.
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(error(url, "out of time for this listing"));
+            }
+            request = request.config().timeout_global(Some(left)).build();
         }
         let result = request.call();
         result.map_err(|e| error(url, describe(&e)))
