@@ -288,21 +288,28 @@ fn build_on_a_node_sends_the_context_and_never_overwrites_a_tag() {
             .args(["-t", &tag, "--on", "fit02"])
             .args(extra)
             .arg(&dir);
-        run(c)
+        let child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("baleine-build runs");
+        let pid = child.id();
+        (child.wait_with_output().unwrap(), pid)
     };
-    let tars = || -> Vec<std::ffi::OsString> {
+    // The temporary tars of one baleine-build process (other tests of this
+    // file, running beside, pack their own).
+    let tars_of = |pid: u32| -> Vec<std::ffi::OsString> {
         std::fs::read_dir(std::env::temp_dir())
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name())
             .filter(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with("baleine-") && n.ends_with(".tar")
+                n.starts_with(&format!("baleine-{pid}-")) && n.ends_with(".tar")
             })
             .collect()
     };
-    let before = tars();
-    let out = build(&[]);
+    let (out, pid) = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let first = records(&out)[0].clone();
     assert_eq!(first["built_on"], "fit02", "{first}");
@@ -311,15 +318,15 @@ fn build_on_a_node_sends_the_context_and_never_overwrites_a_tag() {
         "built\nfrom the context\n"
     );
     // The context's tar was a temporary file of the gateway's: gone.
-    let left: Vec<_> = tars().into_iter().filter(|t| !before.contains(t)).collect();
+    let left = tars_of(pid);
     assert!(left.is_empty(), "{left:?}");
 
-    let out = build(&[]);
+    let (out, _) = build(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let refused = &records(&out)[0];
     assert_eq!(refused["stage"], "exists", "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("--force"));
-    let out = build(&["--force"]);
+    let (out, _) = build(&["--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
