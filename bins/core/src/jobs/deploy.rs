@@ -232,10 +232,13 @@ pub fn deploy_script(
         "{{.State.Status}} {{.State.ExitCode}}",
         &docker.container,
     ]));
+    // `last`: the container's last lines on stderr, indented, for every
+    // failure from here on (the readiness loop's too).
     let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
     script.line(&format!(
-        "state=$({state} 2>/dev/null)\n\
-         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}; its last lines:\" >&2; {logs} 2>&1 | sed 's/^/  /' >&2; exit 1 ;; esac"
+        "last() {{ {logs} 2>&1 | sed 's/^/  /' >&2; }}\n\
+         state=$({state} 2>/dev/null)\n\
+         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}; its last lines:\" >&2; last; exit 1 ;; esac"
     ));
     if let Some(seconds) = plan.wait {
         wait_until_ready(&mut script, docker, seconds, plan.ready_cmd.as_deref());
@@ -251,7 +254,8 @@ const SETTLE_HALF_SECONDS: u64 = 4;
 /// ready when healthy (HEALTHCHECK), or when `ready_cmd` succeeds in it, or
 /// (neither) when it still runs after the settle time. A container that
 /// exits, turns unhealthy or is not ready in time fails the node (stage
-/// ready) with its last log lines. Prints `ready_ms=`.
+/// ready) with its last log lines (`last`, defined by `deploy_script`).
+/// Prints `ready_ms=`.
 fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cmd: Option<&str>) {
     script.stage(Stage::Ready);
     let state = quote(&docker.words(&[
@@ -260,7 +264,6 @@ fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cm
         "{{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
         &docker.container,
     ]));
-    let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
     let probe = match ready_cmd {
         Some(command) => format!(
             "{} >/dev/null 2>&1 && break",
@@ -272,8 +275,7 @@ fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cm
         ),
     };
     script.line(&format!(
-        "last() {{ {logs} 2>&1 | sed 's/^/  /' >&2; }}\n\
-         i=0\n\
+        "i=0\n\
          while :; do\n\
          set -- $({state} 2>/dev/null)\n\
          case $1 in exited|dead) echo \"the container exited with status $2 before it was ready; its last lines:\" >&2; last; exit 1 ;; esac\n\
