@@ -137,6 +137,12 @@ fn deploy_busybox(tb: &Testbed, nodes: &str) {
     ));
 }
 
+/// Runs `sh -c script` in the managed containers of `nodes`, which must all
+/// succeed.
+fn sh_on(tb: &Testbed, nodes: &str, script: &str) {
+    ok(&run(tb, "baleine-exec", &[nodes, "--", "sh", "-c", script]));
+}
+
 /// Waits until no `docker logs --follow` client is left on the nodes.
 fn no_docker_logs_left() {
     common::wait_until("no docker logs left on the node", 30, || {
@@ -162,17 +168,11 @@ fn follow_streams_each_line_as_it_comes_until_the_containers_stop() {
     let follower = Follower::start(&tb, "1-2");
     following(2);
     // What the containers' main process prints is their log.
-    ok(&run(
+    sh_on(
         &tb,
-        "baleine-exec",
-        &[
-            "1-2",
-            "--",
-            "sh",
-            "-c",
-            "echo hello {node} > /proc/1/fd/1; echo oops > /proc/1/fd/2",
-        ],
-    ));
+        "1-2",
+        "echo hello {node} > /proc/1/fd/1; echo oops > /proc/1/fd/2",
+    );
     common::wait_until("four log lines", 30, || follower.seen().len() >= 4);
     let lines = follower.seen();
     assert!(
@@ -226,17 +226,7 @@ fn a_reader_going_away_ends_a_follow_quietly() {
         .unwrap();
     following(1);
     let say = |word: &str| {
-        ok(&run(
-            &tb,
-            "baleine-exec",
-            &[
-                "3",
-                "--",
-                "sh",
-                "-c",
-                &format!("echo {word} > /proc/1/fd/1"),
-            ],
-        ));
+        sh_on(&tb, "3", &format!("echo {word} > /proc/1/fd/1"));
     };
     say("one");
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -303,17 +293,11 @@ fn files_go_in_and_results_come_out_of_every_node() {
         "ran\n"
     );
 
-    ok(&run(
+    sh_on(
         &tb,
-        "baleine-exec",
-        &[
-            "1-2",
-            "--",
-            "sh",
-            "-c",
-            "mkdir -p /root/out/sub && echo {node} > /root/out/sub/result",
-        ],
-    ));
+        "1-2",
+        "mkdir -p /root/out/sub && echo {node} > /root/out/sub/result",
+    );
     let dest = scratch("cp-out");
     let collected = ok(&run(
         &tb,
