@@ -151,6 +151,23 @@ impl Failure {
         Failure::new(Stage::Interrupted, "interrupted before starting")
     }
 
+    /// A node's work cut by an interrupt while at stage `during`, which the
+    /// record also carries as a field of its own (for a job, or jq).
+    pub fn interrupted_during(during: &str) -> Failure {
+        Failure::new(Stage::Interrupted, format!("interrupted during {during}"))
+            .with("during", during.to_owned())
+    }
+
+    /// A node's work cut by its time limit (`seconds`) while at stage
+    /// `during`; `how` says how it ended (stopped on the node, ...).
+    pub fn timed_out_during(during: &str, seconds: u64, how: &str) -> Failure {
+        Failure::new(
+            Stage::Timeout,
+            format!("no result after {seconds} s (during {during}): {how}"),
+        )
+        .with("during", during.to_owned())
+    }
+
     /// Adds a field to the failure's record.
     pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Failure {
         self.fields.set(key, value);

@@ -153,19 +153,12 @@ impl CommandEnd {
     /// sessions are (`remote::script::interpret`).
     pub fn exited(self, during: &str, limit: Duration) -> Result<Option<i32>, Failure> {
         match self {
-            CommandEnd::Timeout => Err(Failure::new(
-                Stage::Timeout,
-                format!(
-                    "no result after {} s (during {during}): stopped",
-                    limit.as_secs()
-                ),
-            )
-            .with("during", during)),
-            CommandEnd::Interrupted => Err(Failure::new(
-                Stage::Interrupted,
-                format!("interrupted during {during}"),
-            )
-            .with("during", during)),
+            CommandEnd::Timeout => Err(Failure::timed_out_during(
+                during,
+                limit.as_secs(),
+                "stopped",
+            )),
+            CommandEnd::Interrupted => Err(Failure::interrupted_during(during)),
             CommandEnd::Exited(status) => Ok(status),
         }
     }

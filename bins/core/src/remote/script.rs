@@ -267,34 +267,22 @@ pub fn interpret(end: &SessionEnd, timeout: Duration) -> Result<Values, Failure>
         }
     }
     let during = stage.map_or("connect", Stage::as_str);
-    // A cut run's record says where it was cut (`during`), for a person in
-    // the error and for a job (or jq) in its own field.
+    // A cut run's record says where it was cut (`during`).
     if stopped_by_node {
-        return Err(Failure::new(
-            Stage::Timeout,
-            format!(
-                "no result after {} s (during {during}): stopped on the node",
-                timeout.as_secs()
-            ),
-        )
-        .with("during", during));
+        return Err(Failure::timed_out_during(
+            during,
+            timeout.as_secs(),
+            "stopped on the node",
+        ));
     }
     match end.cut {
-        Some(Cut::Interrupted) => {
-            return Err(
-                Failure::new(Stage::Interrupted, format!("interrupted during {during}"))
-                    .with("during", during),
-            )
-        }
+        Some(Cut::Interrupted) => return Err(Failure::interrupted_during(during)),
         Some(Cut::Timeout) => {
-            return Err(Failure::new(
-                Stage::Timeout,
-                format!(
-                    "no result after {} s (during {during}): the node did not answer in time",
-                    timeout.as_secs()
-                ),
-            )
-            .with("during", during))
+            return Err(Failure::timed_out_during(
+                during,
+                timeout.as_secs(),
+                "the node did not answer in time",
+            ))
         }
         None => {}
     }
