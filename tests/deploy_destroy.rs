@@ -408,6 +408,14 @@ fn sigint_mid_deploy_gives_every_node_a_record_and_exit_130() {
         );
     }
     assert!(records.iter().any(|r| r["stage"] == "interrupted"));
+    // The nodes that waited for the first one's digest never started: their
+    // records say the old container runs on.
+    for record in records.iter().filter(|r| r["ok"] != true) {
+        let error = record["error"].as_str().unwrap();
+        if error.starts_with("interrupted before starting") {
+            assert!(error.ends_with("was left as it was"), "{record}");
+        }
+    }
     // What the deploy started stops with it: no docker pull client is left
     // waiting on the frozen mirror.
     common::wait_until("no docker pull left on the nodes", 30, || {

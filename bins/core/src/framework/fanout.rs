@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 /// while stdin is still open.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Runs `work` on each node from `inputs` with at most `parallel` at once,
+/// What the pool does with one node: its work, and the failure of a node
+/// the run stopped before it began (the job's own: it may say what that
+/// leaves on the node).
+pub struct NodeWork<'a> {
+    pub work: &'a (dyn Fn(&str) -> Record + Sync),
+    pub not_started: &'a (dyn Fn() -> Failure + Sync),
+}
+
+/// Runs the work on each node from `inputs` with at most `parallel` at once,
 /// sending one record per node (and per invalid input line) to `records`.
 /// Once the run is stopping, nodes not yet started get `interrupted` records.
 pub fn run(
@@ -18,7 +26,7 @@ pub fn run(
     parallel: usize,
     inputs: &Receiver<Input>,
     records: &Sender<Record>,
-    work: &(dyn Fn(&str) -> Record + Sync),
+    work: &NodeWork,
 ) {
     std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
@@ -27,12 +35,7 @@ pub fn run(
     });
 }
 
-fn worker(
-    action: &str,
-    inputs: &Receiver<Input>,
-    records: &Sender<Record>,
-    work: &(dyn Fn(&str) -> Record + Sync),
-) {
+fn worker(action: &str, inputs: &Receiver<Input>, records: &Sender<Record>, work: &NodeWork) {
     loop {
         let input = match inputs.recv_timeout(IDLE_CHECK) {
             Ok(input) => input,
@@ -52,18 +55,18 @@ fn worker(
     }
 }
 
-fn record_for(action: &str, input: Input, work: &(dyn Fn(&str) -> Record + Sync)) -> Record {
+fn record_for(action: &str, input: Input, work: &NodeWork) -> Record {
     let node = match input {
         Input::Node(node) => node,
         invalid => return invalid.into_record(action),
     };
     if stop::stopping() {
-        return Input::Node(node).into_record(action);
+        return Record::failure(Some(&node), action, &(work.not_started)());
     }
     let started = Instant::now();
     // A bug of ours on one node must not cost the other nodes' records, nor
     // this node's: the panic becomes its failure.
-    let mut record = guarded(|| work(&node))
+    let mut record = guarded(|| (work.work)(&node))
         .unwrap_or_else(|failure| Record::failure(Some(&node), action, &failure));
     // A tool may time its node itself (deploy excludes waiting for the pin).
     if record.get("elapsed_ms").is_none() {
@@ -138,6 +141,13 @@ mod tests {
     use super::*;
     use crossbeam::channel::unbounded;
 
+    fn node_work(work: &(dyn Fn(&str) -> Record + Sync)) -> NodeWork<'_> {
+        NodeWork {
+            work,
+            not_started: &Failure::not_started,
+        }
+    }
+
     #[test]
     fn a_panicking_worker_still_gives_its_node_one_record() {
         let (tx, rx) = unbounded();
@@ -146,12 +156,13 @@ mod tests {
         }
         drop(tx);
         let (rtx, rrx) = unbounded();
-        run("test", 2, &rx, &rtx, &|node| {
+        let work = |node: &str| {
             if node == "fit02" {
                 panic!("boom on {node}");
             }
             Record::success(node, "test")
-        });
+        };
+        run("test", 2, &rx, &rtx, &node_work(&work));
         drop(rtx);
         let records: Vec<Record> = rrx.iter().collect();
         assert_eq!(records.len(), 3);
@@ -224,13 +235,14 @@ mod tests {
         .unwrap();
         drop(tx);
         let (rtx, rrx) = unbounded();
-        run("test", 8, &rx, &rtx, &|node| {
+        let work = |node: &str| {
             if node.ends_with('7') {
                 Record::failure(Some(node), "test", &Failure::new(Stage::Run, "boom"))
             } else {
                 Record::success(node, "test")
             }
-        });
+        };
+        run("test", 8, &rx, &rtx, &node_work(&work));
         drop(rtx);
         let records: Vec<Record> = rrx.iter().collect();
         assert_eq!(records.len(), 51);

@@ -342,7 +342,10 @@ impl Fleet {
             workers.max(1),
             inputs,
             &writer.records,
-            &|node| self.node_record(job, node, &stages),
+            &fanout::NodeWork {
+                work: &|node| self.node_record(job, node, &stages),
+                not_started: &|| job.not_started(),
+            },
         );
         job.connect_output(None);
         drop(stages);
