@@ -6,7 +6,7 @@ CARGO ?= cargo
 TESTBED := tests/testbed/testbed
 export BALEINE_TESTBED_DIR ?= /tmp/baleine-testbed
 
-.PHONY: all build deps lint man test test-unit fuzz chaos testbed-up testbed-down demo install uninstall bench bench-scale
+.PHONY: all build deps lint man test test-unit test-unit-on-a-gateway fuzz chaos testbed-up testbed-down demo install uninstall bench bench-scale
 
 all: build
 
@@ -48,10 +48,16 @@ test-unit:
 	  [ -z "$$missing" ] || { echo "make test-unit needs:$$missing (make deps installs them, as root)" >&2; exit 2; }
 	$(CARGO) test --workspace --locked --lib --bins $(addprefix --test ,$(HERMETIC_TESTS))
 
+## The hermetic tests again as on an R2Lab gateway (fit01 resolves, the ssh
+## configurations name the nodes): they must not notice (root: a mount
+## namespace of their own, nothing of the machine changes).
+test-unit-on-a-gateway:
+	tests/testbed/as-on-a-gateway $(CARGO) test --workspace --locked --lib --bins $(addprefix --test ,$(HERMETIC_TESTS))
+
 ## Lint, the hermetic tests, then the integration tests against one shared
 ## testbed, which is torn down afterwards whatever the outcome
 ## (KEEP_TESTBED=1 keeps it up).
-test: deps lint test-unit
+test: deps lint test-unit test-unit-on-a-gateway
 	$(CARGO) build --workspace --locked --all-targets
 	$(TESTBED) up $(N)
 	status=0; $(CARGO) test --workspace --locked --no-fail-fast $(addprefix --test ,$(TESTBED_TESTS)) || status=$$?; \

@@ -264,9 +264,10 @@ fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
 fn a_configuration_error_names_the_file_and_line() {
     let test = Test::new("baleine-ps").config("PARALLEL = many");
     let conf = test.env.path("baleine.conf").display().to_string();
+    let line = test.last_config_line();
     test.args(&["1"])
         .status(2)
-        .stderr(&format!("{conf}:2"))
+        .stderr(&format!("{conf}:{line}"))
         .stderr("PARALLEL")
         .run();
 }
@@ -275,10 +276,11 @@ fn a_configuration_error_names_the_file_and_line() {
 fn an_unknown_configuration_key_is_reported_with_its_line() {
     let test = Test::new("baleine-destroy").config("NO_SUCH_KEY = 1");
     let conf = test.env.path("baleine.conf").display().to_string();
+    let line = test.last_config_line();
     test.args(&["-y", "--dry-run", "1"])
         .status(0)
         .nodes(1)
-        .stderr(&format!("{conf}:2: unknown key \"NO_SUCH_KEY\""))
+        .stderr(&format!("{conf}:{line}: unknown key \"NO_SUCH_KEY\""))
         .run();
 }
 
@@ -566,8 +568,10 @@ fn without_credentials_a_protected_registry_says_what_is_needed() {
 fn the_open_files_limit_is_raised_to_the_hard_limit() {
     // The tool waits on its stdin meanwhile: its limits can be read.
     let env = common::harness::TestEnv::new();
-    let conf = env.write("baleine.conf", "SSH_CONTROL_PERSIST = 0\n");
-    let mut child = std::process::Command::new("prlimit")
+    let conf = env.write("baleine.conf", &env.base_config());
+    let mut prlimit = std::process::Command::new("prlimit");
+    common::scrub_environment(&mut prlimit);
+    let mut child = prlimit
         .args(["--nofile=64:4096", "--"])
         .arg(common::binary("baleine-ps"))
         .env("BALEINE_CONFIG", &conf)
@@ -728,10 +732,12 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
     let env = common::harness::TestEnv::new();
     let conf = env.write(
         "baleine.conf",
-        "SSH_CONTROL_PERSIST = 0\nSSH = \"sh -c 'exec sleep 30' --\"\n",
+        &format!("{}SSH = \"sh -c 'exec sleep 30' --\"\n", env.base_config()),
     );
     let screen_file = env.path("screen");
-    let mut child = std::process::Command::new("script")
+    let mut script = std::process::Command::new("script");
+    common::scrub_environment(&mut script);
+    let mut child = script
         // `exec`: the tool is script's child whatever its shell (dash, CI's
         // /bin/sh when SHELL is unset, would otherwise keep itself between).
         .args([
@@ -1130,4 +1136,83 @@ fn rmi_takes_a_bare_name_under_save_namespace_as_save_does() {
         .requests()
         .iter()
         .all(|r| r.target.starts_with("/v2/team/exp/")));
+}
+
+// Local nodes (TestEnv::local_nodes): ssh runs the remote script here and
+// docker is the bench's stand-in, so the success paths of the fleet tools
+// run hermetically, without root, sshd or dockerd.
+
+#[test]
+fn on_local_nodes_a_deploy_pins_every_node_to_the_first_node_s_digest() {
+    let records = Test::new("baleine-deploy")
+        .local_nodes()
+        .args(&["-i", "busybox", "1-4"])
+        .status(0)
+        .nodes(4)
+        .run();
+    let digest = "sha256:9754831ee7d6a328f03096edcc79ebaeb65fcfda242f6de2caf8daa71cbc96c6";
+    for record in &records {
+        assert_eq!(record["ok"], true, "{record}");
+        assert_eq!(record["image"], "busybox", "{record}");
+        assert_eq!(record["digest"], digest, "{record}");
+    }
+    let pinned = records.iter().filter(|r| r["pinned"] == true).count();
+    assert_eq!(pinned, 3, "the first node resolves, the others are pinned");
+}
+
+#[test]
+fn on_local_nodes_destroy_removes_the_managed_container() {
+    let records = Test::new("baleine-destroy")
+        .local_nodes()
+        .args(&["-y", "fit01", "fit02"])
+        .status(0)
+        .nodes(2)
+        .run();
+    for record in &records {
+        assert_eq!(
+            (&record["removed"], &record["container"]),
+            (&serde_json::json!(true), &serde_json::json!("container")),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn on_local_nodes_ps_reports_the_running_container_and_its_digest() {
+    let records = Test::new("baleine-ps")
+        .local_nodes()
+        .args(&["1-3"])
+        .status(0)
+        .nodes(3)
+        .run();
+    for record in &records {
+        assert_eq!(record["state"], "running", "{record}");
+        assert_eq!(record["image"], "busybox", "{record}");
+        assert!(
+            record["digest"].as_str().unwrap().starts_with("sha256:"),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn on_local_nodes_exec_keeps_each_command_s_output_and_exit_status() {
+    let records = Test::new("baleine-exec")
+        .local_nodes()
+        .args(&["1-2", "--", "sh", "-c", "echo out $0; echo err >&2", "it's"])
+        .status(0)
+        .nodes(2)
+        .run();
+    for record in &records {
+        assert_eq!(record["stdout"], "out it's\n", "{record}");
+        assert_eq!(record["stderr"], "err\n", "{record}");
+        assert_eq!(record["exit_code"], 0, "{record}");
+    }
+    Test::new("baleine-exec")
+        .local_nodes()
+        .args(&["1", "--", "sh", "-c", "exit 3"])
+        .status(1)
+        .nodes(1)
+        .stdout(r#""exit_code":3"#)
+        .run();
 }

@@ -241,7 +241,9 @@ fn ctrl_c_ends_a_listing_of_an_endless_catalog() {
         "baleine.conf",
         &format!("REGISTRY_URL = 127.0.0.1:{}\n", registry.port),
     );
-    let mut child = Command::new(binary("baleine-list"))
+    let mut list = Command::new(binary("baleine-list"));
+    common::scrub_environment(&mut list);
+    let mut child = list
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", env.path("home"))
         .stdout(std::process::Stdio::null())
@@ -272,7 +274,9 @@ fn tab_completion_gives_an_endless_catalog_two_seconds_in_all() {
         "baleine.conf",
         &format!("REGISTRY_URL = 127.0.0.1:{}\n", registry.port),
     );
-    let out = Command::new(binary("baleine-deploy"))
+    let mut deploy = Command::new(binary("baleine-deploy"));
+    common::scrub_environment(&mut deploy);
+    let out = deploy
         .env("BALEINE_COMPLETE", "repositories")
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", env.path("home"))

@@ -14,10 +14,18 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 /// A private HOME and configuration, so nothing of the machine's or the
-/// caller's (files, BALEINE_* variables, $NODES) reaches the tool.
+/// caller's (files, BALEINE_* variables, $NODES, the ssh configuration, the
+/// resolver) reaches the tool.
 pub struct TestEnv {
     dir: PathBuf,
 }
+
+/// The ssh configuration of every hermetic run (`ssh -F` reads it instead of
+/// ~/.ssh/config and /etc/ssh/ssh_config): on an R2Lab gateway fit01
+/// resolves and the user's configuration names the nodes, so a node here is
+/// NAME.invalid, a name no resolver answers (RFC 6761).
+const SSH_CONFIG: &str = "Host *\n  Hostname %h.invalid\n  UserKnownHostsFile /dev/null\n  \
+                          GlobalKnownHostsFile /dev/null\n  ConnectTimeout 5\n";
 
 impl TestEnv {
     pub fn new() -> TestEnv {
@@ -26,7 +34,39 @@ impl TestEnv {
         let dir = std::env::temp_dir().join(format!("baleine-cli-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::write(dir.join("ssh_config"), SSH_CONFIG).unwrap();
         TestEnv { dir }
+    }
+
+    /// The configuration every hermetic run starts from: no kept
+    /// connections (nothing left in /tmp), and ssh reading only the test's
+    /// own configuration.
+    pub fn base_config(&self) -> String {
+        format!(
+            "SSH_CONTROL_PERSIST = 0\nSSH = ssh -F {}\n",
+            self.path("ssh_config").display()
+        )
+    }
+
+    /// Configuration lines that make every node a "local node": ssh is a
+    /// wrapper running the remote command here, docker the bench's stand-in
+    /// (tests/bench/fake-docker), so the success paths run without root,
+    /// sshd or dockerd.
+    pub fn local_nodes(&self) -> String {
+        let ssh = self.write_script(
+            "local-ssh",
+            "#!/bin/sh\n\
+             # ssh to a \"local node\": the remote command runs here (`-Q kex` lists nothing).\n\
+             [ \"$1\" = -Q ] && exit 0\n\
+             while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\n\
+             shift 2\n\
+             SCALE_DELAY=0 exec sh -c \"$1\"\n",
+        );
+        format!(
+            "SSH = {}\nDOCKER = {}/tests/bench/fake-docker\n",
+            ssh.display(),
+            env!("CARGO_MANIFEST_DIR")
+        )
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -61,6 +101,7 @@ impl Drop for TestEnv {
 }
 
 /// One CLI run and what it must show.
+#[must_use = "a Test checks nothing until .run()"]
 pub struct Test {
     pub env: TestEnv,
     tool: &'static str,
@@ -78,13 +119,13 @@ pub struct Test {
 
 impl Test {
     pub fn new(tool: &'static str) -> Test {
+        let env = TestEnv::new();
         Test {
-            env: TestEnv::new(),
+            config: env.base_config(),
+            env,
             tool,
             args: Vec::new(),
             stdin: Vec::new(),
-            // No kept connections: nothing is left behind in /tmp.
-            config: "SSH_CONTROL_PERSIST = 0\n".into(),
             vars: Vec::new(),
             status: None,
             nodes: None,
@@ -116,9 +157,22 @@ impl Test {
         self
     }
 
+    /// Every node is a local node (see [`TestEnv::local_nodes`]).
+    pub fn local_nodes(mut self) -> Test {
+        let lines = self.env.local_nodes();
+        self.config.push_str(&lines);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Test {
         self.vars.push((key.into(), value.into()));
         self
+    }
+
+    /// The number of the configuration file's last line so far (the one
+    /// `config` added last), for errors that name file:line.
+    pub fn last_config_line(&self) -> usize {
+        self.config.lines().count()
     }
 
     /// The configuration file's permission bits.
@@ -170,11 +224,7 @@ impl Test {
             }
             None => Command::new(binary(self.tool)),
         };
-        for (key, _) in std::env::vars() {
-            if key.starts_with("BALEINE_") || key == "NODES" || key == "DOCKER_CONFIG" {
-                command.env_remove(key);
-            }
-        }
+        super::scrub_environment(&mut command);
         command
             .args(&self.args)
             .env("HOME", self.env.path("home"))
@@ -295,16 +345,14 @@ pub fn on_a_terminal(
     stdin: &str,
 ) -> (String, Option<i32>, TestEnv) {
     let env = TestEnv::new();
-    let conf = env.write(
-        "baleine.conf",
-        &format!("SSH_CONTROL_PERSIST = 0\n{config}"),
-    );
+    let conf = env.write("baleine.conf", &format!("{}{config}", env.base_config()));
     let home = env.path("home");
-    let out = std::process::Command::new("script")
+    let mut command = std::process::Command::new("script");
+    super::scrub_environment(&mut command);
+    let out = command
         .args(["-qefc", &format!("{} {args}", binary(tool)), "/dev/null"])
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", &home)
-        .env_remove("XDG_STATE_HOME")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

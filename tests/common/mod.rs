@@ -137,13 +137,27 @@ pub fn unique(prefix: &str) -> String {
 /// nothing else (no BALEINE_* overrides leak in from the caller).
 pub fn tool(tb: &Testbed, name: &str) -> Command {
     let mut command = Command::new(binary(name));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("BALEINE_") || key == "NODES" {
+    scrub_environment(&mut command);
+    command.env("BALEINE_CONFIG", tb.baleine_conf());
+    command
+}
+
+/// Takes out of `command`'s environment whatever of the caller's would
+/// change what a tool does: BALEINE_* settings, $NODES, a Docker client
+/// configuration, XDG directories (configuration, state files). Every test
+/// run of a tool, hermetic or on the testbed, goes through here.
+pub fn scrub_environment(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("BALEINE_")
+            || matches!(
+                key,
+                "NODES" | "DOCKER_CONFIG" | "XDG_CONFIG_HOME" | "XDG_STATE_HOME"
+            )
+        {
             command.env_remove(key);
         }
     }
-    command.env("BALEINE_CONFIG", tb.baleine_conf());
-    command
 }
 
 /// The path of one of our built tools.
