@@ -204,7 +204,7 @@ fn strike(tb: &Testbed, fault: Fault, node: &str, child: &Child) -> Box<dyn FnOn
 
 /// The processes our run left: ssh sessions (kept masters aside) and docker
 /// clients on the gateway side, and anything on the nodes marked with a
-/// baleine run (see remote::script::session_command).
+/// baleine run (see remote::protocol::session_command).
 fn leftovers(tb: &Testbed) -> Vec<String> {
     let config = tb.ssh_config().display().to_string();
     let mut found: Vec<String> = processes(&config)

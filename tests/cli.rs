@@ -5,7 +5,7 @@
 
 mod common;
 
-use baleine::remote::script::quote_word;
+use baleine::remote::quote::quote_word;
 use common::harness::Test;
 use common::{json, Loopback};
 
@@ -315,7 +315,7 @@ fn dry_run_prints_the_ssh_command_and_script_of_every_node() {
         let dashes = ssh.iter().position(|w| *w == "--").unwrap();
         assert_eq!(ssh[dashes + 1], node);
         // The script runs marked with the run's tag and under the node's own
-        // timer (remote::script::session_command), as one quoted word.
+        // timer (remote::protocol::session_command), as one quoted word.
         let command = ssh[dashes + 2];
         let script = record["script"].as_str().unwrap();
         assert!(command.contains("exec env BALEINE_RUN="), "{command}");

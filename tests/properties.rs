@@ -2,12 +2,12 @@
 //!
 //! Every word we put in a remote script must reach the program byte for
 //! byte whatever the login shell on the node: each case builds a script with
-//! `remote::script::quote` and runs it under sh (dash here), dash, bash, zsh
+//! `remote::quote::quote` and runs it under sh (dash here), dash, bash, zsh
 //! and busybox sh, which print back what they received.
 
 use baleine::domain::nodes::{expand_specs, fold_names, NodeNaming};
 use baleine::domain::reference::ImageRef;
-use baleine::remote::script::quote;
+use baleine::remote::quote::quote;
 use proptest::prelude::*;
 use std::process::Command;
 

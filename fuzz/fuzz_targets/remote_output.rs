@@ -2,8 +2,8 @@
 #![no_main]
 
 use baleine::jobs::ps::ps_record;
-use baleine::remote::script::{interpret, Docker, Values};
-use baleine::remote::ssh::SessionEnd;
+use baleine::remote::protocol::{interpret, SessionEnd, Values};
+use baleine::remote::script::Docker;
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 

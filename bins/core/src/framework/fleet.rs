@@ -11,8 +11,10 @@ use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource};
 use crate::framework::output::{View, Writer};
 use crate::framework::{exit, fanout, UsageError};
-use crate::remote::script::{cleanup_command, interpret, session_command, Values, STAGE_MARK};
-use crate::remote::ssh::{Cut, Payload, SessionEnd, SessionIo, Sink, Ssh, StageEvents};
+use crate::remote::protocol::{
+    began, cleanup_command, interpret, session_command, Captured, Cut, Payload, SessionEnd, Values,
+};
+use crate::remote::ssh::{SessionIo, Sink, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -150,7 +152,7 @@ pub enum CommandEnd {
 impl CommandEnd {
     /// The command's exit status, or the failure of a command cut by its
     /// time limit (`limit`) or an interrupt, worded as every job's cut
-    /// sessions are (`remote::script::interpret`).
+    /// sessions are (`remote::protocol::interpret`).
     pub fn exited(self, during: &str, limit: Duration) -> Result<Option<i32>, Failure> {
         match self {
             CommandEnd::Timeout => Err(Failure::timed_out_during(
@@ -208,8 +210,8 @@ pub fn output_sinks(dir: Option<&OutputDir>, node: &str, limit: usize) -> [Sink;
 pub fn output_fields(
     dir: Option<&OutputDir>,
     node: &str,
-    stdout: &crate::remote::ssh::Captured,
-    stderr: &crate::remote::ssh::Captured,
+    stdout: &Captured,
+    stderr: &Captured,
 ) -> Fields {
     let mut record = Fields::new();
     match dir.map(|dir| dir.files(node)) {
@@ -237,7 +239,7 @@ pub struct Fleet {
     pub parallel: usize,
     pub dry_run: bool,
     /// This run's mark on the processes it starts on nodes (see
-    /// `remote::script::session_command`): no other run shares it.
+    /// `remote::protocol::session_command`): no other run shares it.
     pub tag: String,
     /// The nodes come from stdin as they are read: their number is unknown.
     streamed: bool,
@@ -357,7 +359,7 @@ impl Fleet {
         &self,
         job: &J,
         node: &str,
-        stages: &crossbeam::channel::Sender<(String, String)>,
+        stages: &crossbeam::channel::Sender<(String, Stage)>,
     ) -> Record {
         let action = job.action();
         let mut remote = match job.start(node) {
@@ -442,8 +444,7 @@ impl Fleet {
 /// Whether the script may still be running on the node: we cut the
 /// session, or ssh died (255, or a signal) after the script had begun.
 fn leftovers_possible(end: &SessionEnd) -> bool {
-    let began = end.stderr.contains(STAGE_MARK);
-    end.cut.is_some() || (began && matches!(end.status, None | Some(255)))
+    end.cut.is_some() || (began(&end.stderr) && matches!(end.status, None | Some(255)))
 }
 
 /// A mark no other run shares: this process, and the time to the nanosecond.

@@ -1,6 +1,6 @@
 //! The one writer of stdout: a JSON line per record, flushed at once, plus progress and summary on a terminal.
 
-use crate::domain::record::Record;
+use crate::domain::record::{Record, Stage};
 use crate::domain::stop;
 use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, IsTerminal, Write};
@@ -94,7 +94,7 @@ impl Writer {
         action: &'static str,
         total: Option<usize>,
         view: Option<Box<dyn View>>,
-        stages: Receiver<(String, String)>,
+        stages: Receiver<(String, Stage)>,
     ) -> Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
@@ -116,11 +116,11 @@ impl Writer {
             // reader's half-written one (`| jq`).
             let mut drawn = false;
             // The stage each node at work has reached.
-            let mut at: std::collections::HashMap<String, String> = Default::default();
-            let progress = |tally: &Tally, at: &std::collections::HashMap<String, String>| {
+            let mut at: std::collections::HashMap<String, Stage> = Default::default();
+            let progress = |tally: &Tally, at: &std::collections::HashMap<String, Stage>| {
                 let mut counts: Vec<(&str, usize)> = Vec::new();
-                for stage in at.values() {
-                    match counts.iter_mut().find(|(s, _)| s == stage) {
+                for stage in at.values().map(|stage| stage.as_str()) {
+                    match counts.iter_mut().find(|(s, _)| *s == stage) {
                         Some((_, n)) => *n += 1,
                         None => counts.push((stage, 1)),
                     }

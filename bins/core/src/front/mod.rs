@@ -19,7 +19,7 @@ use crate::jobs::exec::ExecArgs;
 use crate::jobs::list::ListArgs;
 use crate::jobs::ps::PsArgs;
 use crate::jobs::save::SaveArgs;
-use crate::remote::script::quote;
+use crate::remote::quote::quote;
 use argh::FromArgs;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;

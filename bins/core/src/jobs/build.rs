@@ -17,8 +17,10 @@ use crate::framework::fleet::Fleet;
 use crate::framework::input::Input;
 use crate::framework::output::write_line;
 use crate::framework::{exit, UsageError};
+use crate::remote::protocol::{decode, session_command, Mark};
+use crate::remote::quote::quote;
 use crate::remote::registry::Registry;
-use crate::remote::script::{quote, session_command, Script, KILLED_MARK, STAGE_MARK};
+use crate::remote::script::Script;
 use crate::remote::ssh::DetachedCommand;
 use crate::remote::tarball;
 use argh::{ArgsInfo, FromArgs};
@@ -589,15 +591,16 @@ fn stream(mut child: Child, mut log: Option<File>, timeout: Duration, stop: &dyn
         }
         match received.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Some(stage) = line.strip_prefix(STAGE_MARK) {
-                    if let Some(stage) = Stage::from_marker(stage.trim()) {
+                match decode(&line) {
+                    Mark::Stage(stage) => {
                         streamed.stage = stage;
+                        continue;
                     }
-                    continue;
-                }
-                if line.starts_with(KILLED_MARK) {
-                    streamed.cut = Some(Stage::Timeout);
-                    continue;
+                    Mark::Killed => {
+                        streamed.cut = Some(Stage::Timeout);
+                        continue;
+                    }
+                    _ => {}
                 }
                 if streamed.stage == Stage::Push {
                     if let Some(digest) = pushed_digest(&line) {

@@ -14,8 +14,10 @@ use crate::framework::fleet::{
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{killed_line, quote, run_var, Docker, Script, OUTPUT_MARK};
-use crate::remote::ssh::{Captured, PayloadWiring, SessionIo};
+use crate::remote::protocol::{killed_line, run_var, Captured, OUTPUT_MARK};
+use crate::remote::quote::quote;
+use crate::remote::script::{Docker, Script};
+use crate::remote::ssh::{PayloadWiring, SessionIo};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

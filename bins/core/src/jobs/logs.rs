@@ -8,7 +8,9 @@ use crate::framework::fleet::{
 };
 use crate::framework::output::View;
 use crate::framework::UsageError;
-use crate::remote::script::{killed_line, quote, Docker, Script, OUTPUT_MARK};
+use crate::remote::protocol::{killed_line, OUTPUT_MARK};
+use crate::remote::quote::quote;
+use crate::remote::script::{Docker, Script};
 use crate::remote::ssh::{LineFeed, PayloadWiring, SessionIo, Sink};
 use crossbeam::channel::Sender;
 use std::path::PathBuf;

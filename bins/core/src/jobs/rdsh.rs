@@ -281,7 +281,7 @@ impl Session {
 
     /// The docker exec that stops, in the container, this session's processes.
     pub fn cleanup_argv(&self) -> Vec<String> {
-        let kill = crate::remote::script::kill_tagged(&[self.mark()]);
+        let kill = crate::remote::protocol::kill_tagged(&[self.mark()]);
         let mut argv = self.docker.clone();
         argv.extend([
             "exec".into(),
@@ -330,7 +330,7 @@ impl Session {
         );
         let script = format!(
             "for p in {}; do if [ -f \"$p\" ] && [ -x \"$p\" ]; then echo \"$p\"; exit 0; fi; done; exit {SFTP_SERVER_MISSING}",
-            crate::remote::script::quote(&paths)
+            crate::remote::quote::quote(&paths)
         );
         let mut argv = self.docker.clone();
         argv.extend(["exec", &self.container, "sh", "-c", &script].map(String::from));
@@ -369,8 +369,8 @@ impl Session {
         );
         format!(
             "command -v {program} >/dev/null 2>&1 || {{ echo {} >&2; exit 127; }}; exec sh -c -- {}",
-            crate::remote::script::quote_word(&missing),
-            crate::remote::script::quote_word(&command.to_string_lossy())
+            crate::remote::quote::quote_word(&missing),
+            crate::remote::quote::quote_word(&command.to_string_lossy())
         )
     }
 }
@@ -829,7 +829,7 @@ mod tests {
     }
 
     fn quote_word_of(word: &str) -> String {
-        crate::remote::script::quote_word(word)
+        crate::remote::quote::quote_word(word)
     }
 
     fn strings(argv: &[OsString]) -> Vec<String> {

@@ -9,8 +9,9 @@ use crate::framework::cli::{Tool, VERSION};
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input};
 use crate::framework::UsageError;
+use crate::remote::quote::{quote, quote_word};
 use crate::remote::registry::Registry;
-use crate::remote::script::{quote, quote_word, Docker, Script};
+use crate::remote::script::{Docker, Script};
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 

@@ -1,32 +1,13 @@
 //! Reading a session's streams: the script's own output, and a command's output into memory (capped) or a file.
 
-use crate::remote::script::{EARLY_MARK, STAGE_MARK};
+use crate::domain::record::Stage;
+use crate::remote::protocol::{decode, Captured, Mark, Payload};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// A command's stdout and stderr, as the sinks kept them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Payload {
-    pub stdout: Captured,
-    pub stderr: Captured,
-    /// The script printed the marker: the command started.
-    pub started: bool,
-    /// The script printed its trailer line (see `PayloadWiring::trailer`).
-    pub trailer_seen: bool,
-}
-
-/// One stream as kept: text up to the sink's limit (nothing for a file), and
-/// how many bytes there were in all.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Captured {
-    pub text: String,
-    pub bytes: u64,
-    pub truncated: bool,
-}
 
 /// Where a command's stream goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,24 +117,23 @@ fn script_stderr(
                 if whole.is_some() && whole == marker.map(str::as_bytes) {
                     return (script_text(&script), true);
                 }
-                // Only names of our stages: the line came from a node.
-                let stage = whole
-                    .and_then(|l| l.strip_prefix(STAGE_MARK.as_bytes()))
-                    .and_then(|name| std::str::from_utf8(name).ok())
-                    .and_then(|name| crate::domain::record::Stage::from_marker(name.trim()));
-                if let (Some(events), Some(stage)) = (stages, stage) {
-                    let _ = events
-                        .sender
-                        .send((events.node.clone(), stage.as_str().to_owned()));
-                }
-                // An early line is handed over, and is not the script's
-                // words (an error text never shows it).
-                if let Some(early) = whole.and_then(|l| l.strip_prefix(EARLY_MARK.as_bytes())) {
-                    if let Some(feed) = &io.early {
-                        (feed.0)(&String::from_utf8_lossy(early));
+                let text = whole.map(String::from_utf8_lossy);
+                match text.as_deref().map(decode) {
+                    Some(Mark::Stage(stage)) => {
+                        if let Some(events) = stages {
+                            let _ = events.sender.send((events.node.clone(), stage));
+                        }
                     }
-                    at_line_start = true;
-                    continue;
+                    // An early line is handed over, and is not the script's
+                    // words (an error text never shows it).
+                    Some(Mark::Early(early)) => {
+                        if let Some(feed) = &io.early {
+                            (feed.0)(early);
+                        }
+                        at_line_start = true;
+                        continue;
+                    }
+                    _ => {}
                 }
                 at_line_start = line.ends_with(b"\n");
                 let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
@@ -168,7 +148,7 @@ fn script_stderr(
 #[derive(Debug, Clone)]
 pub struct StageEvents {
     pub node: String,
-    pub sender: crossbeam::channel::Sender<(String, String)>,
+    pub sender: crossbeam::channel::Sender<(String, Stage)>,
 }
 
 /// The most of one line read at once (see `split_at_marker`).
@@ -502,13 +482,10 @@ mod tests {
         let abandon = AtomicBool::new(false);
         let (_, stderr, _) = capture(Some(out_r), Some(err_r), &io, &abandon);
         writer.join().unwrap();
-        let seen: Vec<(String, String)> = rx.try_iter().collect();
+        let seen: Vec<(String, Stage)> = rx.try_iter().collect();
         assert_eq!(
             seen,
-            [
-                ("fit07".into(), "pull".into()),
-                ("fit07".into(), "run".into())
-            ]
+            [("fit07".into(), Stage::Pull), ("fit07".into(), Stage::Run)]
         );
         assert!(stderr.ends_with("[baleine: the node's output was cut at 16 MiB]"));
     }

@@ -3,6 +3,7 @@
 //! The system client is used on purpose: it honours the user's ssh config,
 //! agent, ProxyJump and known hosts exactly as their own `ssh fit01` does.
 
+use crate::remote::protocol::SessionEnd;
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use std::fs::File;
@@ -41,21 +42,7 @@ impl DetachedCommand for Command {
 }
 
 pub use argv::Ssh;
-pub use capture::{Captured, LineFeed, Payload, PayloadWiring, SessionIo, Sink, StageEvents};
-pub use watchdog::Cut;
-
-/// What a finished session left us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionEnd {
-    /// Exit status of ssh (the remote command's, or 255 for ssh's own errors).
-    pub status: Option<i32>,
-    /// The script's own output: stdout, and stderr up to the payload marker.
-    pub stdout: String,
-    pub stderr: String,
-    /// With a payload marker: the command's own streams.
-    pub payload: Option<Payload>,
-    pub cut: Option<Cut>,
-}
+pub use capture::{LineFeed, PayloadWiring, SessionIo, Sink, StageEvents};
 
 impl Ssh {
     /// Opens the connection kept for `node`, unless one is open: a separate

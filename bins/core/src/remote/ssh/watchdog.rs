@@ -1,18 +1,12 @@
 //! One thread that cuts ssh sessions past their deadline, or all of them once the run is stopping.
 
 use crate::domain::stop;
+use crate::remote::protocol::Cut;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// Why a session ended before its command did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cut {
-    Timeout,
-    Interrupted,
-}
 
 /// One thread that kills sessions past their deadline, or all of them when
 /// the run is interrupted, so workers can simply block on their child.
