@@ -1216,3 +1216,162 @@ fn on_local_nodes_exec_keeps_each_command_s_output_and_exit_status() {
         .stdout(r#""exit_code":3"#)
         .run();
 }
+
+// One pipeline: build, rmi and list write through the same writer as the
+// fleet tools, so their runs are kept in state files and their exit status
+// follows the same rule. The build runs with a gateway docker of the
+// test's own (GATEWAY_DOCKER), through the same session machinery as a node.
+
+const PUSHED: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
+
+/// A registry serving `exp:v1` (as PUSHED), a repository `broken` that
+/// cannot be listed, and deletes.
+fn registry_of_the_test() -> Loopback {
+    Loopback::serve(|request| match request.target.as_str() {
+        "/v2/_catalog?n=100" | "/v2/_catalog" => json(r#"{"repositories":["broken","exp"]}"#),
+        target if target.starts_with("/v2/exp/tags/list") => {
+            json(r#"{"name":"exp","tags":["v1"]}"#)
+        }
+        target if target.starts_with("/v2/exp/manifests/") => (
+            if request.method == "DELETE" { 202 } else { 200 },
+            vec![
+                ("Docker-Content-Digest".into(), PUSHED.into()),
+                (
+                    "Content-Type".into(),
+                    "application/vnd.docker.distribution.manifest.v2+json".into(),
+                ),
+            ],
+            b"{}".to_vec(),
+        ),
+        target if target.starts_with("/v2/broken/") => (500, vec![], b"{}".to_vec()),
+        _ => (404, vec![], b"{}".to_vec()),
+    })
+}
+
+/// A gateway docker that builds by running `$BUILD` (a shell line) and
+/// pushes by printing PUSHED as docker does.
+fn gateway_docker(test: &Test, build: &str) -> String {
+    let docker = test.env.write_script(
+        "docker",
+        &format!(
+            "#!/bin/sh\ncase $1 in\n  buildx) exit 1 ;;\n  build) echo 'Step 1/1 : FROM busybox'; {build} ;;\n  \
+             push) echo \"${{2##*:}}: digest: {PUSHED} size: 528\" ;;\nesac\n"
+        ),
+    );
+    format!("GATEWAY_DOCKER = {}", docker.display())
+}
+
+/// The records of the tool's last run, as its state file under
+/// XDG_STATE_HOME `state` keeps them.
+fn latest(state: &std::path::Path, action: &str) -> Vec<serde_json::Value> {
+    let file = state.join(format!("baleine/latest-{action}.jsonl"));
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn build_list_and_rmi_keep_their_runs_in_state_files_like_every_tool() {
+    let registry = registry_of_the_test();
+    let url = format!(
+        "REGISTRY_URL = 127.0.0.1:{0}\nREGISTRY_ADMIN_URL = 127.0.0.1:{0}\nSAVE_URL = 127.0.0.1:{0}",
+        registry.port
+    );
+    let env = common::harness::TestEnv::new();
+    let state = env.path("state");
+    let state_home = state.to_str().unwrap();
+    let test = Test::new("baleine-build").env("XDG_STATE_HOME", state_home);
+    let docker = gateway_docker(&test, "echo built");
+    let context = env.write("ctx/Dockerfile", "FROM busybox\n");
+    let context = context.parent().unwrap().to_str().unwrap();
+    let records = test
+        .config(&url)
+        .config(&docker)
+        .args(&["-t", "exp:v1", "--force", context])
+        .status(0)
+        .run();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["ok"], true, "{}", records[0]);
+    assert_eq!(records[0]["node"], serde_json::Value::Null);
+    assert_eq!(records[0]["built_on"], "gateway");
+    assert_eq!(records[0]["digest"], PUSHED);
+    assert_eq!(latest(&state, "build"), records);
+
+    let out = Test::new("baleine-list")
+        .env("XDG_STATE_HOME", state_home)
+        .config(&url)
+        .status(1)
+        .stderr("broken")
+        .stdout(r#"{"repository":"exp","tag":"v1","#)
+        .run();
+    assert!(out.is_empty(), "list's lines are no fleet records");
+    let kept = latest(&state, "list");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0]["repository"], "broken");
+    assert_eq!(
+        (&kept[0]["ok"], &kept[0]["stage"]),
+        (&false.into(), &"inspect".into())
+    );
+    assert_eq!(
+        (&kept[1]["repository"], &kept[1]["tag"]),
+        (&"exp".into(), &"v1".into())
+    );
+
+    let records = Test::new("baleine-rmi")
+        .env("XDG_STATE_HOME", state_home)
+        .config(&url)
+        .args(&["-y", "exp:v1"])
+        .status(0)
+        .run();
+    assert_eq!(records[0]["deleted"], true, "{}", records[0]);
+    assert_eq!(latest(&state, "rmi"), records);
+}
+
+#[test]
+fn a_failed_build_step_is_named_and_its_log_tail_kept() {
+    let test = Test::new("baleine-build");
+    let docker = gateway_docker(
+        &test,
+        "echo 'Step 2/2 : RUN false'; echo \"The command '/bin/sh -c false' returned a non-zero code: 1\"; exit 1",
+    );
+    let context = test
+        .env
+        .write("ctx/Dockerfile", "FROM busybox\nRUN false\n");
+    let context = context.parent().unwrap().to_str().unwrap().to_owned();
+    let records = test
+        .config(&docker)
+        .config("REGISTRY_URL = 127.0.0.1:9")
+        .args(&["-t", "exp:v1", &context])
+        .status(1)
+        .run();
+    assert_eq!(records[0]["stage"], "build", "{}", records[0]);
+    assert_eq!(
+        records[0]["error"],
+        "Step 2/2 : RUN false: The command '/bin/sh -c false' returned a non-zero code: 1"
+    );
+    assert_eq!(records[0]["log_tail"][0], "Step 1/1 : FROM busybox");
+}
+
+#[test]
+fn a_build_past_its_timeout_is_stopped_on_the_gateway_too() {
+    // A step that runs until stopped, recognisable by its seconds.
+    let seconds = 300_000 + std::process::id() % 100_000;
+    let test = Test::new("baleine-build");
+    let docker = gateway_docker(&test, &format!("sleep {seconds}"));
+    let context = test.env.write("ctx/Dockerfile", "FROM busybox\n");
+    let context = context.parent().unwrap().to_str().unwrap().to_owned();
+    let records = test
+        .config(&docker)
+        .config("REGISTRY_URL = 127.0.0.1:9")
+        .args(&["-t", "exp:v1", "--timeout", "1", &context])
+        .status(1)
+        .run();
+    assert_eq!(records[0]["stage"], "timeout", "{}", records[0]);
+    assert_eq!(records[0]["during"], "build", "{}", records[0]);
+    let running = format!("^sleep {seconds}$");
+    common::wait_until("the build's step stopped", 30, || {
+        common::processes(&running).is_empty()
+    });
+}

@@ -296,12 +296,12 @@ pub fn man_page(tool: &Tool) -> String {
     if tool.name != "rdsh" {
         page += ".TP\n.I ~/.config/baleine/baleine.conf\nUser configuration.\n";
     }
-    if tool.positional == Completer::Nodes {
+    if tool.name.starts_with("baleine-") {
         page += ".TP\n.I $XDG_STATE_HOME/baleine/\n(default \\fI~/.local/state/baleine/\\fR): this run's records \
-                 too, one JSON\\-lines file per run (the last 50), \\fIlatest\\-TOOL.jsonl\\fR naming the \
-                 last run of the tool to have ended; the summary names the file when a node failed. On a \
-                 terminal, stderr shows a progress line and a summary, and Ctrl\\-C says what it stops: see \
-                 \\fBbaleine\\-records\\fR(7), ON A TERMINAL.\n";
+                 too, failed ones included, one JSON\\-lines file per run (the last 50), \
+                 \\fIlatest\\-TOOL.jsonl\\fR naming the last run of the tool to have ended; the summary \
+                 names the file when something failed. On a terminal, stderr shows a progress line and a \
+                 summary, and Ctrl\\-C says what it stops: see \\fBbaleine\\-records\\fR(7), ON A TERMINAL.\n";
     }
     let others: Vec<String> = tools()
         .iter()

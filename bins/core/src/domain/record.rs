@@ -108,6 +108,7 @@ impl Fields {
     }
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
+        debug_assert!(!HEAD.contains(&key), "{key} is the record's kind's");
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
@@ -208,69 +209,127 @@ pub fn bounded_error(error: &str) -> String {
     )
 }
 
-/// One output line. Fields keep the order they were added in (node, action and
-/// ok first), which makes the stream easy to read by eye as well as with jq.
+/// The fields a record's kind writes first: a job's own field of that name
+/// would be written twice.
+const HEAD: [&str; 5] = ["node", "action", "ok", "stage", "error"];
+
+/// What a record is: its first fields, and whether the writer counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The one record of a node (or of a build, of a tag): `node`,
+    /// `action`, `ok` first, and for a failure `stage` and `error`. Counted
+    /// for the summary and the exit status.
+    Outcome {
+        node: Option<String>,
+        action: &'static str,
+        outcome: Outcome,
+    },
+    /// One line of a node's stream as it arrives (baleine-logs --follow):
+    /// `node` first. Shown and kept, not counted: the node's record comes
+    /// when its stream ends.
+    StreamLine { node: String },
+    /// One line of a listing (baleine-list): about no node. Shown and kept,
+    /// not counted.
+    Listing,
+}
+
+/// How a node's work ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Where, and the real error (bounded: see [`MAX_ERROR`]).
+    Failed {
+        stage: Stage,
+        error: String,
+    },
+}
+
+/// One output line: its kind, typed until the writer serializes it, then
+/// the job's fields in the order they were added, which makes the stream
+/// easy to read by eye as well as with jq.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    fields: Vec<(&'static str, Value)>,
+    kind: Kind,
+    fields: Fields,
 }
 
 impl Record {
-    /// A record for `node` (None only for an input line that named no node).
-    pub fn new(node: Option<&str>, action: &str, ok: bool) -> Record {
-        let node = node.map_or(Value::Null, Value::from);
+    /// The record of `node` (None only for an input line that named no
+    /// node, or a tool's one record about no node).
+    pub fn outcome(node: Option<&str>, action: &'static str, outcome: Outcome) -> Record {
         Record {
-            fields: vec![
-                ("node", node),
-                ("action", Value::from(action)),
-                ("ok", Value::from(ok)),
-            ],
+            kind: Kind::Outcome {
+                node: node.map(String::from),
+                action,
+                outcome,
+            },
+            fields: Fields::new(),
         }
     }
 
-    /// One line of a node's stream as it arrives (baleine-logs --follow):
-    /// `node`, `stream`, `line`, and no `action`: not the node's record,
-    /// which comes when its stream ends.
+    pub fn success(node: &str, action: &'static str) -> Record {
+        Record::outcome(Some(node), action, Outcome::Ok)
+    }
+
+    /// A failed record: the failure's stage, error and fields.
+    pub fn failure(node: Option<&str>, action: &'static str, failure: &Failure) -> Record {
+        let outcome = Outcome::Failed {
+            stage: failure.stage,
+            error: bounded_error(&failure.error),
+        };
+        Record::outcome(node, action, outcome).and(failure.fields.clone())
+    }
+
+    /// The record of a job's result: its fields, or its failure.
+    pub fn of(node: Option<&str>, action: &'static str, result: Result<Fields, Failure>) -> Record {
+        match result {
+            Ok(fields) => Record::outcome(node, action, Outcome::Ok).and(fields),
+            Err(failure) => Record::failure(node, action, &failure),
+        }
+    }
+
+    /// One line of a node's stream as it arrives (see [`Kind::StreamLine`]).
     pub fn log_line(node: &str, stream: &str, line: &str) -> Record {
         Record {
-            fields: vec![
-                ("node", Value::from(node)),
-                ("stream", Value::from(stream)),
-                ("line", Value::from(line)),
-            ],
+            kind: Kind::StreamLine {
+                node: node.to_owned(),
+            },
+            fields: Fields::new().with("stream", stream).with("line", line),
         }
+    }
+
+    /// A line of a listing (see [`Kind::Listing`]), fields added with `with`.
+    pub fn listing() -> Record {
+        Record {
+            kind: Kind::Listing,
+            fields: Fields::new(),
+        }
+    }
+
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// Whether the writer counts it: a node's (or a build's, a tag's) record.
+    pub fn is_counted(&self) -> bool {
+        matches!(self.kind, Kind::Outcome { .. })
     }
 
     /// Whether this is a stream's line (see `log_line`) rather than a record.
     pub fn is_log_line(&self) -> bool {
-        self.get("action").is_none() && self.get("line").is_some()
-    }
-
-    /// A line that is not about a node (baleine-list's), fields added with `with`.
-    pub fn line() -> Record {
-        Record { fields: Vec::new() }
-    }
-
-    pub fn success(node: &str, action: &str) -> Record {
-        Record::new(Some(node), action, true)
-    }
-
-    pub fn failure(node: Option<&str>, action: &str, failure: &Failure) -> Record {
-        Record::new(node, action, false).failed_with(failure)
-    }
-
-    /// Adds a failure's stage, error (bounded: see [`MAX_ERROR`]) and fields.
-    pub fn failed_with(self, failure: &Failure) -> Record {
-        self.with("stage", failure.stage.as_str())
-            .with("error", bounded_error(&failure.error))
-            .and(failure.fields.clone())
+        matches!(self.kind, Kind::StreamLine { .. })
     }
 
     /// Adds `fields` after the ones already there.
     pub fn and(mut self, fields: Fields) -> Record {
-        for (key, value) in fields.0 {
-            self.set(key, value);
-        }
+        self.fields = self.fields.and(fields);
+        self
+    }
+
+    /// Puts `first` ahead of the fields already there (a tool's fields that
+    /// every one of its records carries, before a failure's own).
+    pub fn after(mut self, first: Fields) -> Record {
+        self.fields = first.and(self.fields);
         self
     }
 
@@ -281,37 +340,82 @@ impl Record {
     }
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        let value = value.into();
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((key, value)),
-        }
+        self.fields.set(key, value);
     }
 
+    /// A field the job added (not `node`, `action`, `ok`, `stage`, `error`:
+    /// see `node`, `is_ok`, `stage`, `error`).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.fields.get(key)
     }
 
     pub fn node(&self) -> Option<&str> {
-        self.get("node").and_then(Value::as_str)
+        match &self.kind {
+            Kind::Outcome { node, .. } => node.as_deref(),
+            Kind::StreamLine { node } => Some(node),
+            Kind::Listing => None,
+        }
     }
 
     pub fn is_ok(&self) -> bool {
-        self.get("ok") == Some(&Value::Bool(true))
+        matches!(
+            self.kind,
+            Kind::Outcome {
+                outcome: Outcome::Ok,
+                ..
+            }
+        )
     }
 
-    pub fn stage(&self) -> Option<&str> {
-        self.get("stage").and_then(Value::as_str)
+    /// Where a failed record failed.
+    pub fn stage(&self) -> Option<Stage> {
+        match &self.kind {
+            Kind::Outcome {
+                outcome: Outcome::Failed { stage, .. },
+                ..
+            } => Some(*stage),
+            _ => None,
+        }
+    }
+
+    /// Why a failed record failed.
+    pub fn error(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Outcome {
+                outcome: Outcome::Failed { error, .. },
+                ..
+            } => Some(error),
+            _ => None,
+        }
     }
 
     /// The record as one line of JSON, without the newline.
     pub fn to_json_line(&self) -> String {
+        let mut head: Vec<(&str, Value)> = Vec::new();
+        match &self.kind {
+            Kind::Outcome {
+                node,
+                action,
+                outcome,
+            } => {
+                head.push(("node", node.as_deref().map_or(Value::Null, Value::from)));
+                head.push(("action", Value::from(*action)));
+                head.push(("ok", Value::from(*outcome == Outcome::Ok)));
+                if let Outcome::Failed { stage, error } = outcome {
+                    head.push(("stage", Value::from(stage.as_str())));
+                    head.push(("error", Value::from(error.as_str())));
+                }
+            }
+            Kind::StreamLine { node } => head.push(("node", Value::from(node.as_str()))),
+            Kind::Listing => {}
+        }
+        let fields = self.fields.0.iter().map(|(k, v)| (*k, v.clone()));
         let mut line = String::from("{");
-        for (i, (key, value)) in self.fields.iter().enumerate() {
+        for (i, (key, value)) in head.into_iter().chain(fields).enumerate() {
             if i > 0 {
                 line.push(',');
             }
-            line.push_str(&Value::from(*key).to_string());
+            line.push_str(&Value::from(key).to_string());
             line.push(':');
             line.push_str(&value.to_string());
         }
@@ -354,7 +458,7 @@ mod tests {
         let failure = Failure::new(Stage::Pull, "manifest \"x\" not found\nline 2");
         let record = Record::failure(Some("fit02"), "deploy", &failure);
         assert!(!record.is_ok());
-        assert_eq!(record.stage(), Some("pull"));
+        assert_eq!(record.stage(), Some(Stage::Pull));
         let parsed: serde_json::Value = serde_json::from_str(&record.to_json_line()).unwrap();
         assert_eq!(parsed["error"], "manifest \"x\" not found\nline 2");
         assert_eq!(parsed["ok"], false);
@@ -362,11 +466,43 @@ mod tests {
 
     #[test]
     fn setting_a_field_twice_replaces_it() {
-        let record = Record::success("fit01", "destroy").with("ok", false);
+        let record = Record::success("fit01", "destroy")
+            .with("removed", false)
+            .with("removed", true);
         assert_eq!(
             record.to_json_line(),
-            r#"{"node":"fit01","action":"destroy","ok":false}"#
+            r#"{"node":"fit01","action":"destroy","ok":true,"removed":true}"#
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "is the record's kind's")]
+    fn a_job_cannot_write_the_kind_s_fields() {
+        let _ = Record::success("fit01", "destroy").with("ok", false);
+    }
+
+    #[test]
+    fn only_a_node_s_record_is_counted_and_a_failure_s_head_comes_first() {
+        let failed = Record::failure(Some("fit01"), "rmi", &Failure::new(Stage::Delete, "no"))
+            .after(Fields::new().with("tag", "v1"));
+        assert_eq!(
+            failed.to_json_line(),
+            r#"{"node":"fit01","action":"rmi","ok":false,"stage":"delete","error":"no","tag":"v1"}"#
+        );
+        assert_eq!(
+            (failed.stage(), failed.error()),
+            (Some(Stage::Delete), Some("no"))
+        );
+        assert!(failed.is_counted());
+        let line = Record::log_line("fit02", "stdout", "hi");
+        assert_eq!(
+            line.to_json_line(),
+            r#"{"node":"fit02","stream":"stdout","line":"hi"}"#
+        );
+        assert!(!line.is_counted() && line.is_log_line());
+        let listed = Record::listing().with("tag", "v1");
+        assert_eq!(listed.to_json_line(), r#"{"tag":"v1"}"#);
+        assert!(!listed.is_counted() && listed.node().is_none());
     }
 
     #[test]

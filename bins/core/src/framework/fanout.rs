@@ -22,7 +22,7 @@ pub struct NodeWork<'a> {
 /// sending one record per node (and per invalid input line) to `records`.
 /// Once the run is stopping, nodes not yet started get `interrupted` records.
 pub fn run(
-    action: &str,
+    action: &'static str,
     parallel: usize,
     inputs: &Receiver<Input>,
     records: &Sender<Record>,
@@ -35,7 +35,12 @@ pub fn run(
     });
 }
 
-fn worker(action: &str, inputs: &Receiver<Input>, records: &Sender<Record>, work: &NodeWork) {
+fn worker(
+    action: &'static str,
+    inputs: &Receiver<Input>,
+    records: &Sender<Record>,
+    work: &NodeWork,
+) {
     loop {
         let input = match inputs.recv_timeout(IDLE_CHECK) {
             Ok(input) => input,
@@ -55,7 +60,7 @@ fn worker(action: &str, inputs: &Receiver<Input>, records: &Sender<Record>, work
     }
 }
 
-fn record_for(action: &str, input: Input, work: &NodeWork) -> Record {
+fn record_for(action: &'static str, input: Input, work: &NodeWork) -> Record {
     let node = match input {
         Input::Node(node) => node,
         invalid => return invalid.into_record(action),
@@ -167,13 +172,8 @@ mod tests {
         let records: Vec<Record> = rrx.iter().collect();
         assert_eq!(records.len(), 3);
         let failed = records.iter().find(|r| r.node() == Some("fit02")).unwrap();
-        assert_eq!(failed.stage(), Some("internal"));
-        assert!(failed
-            .get("error")
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .contains("boom on fit02"));
+        assert_eq!(failed.stage(), Some(Stage::Internal));
+        assert!(failed.error().unwrap().contains("boom on fit02"));
     }
 
     #[test]
@@ -249,6 +249,6 @@ mod tests {
         assert_eq!(records.iter().filter(|r| r.is_ok()).count(), 45);
         assert!(records
             .iter()
-            .all(|r| r.get("elapsed_ms").is_some() || r.stage() == Some("input")));
+            .all(|r| r.get("elapsed_ms").is_some() || r.stage() == Some(Stage::Input)));
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::config::{self, Config};
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource};
-use crate::framework::output::{View, Writer};
+use crate::framework::output::{Run, View, Writer};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::protocol::{
     began, cleanup_command, interpret, session_command, Captured, Cut, Payload, SessionEnd, Values,
@@ -79,7 +79,7 @@ impl<C> Remote<C> {
 
 /// Our ssh outlives the node's own timer by this much, so that on a time
 /// limit the node stops the work and says so before we give up on it.
-const REMOTE_GRACE: Duration = Duration::from_secs(5);
+pub const REMOTE_GRACE: Duration = Duration::from_secs(5);
 /// How long stopping a run's leftovers on a node may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -334,7 +334,7 @@ impl Fleet {
         total: Option<usize>,
     ) -> ExitCode {
         let (stages, reached) = unbounded();
-        let writer = Writer::start(job.action(), total, job.view(), reached);
+        let writer = Writer::start(Run::of_nodes(job.action(), total, job.view()), reached);
         for record in settled {
             let _ = writer.records.send(record);
         }
@@ -394,10 +394,11 @@ impl Fleet {
             end,
             timeout: self.timeout,
         };
-        let mut record = match job.finish(node, remote.context, &session) {
-            Ok(fields) => Record::success(node, action).and(fields),
-            Err(failure) => Record::failure(Some(node), action, &failure),
-        };
+        let mut record = Record::of(
+            Some(node),
+            action,
+            job.finish(node, remote.context, &session),
+        );
         if let Some(stopped) = stopped {
             record.set("stopped_on_node", stopped.is_ok());
             if let Err(error) = stopped {
@@ -409,41 +410,45 @@ impl Fleet {
 }
 
 impl Fleet {
-    /// Stops, on `node`, everything this run started there, in sessions of
-    /// their own that an interrupt does not cut. A node whose sshd just
-    /// died may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
+    /// Stops, on `node`, everything this run started there (see
+    /// [`stop_leftovers`]).
     pub fn stop_leftovers(&self, node: &str) -> Result<(), String> {
-        let io = SessionIo {
-            survives_interrupt: true,
-            ..SessionIo::default()
+        stop_leftovers(&self.ssh, node, &self.tag)
+    }
+}
+
+/// Stops, on `node`, everything the run `tag` started there, in sessions of
+/// their own that an interrupt does not cut. A node whose sshd just died
+/// may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
+pub fn stop_leftovers(ssh: &Ssh, node: &str, tag: &str) -> Result<(), String> {
+    let io = SessionIo {
+        survives_interrupt: true,
+        ..SessionIo::default()
+    };
+    let deadline = Instant::now() + CLEANUP_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let end = ssh.run_with(node, &cleanup_command(tag), left, &io);
+        let error = match (end.cut, end.status) {
+            (None, Some(0)) => return Ok(()),
+            (Some(_), _) => {
+                format!("no answer from the node in {} s", CLEANUP_TIMEOUT.as_secs())
+            }
+            (None, _) => end.stderr.trim().to_owned(),
         };
-        let deadline = Instant::now() + CLEANUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let end = self
-                .ssh
-                .run_with(node, &cleanup_command(&self.tag), left, &io);
-            let error = match (end.cut, end.status) {
-                (None, Some(0)) => return Ok(()),
-                (Some(_), _) => {
-                    format!("no answer from the node in {} s", CLEANUP_TIMEOUT.as_secs())
-                }
-                (None, _) => end.stderr.trim().to_owned(),
-            };
-            if stop::abandoned() {
-                return Err("abandoned (second Ctrl-C)".into());
-            }
-            if Instant::now() + Duration::from_secs(1) >= deadline {
-                return Err(error);
-            }
-            std::thread::sleep(Duration::from_secs(1));
+        if stop::abandoned() {
+            return Err("abandoned (second Ctrl-C)".into());
         }
+        if Instant::now() + Duration::from_secs(1) >= deadline {
+            return Err(error);
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
 /// Whether the script may still be running on the node: we cut the
 /// session, or ssh died (255, or a signal) after the script had begun.
-fn leftovers_possible(end: &SessionEnd) -> bool {
+pub fn leftovers_possible(end: &SessionEnd) -> bool {
     end.cut.is_some() || (began(&end.stderr) && matches!(end.status, None | Some(255)))
 }
 

@@ -33,7 +33,7 @@ impl Input {
 
     /// The record for this input when it is not worked on: `input` failure
     /// for an invalid line, `interrupted` for a node.
-    pub fn into_record(self, action: &str) -> Record {
+    pub fn into_record(self, action: &'static str) -> Record {
         match self {
             Input::Node(node) => Record::failure(Some(&node), action, &Failure::not_started()),
             Input::Invalid { node, line, error } => {
@@ -341,7 +341,7 @@ mod tests {
             error: "stdin line 7: bad".into(),
         }
         .into_record("destroy");
-        assert_eq!(record.stage(), Some("input"));
+        assert_eq!(record.stage(), Some(Stage::Input));
         assert_eq!(record.get("line"), Some(&serde_json::Value::from(7)));
     }
 }

@@ -1,6 +1,6 @@
 //! The one writer of stdout: a JSON line per record, flushed at once, plus progress and summary on a terminal.
 
-use crate::domain::record::{Record, Stage};
+use crate::domain::record::{Kind, Record, Stage};
 use crate::domain::stop;
 use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::io::{self, IsTerminal, Write};
@@ -19,7 +19,7 @@ impl Tally {
     fn count(&mut self, record: &Record) {
         if record.is_ok() {
             self.ok += 1;
-        } else if record.stage() == Some("interrupted") {
+        } else if record.stage() == Some(Stage::Interrupted) {
             self.interrupted += 1;
         } else {
             self.failed += 1;
@@ -64,6 +64,69 @@ pub trait View: Send {
     }
 }
 
+/// What one counted record of a tool is about, as its summary names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// `node`, `tag`, `repository`, `build`.
+    pub noun: &'static str,
+    /// The field that names it, when it is not the record's node.
+    pub field: Option<&'static str>,
+    /// The jq filter whose output, piped to the tool again, retries the
+    /// failures (none where a retry is no such pipeline).
+    pub retry: Option<&'static str>,
+}
+
+impl Subject {
+    /// The fleet tools': one record per node, retried by node name.
+    pub const NODES: Subject = Subject {
+        noun: "node",
+        field: None,
+        retry: Some("jq -r 'select(.ok | not) | .node'"),
+    };
+
+    fn name_of<'a>(&self, record: &'a Record) -> &'a str {
+        match self.field {
+            Some(field) => record.get(field).and_then(|v| v.as_str()),
+            None => record.node(),
+        }
+        .unwrap_or("(none)")
+    }
+}
+
+/// What a run writes: the tool's action, how many records it will count
+/// (when known), how they look at a terminal, and what they are about.
+pub struct Run {
+    pub action: &'static str,
+    pub total: Option<usize>,
+    pub view: Option<Box<dyn View>>,
+    pub subject: Subject,
+    /// A progress line on a terminal (not where the tool's own output on
+    /// stderr is its progress: a build's log).
+    pub progress: bool,
+    /// Failed records go to stdout too (everywhere but baleine-list, whose
+    /// stdout is one line per tag and whose failures stderr says): the
+    /// state file keeps them all the same.
+    pub failures_on_stdout: bool,
+}
+
+impl Run {
+    /// A fleet tool's run over `total` nodes, with its view.
+    pub fn of_nodes(
+        action: &'static str,
+        total: Option<usize>,
+        view: Option<Box<dyn View>>,
+    ) -> Run {
+        Run {
+            action,
+            total,
+            view,
+            subject: Subject::NODES,
+            progress: true,
+            failures_on_stdout: true,
+        }
+    }
+}
+
 /// Handle on the writer thread: send records through `records`, then `finish`.
 pub struct Writer {
     pub records: Sender<Record>,
@@ -87,144 +150,211 @@ fn note() -> Option<String> {
 const REDRAW: Duration = Duration::from_millis(500);
 
 impl Writer {
-    /// Starts the writer for a tool doing `action` on `total` nodes (when
-    /// known): stdout gets the records, the run's state file a copy of each,
-    /// and stderr, on a terminal, a progress line and a summary.
-    pub fn start(
-        action: &'static str,
-        total: Option<usize>,
-        view: Option<Box<dyn View>>,
-        stages: Receiver<(String, Stage)>,
-    ) -> Writer {
+    /// Starts the writer of `run`: stdout gets the records, the run's state
+    /// file a copy of each, and stderr, on a terminal, a progress line
+    /// (stages as `stages` reports them) and a summary.
+    pub fn start(run: Run, stages: Receiver<(String, Stage)>) -> Writer {
         let (records, received) = unbounded::<Record>();
         let handle = std::thread::spawn(move || {
-            let terminal = io::stderr().is_terminal();
-            // A reader of our stdout that writes to the terminal (`| jq`)
-            // prints each record after we wrote it: a progress line drawn at
-            // once would stand where its line goes. Draw it only once the
-            // records pause.
-            let shared_screen = terminal && stdout_is_a_pipe();
-            let mut view = view.filter(|_| io::stdout().is_terminal());
-            let started = Instant::now();
-            let mut state = StateFile::create(action);
-            let mut stdout = io::stdout().lock();
-            let mut tally = Tally::default();
-            let mut failures: Vec<Record> = Vec::new();
-            let mut told_interrupt = false;
-            // A progress line stands on the terminal: cleared before any
-            // other write. Never cleared when not drawn: the line may be a
-            // reader's half-written one (`| jq`).
-            let mut drawn = false;
-            // The stage each node at work has reached.
-            let mut at: std::collections::HashMap<String, Stage> = Default::default();
-            let progress = |tally: &Tally, at: &std::collections::HashMap<String, Stage>| {
-                let mut counts: Vec<(&str, usize)> = Vec::new();
-                for stage in at.values().map(|stage| stage.as_str()) {
-                    match counts.iter_mut().find(|(s, _)| *s == stage) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((stage, 1)),
-                    }
-                }
-                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-                let stages: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-                let mut stages = match stages.is_empty() {
-                    true => String::new(),
-                    false => format!(" · {}", stages.join(", ")),
-                };
-                // Nodes not done and at no stage yet: connecting, or
-                // waiting for a worker or for the first node (deploy).
-                let waiting = total.map_or(0, |t| t.saturating_sub(tally.total() + at.len()));
-                if waiting > 0 {
-                    stages += &format!(" · {waiting} waiting");
-                }
-                let done = match total {
-                    Some(total) => format!("{}/{total}", tally.total()),
-                    None => tally.total().to_string(),
-                };
-                let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
-                format!(
-                    "{action}: {done} done, {} failed{stages}{note} · {}s",
-                    tally.failed,
-                    started.elapsed().as_secs()
-                )
-            };
+            let mut screen = Screen::new(run);
             loop {
                 let record = match received.recv_timeout(REDRAW) {
                     Ok(record) => Some(record),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                if terminal {
-                    // Cleared before anything else is written: stdout may be
-                    // this terminal too (`| jq` writes to it).
-                    if std::mem::take(&mut drawn) {
-                        say!("\r\x1b[K");
-                    }
-                    if stop::interrupted() && !told_interrupt {
-                        told_interrupt = true;
-                        let left = total.map_or("the".to_owned(), |t| {
-                            t.saturating_sub(tally.total()).to_string()
-                        });
-                        say_line!(
-                            "{action}: interrupting: stopping {left} nodes (Ctrl-C again to abandon them)"
-                        );
-                    }
-                }
+                screen.clear_progress();
                 for (node, stage) in stages.try_iter() {
-                    at.insert(node, stage);
+                    screen.at.insert(node, stage);
                 }
                 if let Some(record) = &record {
-                    // A stream's line (baleine-logs --follow) is shown and
-                    // kept, but it is not a node's record: not counted.
-                    if !record.is_log_line() {
-                        if let Some(node) = record.node() {
-                            at.remove(node);
-                        }
-                        tally.count(record);
-                        if !record.is_ok() {
-                            failures.push(record.clone());
-                        }
-                    }
-                    let line = record.to_json_line();
-                    state.write(&line);
-                    match &mut view {
-                        None => {
-                            write_line(&mut stdout, &line);
-                        }
-                        Some(view) => {
-                            if let Some(text) = view.line(record) {
-                                write_line(&mut stdout, &printable_lines(&text));
-                            }
-                        }
-                    }
+                    screen.write(record);
                 }
-                if terminal && (record.is_none() || !shared_screen) {
-                    let columns = window_size(2).map(|(_, columns)| columns);
-                    say!("{}", fit(progress(&tally, &at), columns));
-                    drawn = true;
-                }
+                screen.draw_progress(record.is_none());
             }
-            if drawn {
-                say!("\r\x1b[K");
-            }
-            if let Some(view) = &mut view {
-                for text in view.end() {
-                    write_line(&mut stdout, &printable_lines(&text));
-                }
-            }
-            if terminal {
-                summarize(action, &tally, &failures, started.elapsed(), state.path());
-            }
-            state.close(action);
-            tally
+            screen.end()
         });
         Writer { records, handle }
+    }
+
+    /// A writer for a run whose records report no stages.
+    pub fn without_stages(run: Run) -> Writer {
+        Writer::start(run, unbounded().1)
     }
 
     /// Waits until every record sent so far is written.
     pub fn finish(self) -> Tally {
         drop(self.records);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+/// The writer thread's state: where records go, what was counted, and
+/// what the terminal shows.
+struct Screen {
+    run: Run,
+    /// stderr is a terminal: progress line and summary.
+    terminal: bool,
+    /// A reader of our stdout that writes to the terminal (`| jq`) prints
+    /// each record after we wrote it: a progress line drawn at once would
+    /// stand where its line goes. Drawn only once the records pause.
+    shared_screen: bool,
+    started: Instant,
+    state: StateFile,
+    stdout: io::StdoutLock<'static>,
+    tally: Tally,
+    failures: Vec<Record>,
+    told_interrupt: bool,
+    /// A progress line stands on the terminal: cleared before any other
+    /// write. Never cleared when not drawn: the line may be a reader's
+    /// half-written one (`| jq`).
+    drawn: bool,
+    /// The stage each node at work has reached.
+    at: std::collections::HashMap<String, Stage>,
+    /// A listing line was written.
+    listed: bool,
+}
+
+impl Screen {
+    fn new(mut run: Run) -> Screen {
+        let terminal = io::stderr().is_terminal();
+        run.view = run.view.take().filter(|_| io::stdout().is_terminal());
+        Screen {
+            state: StateFile::create(run.action),
+            run,
+            terminal,
+            shared_screen: terminal && stdout_is_a_pipe(),
+            started: Instant::now(),
+            stdout: io::stdout().lock(),
+            tally: Tally::default(),
+            failures: Vec::new(),
+            told_interrupt: false,
+            drawn: false,
+            at: Default::default(),
+            listed: false,
+        }
+    }
+
+    /// Clears the progress line (stdout may be this terminal too: `| jq`
+    /// writes to it), and says once that the run is being interrupted.
+    fn clear_progress(&mut self) {
+        if !self.terminal {
+            return;
+        }
+        if std::mem::take(&mut self.drawn) {
+            say!("\r\x1b[K");
+        }
+        if stop::interrupted() && !self.told_interrupt {
+            self.told_interrupt = true;
+            let left = self.run.total.map_or("the".to_owned(), |t| {
+                t.saturating_sub(self.tally.total()).to_string()
+            });
+            say_line!(
+                "{}: interrupting: stopping {left} {}s (Ctrl-C again to abandon them)",
+                self.run.action,
+                self.run.subject.noun
+            );
+        }
+    }
+
+    /// Counts `record` if it is a node's, keeps it in the state file, and
+    /// writes it to stdout (as JSON, or as the view shows it).
+    fn write(&mut self, record: &Record) {
+        if record.is_counted() {
+            if let Some(node) = record.node() {
+                self.at.remove(node);
+            }
+            self.tally.count(record);
+            if !record.is_ok() {
+                self.failures.push(record.clone());
+            }
+        }
+        self.listed |= matches!(record.kind(), Kind::Listing);
+        let line = record.to_json_line();
+        self.state.write(&line);
+        if !record.is_ok() && record.is_counted() && !self.run.failures_on_stdout {
+            return;
+        }
+        match &mut self.run.view {
+            None => {
+                write_line(&mut self.stdout, &line);
+            }
+            Some(view) => {
+                if let Some(text) = view.line(record) {
+                    write_line(&mut self.stdout, &printable_lines(&text));
+                }
+            }
+        }
+    }
+
+    /// Draws the progress line: after each record, or only in a pause
+    /// (`idle`) when a reader shares the screen.
+    fn draw_progress(&mut self, idle: bool) {
+        if self.terminal && self.run.progress && (idle || !self.shared_screen) {
+            let columns = window_size(2).map(|(_, columns)| columns);
+            say!("{}", fit(self.progress(), columns));
+            self.drawn = true;
+        }
+    }
+
+    /// `deploy: 3/37 done, 0 failed · run 34 · 2 waiting · note · 5s`.
+    fn progress(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for stage in self.at.values().map(|stage| stage.as_str()) {
+            match counts.iter_mut().find(|(s, _)| *s == stage) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((stage, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let stages: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let mut stages = match stages.is_empty() {
+            true => String::new(),
+            false => format!(" · {}", stages.join(", ")),
+        };
+        // Nodes not done and at no stage yet: connecting, or waiting for a
+        // worker or for the first node (deploy).
+        let total = self.run.total;
+        let done = self.tally.total();
+        let waiting = total.map_or(0, |t| t.saturating_sub(done + self.at.len()));
+        if waiting > 0 {
+            stages += &format!(" · {waiting} waiting");
+        }
+        let done = match total {
+            Some(total) => format!("{done}/{total}"),
+            None => done.to_string(),
+        };
+        let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
+        format!(
+            "{}: {done} done, {} failed{stages}{note} · {}s",
+            self.run.action,
+            self.tally.failed,
+            self.started.elapsed().as_secs()
+        )
+    }
+
+    /// The view's last lines, the summary, and the `latest` link.
+    fn end(mut self) -> Tally {
+        if self.drawn {
+            say!("\r\x1b[K");
+        }
+        if let Some(view) = &mut self.run.view {
+            for text in view.end() {
+                write_line(&mut self.stdout, &printable_lines(&text));
+            }
+        }
+        // A listing that failed nowhere speaks for itself.
+        if self.terminal && (self.tally.total() > 0 || !self.listed) {
+            summarize(
+                &self.run,
+                &self.tally,
+                &self.failures,
+                self.started.elapsed(),
+                self.state.path(),
+            );
+        }
+        self.state.close(self.run.action);
+        self.tally
     }
 }
 
@@ -408,16 +538,30 @@ pub fn write_line(stdout: &mut impl Write, line: &str) -> bool {
     true
 }
 
-/// The last lines on a terminal: counts, then the failed nodes grouped by
-/// what went wrong (clush-style ranges), and where the records are kept.
+/// `count noun`, with the plural's s where it takes one.
+pub fn plural(count: usize, noun: &str) -> String {
+    match (count, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{count} {stem}ies"),
+        (_, None) => format!("{count} {noun}s"),
+    }
+}
+
+/// The last lines on a terminal: counts, then the failures grouped by what
+/// went wrong (clush-style ranges of nodes), and where the records are kept.
 fn summarize(
-    action: &str,
+    run: &Run,
     tally: &Tally,
     failures: &[Record],
     elapsed: Duration,
     state: Option<&std::path::Path>,
 ) {
-    let mut line = format!("{action}: {} nodes, {} ok", tally.total(), tally.ok);
+    let action = run.action;
+    let mut line = format!(
+        "{action}: {}, {} ok",
+        plural(tally.total(), run.subject.noun),
+        tally.ok
+    );
     if tally.failed > 0 {
         line += &format!(", {} failed", tally.failed);
     }
@@ -429,42 +573,45 @@ fn summarize(
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for record in failures {
         let error = record
-            .get("error")
-            .and_then(|e| e.as_str())
+            .error()
             .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
             .unwrap_or("");
-        let node = record.node().unwrap_or("(no node)");
+        let name = run.subject.name_of(record);
         // The same error on many nodes often names each node: one group.
-        let error = match node.is_empty() {
+        let error = match name.is_empty() {
             true => error.trim().to_owned(),
-            false => error.trim().replace(node, "<node>"),
+            false => error.trim().replace(name, "<node>"),
         };
         let key = match record.stage() {
-            Some("interrupted") => "interrupted".to_owned(),
-            stage => format!("{}: {error}", stage.unwrap_or("?")),
+            Some(Stage::Interrupted) => "interrupted".to_owned(),
+            stage => format!("{}: {error}", stage.map_or("?", Stage::as_str)),
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, nodes)) => nodes.push(node),
-            None => groups.push((key, vec![node])),
+            Some((_, names)) => names.push(name),
+            None => groups.push((key, vec![name])),
         }
     }
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-    for (key, nodes) in groups {
+    for (key, names) in groups {
         let shown: String = key.chars().take(160).collect();
-        let folded = crate::domain::nodes::fold_for_display(&nodes);
+        let folded = crate::domain::nodes::fold_for_display(&names);
         say_line!(
             "  {} {}: {}",
-            nodes.len(),
+            names.len(),
             printable(&shown),
             printable(&folded)
         );
     }
     if let (Some(path), true) = (state, tally.failed + tally.interrupted > 0) {
-        say_line!(
-            "{action}: every record is in {} (retry the failed nodes: \
-             jq -r 'select(.ok | not) | .node' FILE | baleine-{action} ...)",
-            path.display()
-        );
+        match run.subject.retry {
+            Some(filter) => say_line!(
+                "{action}: every record is in {} (retry the failed {}s: \
+                 {filter} FILE | baleine-{action} ...)",
+                path.display(),
+                run.subject.noun
+            ),
+            None => say_line!("{action}: every record is in {}", path.display()),
+        }
     }
 }
 

@@ -2,34 +2,36 @@
 //!
 //! Not a fleet [`Job`](crate::framework::fleet::Job): one build gives one
 //! record, and its log streams as it comes (to a terminal, and whole to
-//! `--log`), where a fleet session captures a node's output until it ends.
-//! It shares the rest with the fleet tools: the script builder and its
-//! stage marks, the node's own timer and the cleanup of what a cut session
-//! left (`--on`), the registry client, the record and the exit statuses.
+//! `--log`), where a fleet session keeps a node's output until it ends. The
+//! rest is the fleet's: the session runs through the ssh layer (on the
+//! gateway, a local shell: `Ssh::here`) under the node's own timer, its log
+//! handed over line by line, its end read by the protocol's `interpret`,
+//! what a cut session left stopped by `stop_leftovers`, and the record goes
+//! through the one writer (stdout, the state file, the exit status).
 
 use crate::domain::config::{self, Config};
-use crate::domain::record::{Failure, Record, Stage};
+use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
-use crate::domain::stop;
 use crate::framework::args::FleetOptions;
 use crate::framework::cli::Tool;
-use crate::framework::fleet::Fleet;
+use crate::framework::fleet::{leftovers_possible, run_tag, stop_leftovers, Fleet, REMOTE_GRACE};
 use crate::framework::input::Input;
-use crate::framework::output::write_line;
+use crate::framework::output::{Run, Subject, Writer};
 use crate::framework::{exit, UsageError};
-use crate::remote::protocol::{decode, session_command, Mark};
+use crate::remote::protocol::{interpret, session_command};
 use crate::remote::quote::quote;
 use crate::remote::registry::Registry;
 use crate::remote::script::Script;
-use crate::remote::ssh::DetachedCommand;
+use crate::remote::ssh::{LineFeed, SessionIo, Ssh, StageEvents};
 use crate::remote::tarball;
 use argh::{ArgsInfo, FromArgs};
-use crossbeam::channel::{unbounded, RecvTimeoutError, Sender};
+use crossbeam::channel::{unbounded, Receiver};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(FromArgs, ArgsInfo)]
@@ -92,14 +94,17 @@ fn default_timeout() -> Duration {
 
 /// `built_on` for a build with the gateway's docker.
 const GATEWAY: &str = "gateway";
-/// How long a cut build's output may still trickle in.
-const CUT_GRACE: Duration = Duration::from_millis(200);
 /// The lines of the log a failed record carries.
 const TAIL_LINES: usize = 20;
-/// A log line longer than this is cut (a node may send anything).
-const MAX_LINE: usize = 64 * 1024;
 /// The name a Dockerfile from outside the context gets in the tar sent to a node.
 const OUTSIDE_DOCKERFILE: &str = ".baleine-build.Dockerfile";
+
+/// A build's one record, named by its image in the summary.
+const BUILDS: Subject = Subject {
+    noun: "build",
+    field: Some("image"),
+    retry: None,
+};
 
 impl Tool for BuildArgs {
     const NAME: &'static str = "baleine-build";
@@ -111,35 +116,7 @@ impl Tool for BuildArgs {
                 "give at least one -t NAME:TAG to push the image as".into(),
             ));
         }
-        let (config, on) = match &self.on {
-            None => {
-                let config = config::load().map_err(|e| UsageError(e.to_string()))?;
-                (config, None)
-            }
-            Some(node) => {
-                let fleet = Fleet::prepare(FleetOptions {
-                    nodes: vec![node.clone()],
-                    all: false,
-                    parallel: None,
-                    timeout: self.timeout,
-                    dry_run: self.dry_run,
-                    default_timeout: default_timeout(),
-                })?;
-                let nodes: Vec<String> = fleet
-                    .all_inputs()
-                    .iter()
-                    .filter_map(Input::node)
-                    .map(String::from)
-                    .collect();
-                let [node] = nodes.as_slice() else {
-                    return Err(UsageError(format!(
-                        "--on {node:?}: give one node to build on"
-                    )));
-                };
-                let node = node.clone();
-                (fleet.config.clone(), Some((fleet, node)))
-            }
-        };
+        let (config, host) = self.host()?;
         let login = config::login_name();
         let mut names = Vec::new();
         for tag in &self.tag {
@@ -170,32 +147,84 @@ impl Tool for BuildArgs {
             force: self.force,
             timeout,
             registry: Registry::from_config(&config),
-            config,
+            host,
         };
-        let record = match &on {
-            None if self.dry_run => build.dry_run(None),
-            Some((fleet, node)) if self.dry_run => build.dry_run(Some((fleet, node))),
+        let writer = Writer::without_stages(Run {
+            action: "build",
+            total: Some(1),
+            view: None,
+            subject: BUILDS,
+            // The log, streaming to the terminal, is the build's progress.
+            progress: false,
+            failures_on_stdout: true,
+        });
+        let record = match self.dry_run {
+            true => build.dry_run(),
             // A bug of ours still ends with the one record, saying so.
-            _ => crate::framework::fanout::guarded(|| {
-                build.run(on.as_ref().map(|(fleet, node)| (fleet, node.as_str())), log)
-            })
-            .unwrap_or_else(|failure| {
-                build.failed(
-                    on.as_ref().map_or(GATEWAY, |(_, node)| node.as_str()),
-                    failure,
-                )
-            }),
+            false => crate::framework::fanout::guarded(|| build.run(log))
+                .unwrap_or_else(|failure| build.record(Err(failure))),
         };
-        let ok = record.is_ok();
-        write_line(&mut io::stdout().lock(), &record.to_json_line());
-        Ok(if stop::interrupted() {
-            ExitCode::from(exit::INTERRUPTED)
-        } else if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(exit::SOME_NODE_FAILED)
-        })
+        let _ = writer.records.send(record);
+        Ok(exit::status(&writer.finish()))
     }
+}
+
+impl BuildArgs {
+    /// The configuration, and where the build runs: the gateway's docker
+    /// in a local shell, or the one `--on` node's over ssh.
+    fn host(&self) -> Result<(Config, Host), UsageError> {
+        let Some(node) = &self.on else {
+            let config = config::load().map_err(|e| UsageError(e.to_string()))?;
+            let host = Host {
+                ssh: Ssh::here(),
+                node: GATEWAY.to_owned(),
+                on_node: false,
+                docker: config.gateway_docker.clone(),
+                tag: run_tag(),
+            };
+            return Ok((config, host));
+        };
+        let fleet = Fleet::prepare(FleetOptions {
+            nodes: vec![node.clone()],
+            all: false,
+            parallel: None,
+            timeout: self.timeout,
+            dry_run: self.dry_run,
+            default_timeout: default_timeout(),
+        })?;
+        let nodes: Vec<String> = fleet
+            .all_inputs()
+            .iter()
+            .filter_map(Input::node)
+            .map(String::from)
+            .collect();
+        let [one] = nodes.as_slice() else {
+            return Err(UsageError(format!(
+                "--on {node:?}: give one node to build on"
+            )));
+        };
+        let host = Host {
+            ssh: fleet.ssh.clone(),
+            node: one.clone(),
+            on_node: true,
+            docker: fleet.config.docker.clone(),
+            tag: fleet.tag.clone(),
+        };
+        Ok((fleet.config, host))
+    }
+}
+
+/// Where a build runs.
+struct Host {
+    /// ssh to the node, or a local shell on the gateway (`Ssh::here`).
+    ssh: Ssh,
+    /// The node, or `gateway`.
+    node: String,
+    on_node: bool,
+    /// The docker command there.
+    docker: Vec<String>,
+    /// This run's mark on what it starts there.
+    tag: String,
 }
 
 /// What to build from: a local directory and its Dockerfile, or a URL.
@@ -257,7 +286,7 @@ impl Context {
     }
 }
 
-/// One build: where from, what to push as, and how to check it.
+/// One build: where from, what to push as, where, and how to check it.
 struct Build {
     names: Vec<RepoName>,
     /// SAVE_URL[:SAVE_PORT]/NAME:TAG for each name.
@@ -266,26 +295,58 @@ struct Build {
     force: bool,
     timeout: Duration,
     registry: Registry,
-    config: Config,
+    host: Host,
 }
 
-/// How a streamed build ended.
-struct Streamed {
-    status: Option<i32>,
-    /// The last stage the script announced.
+/// The log of a build as its lines come: to `--log`, to the terminal, its
+/// tail kept for a failed record, the digests its pushes printed.
+struct BuildLog {
+    /// The stages the script announces, in order with its lines (one stream).
+    stages: Receiver<(String, Stage)>,
     stage: Stage,
+    file: Option<File>,
+    terminal: bool,
     tail: VecDeque<String>,
     /// `digest: sha256:…` as the pushes printed it.
     pushed: Vec<String>,
-    /// Why we cut it, if we did.
-    cut: Option<Stage>,
+}
+
+impl BuildLog {
+    fn line(&mut self, line: &str) {
+        for (_, stage) in self.stages.try_iter() {
+            self.stage = stage;
+        }
+        if self.stage == Stage::Push {
+            if let Some(digest) = pushed_digest(line) {
+                self.pushed.push(digest);
+            }
+        }
+        if let Some(file) = &mut self.file {
+            let _ = writeln!(file, "{line}");
+        }
+        if self.terminal {
+            let _ = writeln!(
+                io::stderr(),
+                "{}",
+                crate::framework::output::printable(line)
+            );
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_owned());
+    }
 }
 
 impl Build {
     /// The script that builds from `context` (a path or URL, or `-` for
-    /// a tar on stdin) and pushes every target.
-    fn script(&self, docker: &[String], dockerfile: Option<&str>, context: &str) -> String {
+    /// a tar on stdin) and pushes every target. Its output is one stream
+    /// (stdout joins stderr), so that its stage marks and log lines come in
+    /// order.
+    fn script(&self, dockerfile: Option<&str>, context: &str) -> String {
+        let docker = &self.host.docker;
         let mut script = Script::new();
+        script.line("exec >&2");
         // No buildx on this docker: its CLI refuses to build unless told
         // to use the legacy builder.
         script.line(&format!(
@@ -314,60 +375,34 @@ impl Build {
         script.text().to_owned()
     }
 
-    /// The record's first fields: like every tool's, `node` (the node it
-    /// was built on; null on the gateway), `action` and `ok`.
-    fn base(&self, built_on: &str) -> Record {
-        let node = (built_on != GATEWAY).then_some(built_on);
-        Record::new(node, "build", false)
+    /// The build's record: like every tool's, `node` (the node it was
+    /// built on; null on the gateway), `action` and `ok` first, then what
+    /// was built where, then the result's fields or the failure's.
+    fn record(&self, result: Result<Fields, Failure>) -> Record {
+        let node = self.host.on_node.then_some(self.host.node.as_str());
+        let tags: Vec<String> = self
+            .names
+            .iter()
+            .map(|n| format!("{}:{}", n.name, n.tag))
+            .collect();
+        let base = Fields::new()
             .with("image", self.targets[0].clone())
             .with("images", self.targets.clone())
-            .with(
-                "tags",
-                self.names
-                    .iter()
-                    .map(|n| format!("{}:{}", n.name, n.tag))
-                    .collect::<Vec<_>>(),
-            )
-            .with("built_on", built_on)
+            .with("tags", tags)
+            .with("built_on", self.host.node.as_str());
+        Record::of(node, "build", result).after(base)
     }
 
-    fn failed(&self, built_on: &str, failure: Failure) -> Record {
-        self.base(built_on).failed_with(&failure)
-    }
-
-    fn dry_run(&self, on: Option<(&Fleet, &String)>) -> Record {
-        let (built_on, argv, script) = match (on, &self.context) {
-            (None, context) => {
-                let (file, ctx) = match context {
-                    Context::Directory { dir, dockerfile } => (
-                        Some(dockerfile.display().to_string()),
-                        dir.display().to_string(),
-                    ),
-                    Context::Url { url, dockerfile } => (dockerfile.clone(), url.clone()),
-                };
-                let script = self.script(&self.config.gateway_docker, file.as_deref(), &ctx);
-                let argv = vec!["sh".to_owned(), "-c".to_owned(), script.clone()];
-                (GATEWAY.to_owned(), argv, script)
-            }
-            (Some((fleet, node)), _) => {
-                let (file, ctx) = self.remote_inputs();
-                let script = self.script(&fleet.config.docker, file.as_deref(), &ctx);
-                let command = session_command(&script, &fleet.tag, self.timeout);
-                (node.clone(), fleet.ssh.argv(node, &command), script)
-            }
-        };
-        self.base(&built_on)
-            .with("ok", true)
-            .with("dry_run", true)
-            .with("command", argv)
-            .with("script", script)
-    }
-
-    /// The Dockerfile and context a node's docker reads: from the tar on
-    /// stdin for a directory (the Dockerfile put in it if it was outside).
-    fn remote_inputs(&self) -> (Option<String>, String) {
+    /// The Dockerfile and context the host's docker reads: on the gateway
+    /// the local paths; on a node, from the tar on stdin for a directory
+    /// (the Dockerfile put in it if it was outside).
+    fn inputs(&self) -> (Option<String>, String) {
         match &self.context {
             Context::Url { url, dockerfile } => (dockerfile.clone(), url.clone()),
+            Context::Directory { dir, dockerfile } if !self.host.on_node => (
+                Some(dockerfile.display().to_string()),
+                dir.display().to_string(),
+            ),
             Context::Directory { dir, dockerfile } => {
                 let inside = Context::dockerfile_inside(dir, dockerfile)
                     .map(|p| p.display().to_string())
@@ -377,287 +412,143 @@ impl Build {
         }
     }
 
-    fn run(&self, on: Option<(&Fleet, &str)>, log: Option<File>) -> Record {
-        let started = Instant::now();
-        let built_on = on.map_or(GATEWAY, |(_, node)| node).to_owned();
-        let record = self.build_push_verify(on, log, &built_on);
-        record.with("elapsed_ms", started.elapsed().as_millis() as u64)
+    /// The session's command: the script under the host's own timer.
+    fn command(&self) -> (String, String) {
+        let (file, context) = self.inputs();
+        let script = self.script(file.as_deref(), &context);
+        let command = session_command(&script, &self.host.tag, self.timeout);
+        (script, command)
     }
 
-    fn build_push_verify(
-        &self,
-        on: Option<(&Fleet, &str)>,
-        log: Option<File>,
-        built_on: &str,
-    ) -> Record {
-        if !self.force {
-            for (name, target) in self.names.iter().zip(&self.targets) {
-                match self.registry.manifest_digest(&name.name, &name.tag) {
-                    Ok(Some(digest)) => {
-                        let error = format!(
-                            "{target} already exists ({digest}): choose another tag, or --force to replace it"
-                        );
-                        return self.failed(built_on, Failure::new(Stage::Exists, error));
-                    }
-                    Ok(None) => {}
-                    // The push meets the same registry and says what is wrong.
-                    Err(e) => log::warn!("cannot check whether {target} exists: {e}"),
+    fn dry_run(&self) -> Record {
+        let (script, command) = self.command();
+        self.record(Ok(Fields::new()
+            .with("dry_run", true)
+            .with("command", self.host.ssh.argv(&self.host.node, &command))
+            .with("script", script)))
+    }
+
+    fn run(&self, log: Option<File>) -> Record {
+        let started = Instant::now();
+        let result = self
+            .refuse_existing()
+            .and_then(|()| self.build_and_push(log))
+            .and_then(|pushed| self.verify(pushed));
+        self.record(result)
+            .with("elapsed_ms", started.elapsed().as_millis() as u64)
+    }
+
+    /// A tag the registry already has is refused, unless `--force`.
+    fn refuse_existing(&self) -> Result<(), Failure> {
+        if self.force {
+            return Ok(());
+        }
+        for (name, target) in self.names.iter().zip(&self.targets) {
+            match self.registry.manifest_digest(&name.name, &name.tag) {
+                Ok(Some(digest)) => {
+                    let error = format!(
+                        "{target} already exists ({digest}): choose another tag, or --force to replace it"
+                    );
+                    return Err(Failure::new(Stage::Exists, error));
                 }
+                Ok(None) => {}
+                // The push meets the same registry and says what is wrong.
+                Err(e) => log::warn!("cannot check whether {target} exists: {e}"),
             }
         }
-        let streamed = match on {
-            None => self.build_here(log),
-            Some((fleet, node)) => self.build_on(fleet, node, log),
+        Ok(())
+    }
+
+    /// The context packed for a node's docker (a directory sent as a tar on
+    /// the session's stdin), none for a URL or on the gateway.
+    fn packed_context(&self) -> Result<Option<tarball::Packed>, Failure> {
+        let Context::Directory { dir, dockerfile } = &self.context else {
+            return Ok(None);
         };
-        let streamed = match streamed {
-            Ok(streamed) => streamed,
-            Err(failure) => return self.failed(built_on, failure),
-        };
-        let tail: Vec<String> = streamed.tail.iter().cloned().collect();
-        if let Some(stage) = streamed.cut {
-            let error = match stage {
-                Stage::Timeout => format!(
-                    "gave up after {} s, during {} (the build was stopped)",
-                    self.timeout.as_secs(),
-                    streamed.stage
-                ),
-                _ => format!(
-                    "interrupted during {} (the build was stopped)",
-                    streamed.stage
-                ),
-            };
-            return self.failed(built_on, Failure::new(stage, error).with("log_tail", tail));
+        if !self.host.on_node {
+            return Ok(None);
         }
-        if streamed.status != Some(0) {
-            let error = failing_step(&streamed.tail, streamed.status);
-            return self.failed(
-                built_on,
-                Failure::new(streamed.stage, error).with("log_tail", tail),
-            );
-        }
-        // Every tag of one image has one manifest: one digest.
-        let Some(pushed) = streamed.pushed.last().cloned() else {
-            let error = "the pushes printed no digest".to_owned();
-            return self.failed(
-                built_on,
-                Failure::new(Stage::Push, error).with("log_tail", tail),
-            );
+        let (file, _) = self.inputs();
+        let extra = (file.as_deref() == Some(OUTSIDE_DOCKERFILE))
+            .then_some((dockerfile.as_path(), OUTSIDE_DOCKERFILE));
+        tarball::pack_context(dir, extra).map(Some).map_err(|e| {
+            Failure::new(
+                Stage::Build,
+                format!("cannot pack the context {}: {e}", dir.display()),
+            )
+        })
+    }
+
+    /// Builds and pushes in one session, its log streaming as it comes;
+    /// the digest the pushes printed, or the failure with the log's tail.
+    fn build_and_push(&self, file: Option<File>) -> Result<String, Failure> {
+        let tar = self.packed_context()?;
+        let (_, command) = self.command();
+        let (sender, stages) = unbounded();
+        let log = Arc::new(Mutex::new(BuildLog {
+            stages,
+            stage: Stage::Build,
+            file,
+            terminal: io::stderr().is_terminal(),
+            tail: VecDeque::new(),
+            pushed: Vec::new(),
+        }));
+        let feed = log.clone();
+        let io = SessionIo {
+            stdin: tar.as_ref().map(|tar| tar.path.clone()),
+            stages: Some(StageEvents {
+                node: self.host.node.clone(),
+                sender,
+            }),
+            lines: Some(LineFeed(Arc::new(move |line: &str| {
+                feed.lock().unwrap_or_else(|p| p.into_inner()).line(line)
+            }))),
+            ..SessionIo::default()
         };
+        let (ssh, node) = (&self.host.ssh, self.host.node.as_str());
+        let end = ssh.run_with(node, &command, self.timeout + REMOTE_GRACE, &io);
+        // What we start, we stop: the build a cut session left running.
+        if leftovers_possible(&end) {
+            if let Err(error) = stop_leftovers(ssh, node, &self.host.tag) {
+                log::warn!("{node}: could not stop the build there: {error}");
+            }
+        }
+        drop(io);
+        let log = log.lock().unwrap_or_else(|p| p.into_inner());
+        let tail: Vec<String> = log.tail.iter().cloned().collect();
+        match interpret(&end, self.timeout) {
+            Ok(_) => log.pushed.last().cloned().ok_or_else(|| {
+                Failure::new(Stage::Push, "the pushes printed no digest").with("log_tail", tail)
+            }),
+            // A step that failed: named, with what it said.
+            Err(failure) if matches!(failure.stage, Stage::Build | Stage::Push) => {
+                let error = failing_step(&log.tail, end.status);
+                Err(Failure::new(failure.stage, error).with("log_tail", tail))
+            }
+            // Cut, or never started: the protocol's words.
+            Err(failure) => Err(failure.with("log_tail", tail)),
+        }
+    }
+
+    /// The registry serves every tag with the digest the pushes printed.
+    fn verify(&self, pushed: String) -> Result<Fields, Failure> {
         for (name, target) in self.names.iter().zip(&self.targets) {
             let served = match self.registry.manifest_digest(&name.name, &name.tag) {
                 Ok(Some(digest)) => digest,
                 Ok(None) => {
                     let error = format!("{target}: not served after the push");
-                    return self.failed(built_on, Failure::new(Stage::Verify, error));
+                    return Err(Failure::new(Stage::Verify, error));
                 }
-                Err(e) => return self.failed(built_on, Failure::new(Stage::Verify, e.to_string())),
+                Err(e) => return Err(Failure::new(Stage::Verify, e.to_string())),
             };
             if served != pushed {
                 let error = format!(
                     "the registry serves {served} for {target}, but the build pushed {pushed}"
                 );
-                return self.failed(built_on, Failure::new(Stage::Verify, error));
+                return Err(Failure::new(Stage::Verify, error));
             }
         }
-        self.base(built_on).with("ok", true).with("digest", pushed)
-    }
-
-    /// Builds with the gateway's docker: the script in a local shell, in a
-    /// process group of its own so that stopping it stops its docker clients.
-    fn build_here(&self, log: Option<File>) -> Result<Streamed, Failure> {
-        let (file, ctx) = match &self.context {
-            Context::Directory { dir, dockerfile } => (
-                Some(dockerfile.display().to_string()),
-                dir.display().to_string(),
-            ),
-            Context::Url { url, dockerfile } => (dockerfile.clone(), url.clone()),
-        };
-        let script = self.script(&self.config.gateway_docker, file.as_deref(), &ctx);
-        let mut command = Command::new("sh");
-        command.args(["-c", &script]).stdin(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = spawn(command, &self.config.gateway_docker[0])?;
-        let pid = child.id() as i32;
-        let stop = move || {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        };
-        Ok(stream(child, log, self.timeout, &stop))
-    }
-
-    /// Builds on `node`: the context as a tar on the session's stdin, the
-    /// script under the node's own timer; a cut session's leftovers are
-    /// stopped on the node.
-    fn build_on(&self, fleet: &Fleet, node: &str, log: Option<File>) -> Result<Streamed, Failure> {
-        let (file, ctx) = self.remote_inputs();
-        let tar = match &self.context {
-            Context::Directory { dir, dockerfile } => {
-                let extra = (file.as_deref() == Some(OUTSIDE_DOCKERFILE))
-                    .then_some((dockerfile.as_path(), OUTSIDE_DOCKERFILE));
-                Some(tarball::pack_context(dir, extra).map_err(|e| {
-                    Failure::new(
-                        Stage::Build,
-                        format!("cannot pack the context {}: {e}", dir.display()),
-                    )
-                })?)
-            }
-            Context::Url { .. } => None,
-        };
-        let script = self.script(&fleet.config.docker, file.as_deref(), &ctx);
-        let argv = fleet
-            .ssh
-            .argv(node, &session_command(&script, &fleet.tag, self.timeout));
-        let stdin = match &tar {
-            Some(tar) => Stdio::from(File::open(&tar.path).map_err(|e| {
-                Failure::new(Stage::Build, format!("cannot read the context tar: {e}"))
-            })?),
-            None => Stdio::null(),
-        };
-        let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]).stdin(stdin);
-        // Ours alone to stop (see Ssh::run_with): a terminal's Ctrl-C would
-        // kill ssh before the node's build is stopped.
-        command.detached_from_the_terminal();
-        let child = spawn(command, &argv[0])?;
-        let pid = child.id() as i32;
-        let stop = move || {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        };
-        let streamed = stream(child, log, self.timeout, &stop);
-        if streamed.cut.is_some() || streamed.status == Some(255) {
-            if let Err(error) = fleet.stop_leftovers(node) {
-                log::warn!("{node}: could not stop the build there: {error}");
-            }
-        }
-        Ok(streamed)
-    }
-}
-
-fn spawn(mut command: Command, program: &str) -> Result<Child, Failure> {
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Failure::new(Stage::Build, format!("cannot run {program}: {e}")))
-}
-
-/// Reads the build's output as it comes: stage marks set the stage, every
-/// other line goes to the log (file, terminal) and the tail; `stop` kills
-/// the build on an interrupt or when `timeout` passes.
-fn stream(mut child: Child, mut log: Option<File>, timeout: Duration, stop: &dyn Fn()) -> Streamed {
-    let (lines, received) = unbounded::<String>();
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|pipe| {
-        let lines = lines.clone();
-        std::thread::spawn(move || read_lines(pipe, &lines))
-    })
-    .collect();
-    drop(lines);
-    let terminal = io::stderr().is_terminal();
-    let deadline = Instant::now() + timeout;
-    let mut streamed = Streamed {
-        status: None,
-        stage: Stage::Build,
-        tail: VecDeque::new(),
-        pushed: Vec::new(),
-        cut: None,
-    };
-    // When ssh keeps connections, its master holds our pipes open past a
-    // cut ssh's end: once it is gone, the rest of the output gets a moment.
-    let mut gone_at: Option<Instant> = None;
-    loop {
-        if streamed.cut.is_some() {
-            match gone_at {
-                None if matches!(child.try_wait(), Ok(Some(_))) => gone_at = Some(Instant::now()),
-                Some(at) if at.elapsed() > CUT_GRACE => break,
-                _ => {}
-            }
-        }
-        match received.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                match decode(&line) {
-                    Mark::Stage(stage) => {
-                        streamed.stage = stage;
-                        continue;
-                    }
-                    Mark::Killed => {
-                        streamed.cut = Some(Stage::Timeout);
-                        continue;
-                    }
-                    _ => {}
-                }
-                if streamed.stage == Stage::Push {
-                    if let Some(digest) = pushed_digest(&line) {
-                        streamed.pushed.push(digest);
-                    }
-                }
-                if let Some(file) = &mut log {
-                    let _ = writeln!(file, "{line}");
-                }
-                if terminal {
-                    eprintln!("{}", crate::framework::output::printable(&line));
-                }
-                if streamed.tail.len() == TAIL_LINES {
-                    streamed.tail.pop_front();
-                }
-                streamed.tail.push_back(line);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if streamed.cut.is_none() && (stop::interrupted() || Instant::now() >= deadline) {
-            streamed.cut = Some(if stop::interrupted() {
-                Stage::Interrupted
-            } else {
-                Stage::Timeout
-            });
-            stop();
-        }
-    }
-    if gone_at.is_none() {
-        for reader in readers {
-            let _ = reader.join();
-        }
-    }
-    streamed.status = child.wait().ok().and_then(|s| s.code());
-    streamed
-}
-
-/// Sends each line of `pipe` (cut at MAX_LINE, invalid UTF-8 replaced).
-fn read_lines(pipe: Box<dyn Read + Send>, lines: &Sender<String>) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim_end_matches(['\n', '\r']).to_owned();
-                if lines.send(text).is_err() {
-                    return;
-                }
-            }
-        }
+        Ok(Fields::new().with("digest", pushed))
     }
 }
 

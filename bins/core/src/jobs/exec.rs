@@ -180,7 +180,11 @@ impl View for Grouped {
         let status = match (record.is_ok(), record.get("exit_code")) {
             (true, _) => "exit 0".to_owned(),
             (false, Some(code)) if !code.is_null() => format!("exit {code}"),
-            (false, _) => format!("{}: {}", text("stage"), text("error")),
+            (false, _) => format!(
+                "{}: {}",
+                record.stage().map_or("?", |s| s.as_str()),
+                record.error().unwrap_or_default()
+            ),
         };
         let mut shown = format!("({status})\n{}", text("stdout"));
         let stderr = text("stderr");

@@ -2,20 +2,21 @@
 //!
 //! Not a fleet `Job` (nor are rmi and build, for their own reasons): it talks to one registry
 //! over HTTP, not to nodes over ssh, and a repository gives any number of
-//! lines (one per tag), in sorted order, so "one record per node" has
-//! nothing to count. It shares the framework's pool (`fanout::in_order`),
-//! stdout writer (`output::write_line`) and exit statuses (`exit::status`).
+//! lines (one per tag), in sorted order. It shares the framework's pool
+//! (`fanout::in_order`) and its one pipeline: the writer (stdout, the state
+//! file, the terminal), and the exit status from what was written. Each tag
+//! is a listing line on stdout; a repository that cannot be read is said on
+//! stderr, and kept as a failed record in the state file.
 
 use crate::domain::config::{self, Config};
-use crate::domain::record::Record;
+use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::reference::{target_image, validate_repository_name};
 use crate::framework::cli::Tool;
-use crate::framework::output::{printable, write_line, Tally};
+use crate::framework::output::{printable, Run, Subject, Writer};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::registry::{Manifest, Registry, RegistryError};
 use argh::{ArgsInfo, FromArgs};
 use serde_json::{json, Value};
-use std::io;
 use std::process::ExitCode;
 
 /// List every image tag in the registry at REGISTRY_PROTOCOL + REGISTRY_URL,
@@ -68,7 +69,7 @@ impl Tool for ListArgs {
 /// with `--details` what the registry says about the image.
 pub fn tag_line(config: &Config, repository: &str, tag: &str) -> Record {
     let image = target_image(&config.save_url, config.save_port, repository, tag);
-    Record::line()
+    Record::listing()
         .with("repository", repository)
         .with("tag", tag)
         .with("image", image)
@@ -138,14 +139,21 @@ fn platform_manifest(
 /// naming the URL; the lines already written stay valid; exit 1 if any.
 pub fn run(config: &Config, repositories: &[String], details: bool, parallel: usize) -> ExitCode {
     let registry = Registry::from_config(config);
-    let mut tally = Tally::default();
+    let writer = Writer::without_stages(Run {
+        action: "list",
+        total: None,
+        view: None,
+        subject: REPOSITORIES,
+        // Its lines come as fast as the registry answers.
+        progress: false,
+        failures_on_stdout: false,
+    });
     let mut repositories = if repositories.is_empty() {
         match registry.catalog() {
             Ok(all) => all,
             Err(e) => {
-                eprintln!("baleine-list: {}", printable(&e.to_string()));
-                tally.failed += 1;
-                return exit::status(&tally);
+                let _ = writer.records.send(unreadable(None, e.to_string()));
+                return exit::status(&writer.finish());
             }
         }
     } else {
@@ -153,23 +161,38 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
     };
     repositories.sort();
     repositories.dedup();
-    let mut stdout = io::stdout().lock();
     let work = |repository: &String| list_repository(&registry, config, repository, details);
+    // Results come in the order of `repositories`.
+    let mut next = repositories.iter();
     fanout::in_order(parallel, &repositories, &work, |result| {
-        let error = match result {
-            Ok(Ok(lines)) => {
-                return lines
-                    .iter()
-                    .all(|line| write_line(&mut stdout, &line.to_json_line()))
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(panicked) => panicked.error,
+        let repository = next.next().map(String::as_str);
+        let records = match result {
+            Ok(Ok(lines)) => lines,
+            Ok(Err(e)) => vec![unreadable(repository, e.to_string())],
+            Err(panicked) => vec![unreadable(repository, panicked.error)],
         };
-        tally.failed += 1;
-        eprintln!("baleine-list: {}", printable(&error));
-        true
+        records
+            .into_iter()
+            .all(|record| writer.records.send(record).is_ok())
+            && !crate::domain::stop::stdout_closed()
     });
-    exit::status(&tally)
+    exit::status(&writer.finish())
+}
+
+/// The failed records of a listing name the repository (null: the catalog).
+const REPOSITORIES: Subject = Subject {
+    noun: "repository",
+    field: Some("repository"),
+    retry: None,
+};
+
+/// The failed record of a repository (or the catalog) that could not be
+/// read: said on stderr, where a listing's reader looks for errors, and
+/// kept in the state file (stdout has only the tags).
+fn unreadable(repository: Option<&str>, error: String) -> Record {
+    eprintln!("baleine-list: {}", printable(&error));
+    Record::failure(None, "list", &Failure::new(Stage::Inspect, error))
+        .with("repository", repository)
 }
 
 fn list_repository(

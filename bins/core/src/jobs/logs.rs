@@ -252,7 +252,11 @@ impl View for Prefixed {
             return Some(format!("{node} | {}", text("line")));
         }
         if !record.is_ok() {
-            return Some(format!("{node}: {}: {}", text("stage"), text("error")));
+            let stage = record.stage().map_or("?", |s| s.as_str());
+            return Some(format!(
+                "{node}: {stage}: {}",
+                record.error().unwrap_or_default()
+            ));
         }
         let lines: Vec<String> = [text("stdout"), text("stderr")]
             .iter()

@@ -236,9 +236,13 @@ impl View for PsTable {
                 }
             )
         } else {
-            let error = text("error");
-            let first = error.lines().next().unwrap_or_default();
-            format!("{node:<8} {:<12} {first}", format!("! {}", text("stage")))
+            let first = record.error().and_then(|e| e.lines().next());
+            let stage = record.stage().map_or("?", |s| s.as_str());
+            format!(
+                "{node:<8} {:<12} {}",
+                format!("! {stage}"),
+                first.unwrap_or_default()
+            )
         };
         let header = (!self.header_shown).then(|| {
             self.header_shown = true;

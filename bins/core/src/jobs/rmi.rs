@@ -6,11 +6,11 @@
 //! broken. The space comes back when the registry's garbage collection runs.
 
 use crate::domain::config::{self, Config};
-use crate::domain::record::{Failure, Record, Stage};
+use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
 use crate::domain::stop;
 use crate::framework::cli::Tool;
-use crate::framework::output::write_line;
+use crate::framework::output::{Run, Subject, Writer};
 use crate::framework::{confirm, exit, UsageError};
 use crate::remote::registry::Registry;
 use argh::{ArgsInfo, FromArgs};
@@ -115,24 +115,34 @@ impl Tool for RmiArgs {
         } else {
             self::plan(&admin, &targets)
         };
-        let mut failed = false;
-        let mut stdout = std::io::stdout().lock();
+        let writer = Writer::without_stages(Run {
+            action: "rmi",
+            total: Some(plan.len()),
+            view: None,
+            subject: TAGS,
+            progress: true,
+            failures_on_stdout: true,
+        });
         for planned in &plan {
-            let record = planned.delete(&admin, &config, self.dry_run);
-            failed |= !record.is_ok();
-            if !write_line(&mut stdout, &record.to_json_line()) {
+            // Our reader is gone (`| head -1`): delete nothing more.
+            if stop::stdout_closed() {
                 break;
             }
+            let _ = writer
+                .records
+                .send(planned.delete(&admin, &config, self.dry_run));
         }
-        Ok(ExitCode::from(if stop::interrupted() {
-            exit::INTERRUPTED
-        } else if failed {
-            exit::SOME_NODE_FAILED
-        } else {
-            exit::OK
-        }))
+        Ok(exit::status(&writer.finish()))
     }
 }
+
+/// A record per tag: the summary names each by its image, and the failed
+/// records themselves, piped back, retry them.
+const TAGS: Subject = Subject {
+    noun: "tag",
+    field: Some("image"),
+    retry: Some("jq -c 'select(.ok | not)'"),
+};
 
 /// `NAME:TAG`, or the image as nodes name it (`SAVE_URL[:SAVE_PORT]/NAME:TAG`).
 fn parse_target(word: &str, config: &Config) -> Result<RepoName, String> {
@@ -290,35 +300,29 @@ impl Planned {
             &self.target.name,
             &self.target.tag,
         );
-        let base = Record::new(None, "rmi", false)
+        let base = Fields::new()
             .with("image", image)
             .with("repository", self.target.name.as_str())
             .with("tag", self.target.tag.as_str())
             .with("digest", self.digest.clone());
-        let failure = match (&self.failure, &self.digest) {
-            (Some(failure), _) => Some(failure.clone()),
-            _ if stop::interrupted() => Some(Failure::not_started()),
-            _ if dry_run => {
-                return base
-                    .with("ok", true)
-                    .with("dry_run", true)
-                    .with("along", self.along.clone())
-            }
+        let deleted = Fields::new()
+            .with("deleted", true)
+            .with("along", self.along.clone());
+        let result = match (&self.failure, &self.digest) {
+            (Some(failure), _) => Err(failure.clone()),
+            _ if stop::interrupted() => Err(Failure::not_started()),
+            _ if dry_run => Ok(Fields::new()
+                .with("dry_run", true)
+                .with("along", self.along.clone())),
             (None, Some(digest)) => match admin.delete_manifest(&self.target.name, digest) {
                 // Deleted already along with another tag of the same image.
-                Err(e) if e.not_found && !self.along.is_empty() => None,
-                Err(e) => Some(Failure::new(Stage::Delete, e.to_string())),
-                Ok(()) => None,
+                Err(e) if e.not_found && !self.along.is_empty() => Ok(deleted),
+                Err(e) => Err(Failure::new(Stage::Delete, e.to_string())),
+                Ok(()) => Ok(deleted),
             },
-            (None, None) => Some(Failure::new(Stage::Internal, "no digest")),
+            (None, None) => Err(Failure::new(Stage::Internal, "no digest")),
         };
-        match failure {
-            Some(failure) => base.failed_with(&failure),
-            None => base
-                .with("ok", true)
-                .with("deleted", true)
-                .with("along", self.along.clone()),
-        }
+        Record::of(None, "rmi", result).after(base)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// The ssh client command line, built once from the configuration.
 #[derive(Debug, Clone)]
 pub struct Ssh {
+    /// The client and its options; empty for [`Ssh::here`].
     base: Vec<String>,
     /// Where connections kept for reuse live, and for how long.
     reuse: Option<Reuse>,
@@ -48,10 +49,23 @@ impl Ssh {
         Ssh { base, reuse }
     }
 
+    /// The gateway itself as the "node": a session's command runs in a
+    /// local `sh -c`, with the same timer, marks and cleanup as on a node
+    /// (baleine-build with the gateway's docker).
+    pub fn here() -> Ssh {
+        Ssh {
+            base: Vec::new(),
+            reuse: None,
+        }
+    }
+
     /// The full argv running `remote_command` on `node`. `--` ends ssh's
     /// options, a second guard (after name validation) against a node name
     /// ever being read as an option.
     pub fn argv(&self, node: &str, remote_command: &str) -> Vec<String> {
+        if self.base.is_empty() {
+            return vec!["sh".into(), "-c".into(), remote_command.into()];
+        }
         let mut argv = self.base.clone();
         if let Some(reuse) = &self.reuse {
             // Use a kept connection if there is one, never become one: a
@@ -203,6 +217,15 @@ mod tests {
                 persist: Duration::from_secs(60),
             }),
         }
+    }
+
+    #[test]
+    fn here_the_command_runs_in_a_local_shell() {
+        assert_eq!(
+            Ssh::here().argv("gateway", "echo hi"),
+            ["sh", "-c", "echo hi"]
+        );
+        assert!(Ssh::here().master_argv("gateway").is_none());
     }
 
     #[test]

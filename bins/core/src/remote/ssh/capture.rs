@@ -52,6 +52,10 @@ pub struct SessionIo {
     pub stages: Option<StageEvents>,
     /// Where the script's early lines (after `EARLY_MARK`) go as they come.
     pub early: Option<LineFeed>,
+    /// Where every other line of the script's output goes as it comes (a
+    /// build's log), marks left out; its stderr is still kept for the
+    /// error, its stdout is not kept.
+    pub lines: Option<LineFeed>,
     /// Cut when our reader goes away: the session streams to it without
     /// an end of its own (baleine-logs --follow).
     pub ends_with_reader: bool,
@@ -133,7 +137,13 @@ fn script_stderr(
                         at_line_start = true;
                         continue;
                     }
-                    _ => {}
+                    Some(Mark::Killed | Mark::Restage(_) | Mark::Output) => {}
+                    _ => {
+                        if let Some(feed) = &io.lines {
+                            let piece = line.strip_suffix(b"\n").unwrap_or(&line);
+                            (feed.0)(&String::from_utf8_lossy(piece));
+                        }
+                    }
                 }
                 at_line_start = line.ends_with(b"\n");
                 let room = (SCRIPT_OUTPUT_LIMIT + 1).saturating_sub(script.len());
@@ -321,7 +331,11 @@ pub fn capture(
                 Some(pipe) => script_stderr(&mut BufReader::new(pipe), None, io).0,
                 None => String::new(),
             });
-            let captured = keep(stdout, &Sink::Memory(SCRIPT_OUTPUT_LIMIT + 1));
+            let sink = match &io.lines {
+                Some(feed) => Sink::Lines(feed.clone()),
+                None => Sink::Memory(SCRIPT_OUTPUT_LIMIT + 1),
+            };
+            let captured = keep(stdout, &sink);
             let stdout = match captured.truncated {
                 true => script_text(captured.text.as_bytes()),
                 false => captured.text,
