@@ -472,17 +472,18 @@ pub fn config_page() -> String {
          an unknown key is a warning. The files of baleine 0.8 are read as they are.\n\
          .SH KEYS\n",
         crate::framework::cli::VERSION,
-        crate::domain::config::PLAIN_ENV_KEYS.join(", ")
+        crate::domain::config::plain_env_keys().join(", ")
     );
-    for (key, default, description) in crate::domain::config::documented_keys() {
-        let default = if default.is_empty() {
+    for key in crate::domain::config::KEYS {
+        let default = if key.default.is_empty() {
             "empty".to_owned()
         } else {
-            format!("\\fB{}\\fR", roff(default))
+            format!("\\fB{}\\fR", roff(key.default))
         };
         page += &format!(
-            ".TP\n.B {key}\n{} Default: {default}.\n",
-            roff(&sentence(description))
+            ".TP\n.B {}\n{} Default: {default}.\n",
+            key.name,
+            roff(&sentence(key.description))
         );
     }
     page += ".SH EXAMPLE\n.EX\nREGISTRY_URL = \"faraday.repo\"\nSAVE_URL = \"faraday.repo\"\nREGISTRY_PROTOCOL = \"http://\"\n\

@@ -17,95 +17,340 @@ pub const CONFIG_ENV_VAR: &str = "BALEINE_CONFIG";
 /// `BALEINE_PARALLEL=8` overrides `PARALLEL` from the files.
 pub const ENV_PREFIX: &str = "BALEINE_";
 
-/// The keys of baleine 0.8, which also read a plain environment variable of
-/// their name (`REGISTRY_URL=... baleine list`), as 0.8's dotenv did. Only
-/// these: names like SSH, DOCKER or PARALLEL are other programs' variables
-/// (GNU parallel reads $PARALLEL) and would silently redirect a deploy.
-pub const PLAIN_ENV_KEYS: &[&str] = &[
-    "REGISTRY_URL",
-    "SAVE_URL",
-    "REGISTRY_PROTOCOL",
-    "DEFAULT_BOOTSTRAP_IMAGE",
-    "SAVE_PORT",
-    "DNS_ADDR",
+/// One configuration key, all of it in one place: its name, its default,
+/// what it is for (baleine.conf(5) is generated from this), whether baleine
+/// 0.8 read it from a plain environment variable too, and how its value
+/// enters the [`Config`]. Adding a key is adding a row to [`KEYS`].
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+    /// One of 0.8's keys, which also read a plain environment variable of
+    /// their name (`REGISTRY_URL=... baleine list`), as 0.8's dotenv did.
+    /// Only these: names like SSH, DOCKER or PARALLEL are other programs'
+    /// variables (GNU parallel reads $PARALLEL) and would silently
+    /// redirect a deploy.
+    pub plain_env: bool,
+    /// Puts the value into the configuration; an invalid value is the
+    /// problem, blamed on where the value came from. A key whose meaning
+    /// depends on others reads their raw values in `settings`, or what an
+    /// earlier row put in the configuration.
+    apply: fn(&mut Config, &str, &Settings) -> Result<(), String>,
+}
+
+/// Every key, in the order baleine.conf(5) lists them and they are
+/// applied. BALEINE_<KEY> overrides the files (and, for 0.8's keys, so does
+/// the plain <KEY>).
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "REGISTRY_URL",
+        // Where the gateway's repo listens (bins/gateway: the testbed-side
+        // name only, not every address), as the nodes also reach it. 0.8
+        // said "faraday", which only worked while the registry listened
+        // everywhere.
+        default: "faraday.repo",
+        description: "host[:port] of the registry that baleine-list reads and baleine-save checks, as the gateway reaches it",
+        plain_env: true,
+        apply: |config, url, settings| {
+            config.registry_url = registry_url(url, settings)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SAVE_URL",
+        default: "faraday.repo",
+        description: "host of the same registry as the nodes reach it; saved images are named SAVE_URL[:SAVE_PORT]/NAME:TAG",
+        plain_env: true,
+        apply: |config, value, _| {
+            config.save_url = value.to_owned();
+            Ok(())
+        },
+    },
+    Key {
+        name: "REGISTRY_PROTOCOL",
+        default: "http://",
+        description: "http:// or https://, for REGISTRY_URL",
+        plain_env: true,
+        apply: |config, protocol, settings| {
+            config.registry_protocol = match settings.scheme_of_registry_url() {
+                Some(scheme) => format!("{scheme}://"),
+                None => match protocol {
+                    "http://" | "https://" => protocol.to_owned(),
+                    "http" | "https" => format!("{protocol}://"),
+                    other => return Err(format!("{other:?}: http:// or https://")),
+                },
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "REGISTRY_ADMIN_URL",
+        default: "127.0.0.1:5001",
+        description: "host:port of the repo registry's second instance, over the same storage with deletes enabled, listening on the gateway's loopback only (bins/gateway): the one baleine-rmi deletes through, over http",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.registry_admin_url = value.to_owned();
+            Ok(())
+        },
+    },
+    Key {
+        name: "DEFAULT_BOOTSTRAP_IMAGE",
+        default: "baleine",
+        description: "the rhubarbe image (an ndz name or path, not a Docker image) loaded by baleine-deploy --bootstrap default",
+        plain_env: true,
+        apply: |config, value, _| {
+            config.default_bootstrap_image = rhubarbe_image(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SAVE_PORT",
+        default: "",
+        description: "port of SAVE_URL; the protocol's default port (80 for http, 443 for https, as 0.8's example config sets) is left out of image names, so saved names do not change with the upgrade",
+        plain_env: true,
+        apply: |config, value, settings| {
+            let port = unless_empty(|port| {
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|&port| port > 0)
+                    .ok_or_else(|| "not a port number (1-65535)".to_owned())
+            })(value)?;
+            config.save_port = port.filter(|&port| !settings.is_default_port(port));
+            Ok(())
+        },
+    },
+    Key {
+        name: "DNS_ADDR",
+        default: "",
+        description: "when set, the containers' DNS server (adds --dns ADDR to the run options); when empty, the containers use the node's resolvers (0.8 used a built-in 192.168.3.100)",
+        plain_env: true,
+        apply: |config, value, _| {
+            config.dns_addr =
+                unless_empty(|address| address.parse().map_err(|_| "not an IP address".to_owned()))(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SSH",
+        default: "ssh",
+        description: "the ssh client command line, split like a shell would, e.g. ssh -F /etc/baleine/ssh_config",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.ssh = command(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SSH_USER",
+        default: "root",
+        description: "the user baleine logs in as on the nodes (empty: ssh's own choice)",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.ssh_user = unless_empty(plain_name)(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "CONTAINER_NAME",
+        default: "container",
+        description: "the one container baleine manages on each node; nothing else is ever touched",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.container_name = plain_name(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "DOCKER",
+        default: "docker",
+        description: "the docker command on the nodes",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.docker = command(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "GATEWAY_DOCKER",
+        default: "docker",
+        description: "the docker command on the gateway, which baleine-build builds and pushes with (unless --on NODE)",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.gateway_docker = command(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "RUN_OPTIONS",
+        default: "-v /home/container/container_fs:/var -v /lib/modules:/lib/modules \
+                  -v /var/run/dbus:/var/run/dbus -v /sys/fs/cgroup:/sys/fs/cgroup \
+                  --network=host --privileged --cap-add=ALL",
+        description: "docker run options of every deploy, before --options (R2Lab's defaults)",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.configured_run_options = words(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "NODE_PREFIX",
+        default: "fit",
+        description: "how node numbers become names: 3 becomes PREFIX03",
+        plain_env: false,
+        apply: |config, prefix, _| {
+            if !prefix.is_empty() {
+                nodes::validate_node_name(prefix).map_err(|error| error.to_string())?;
+            }
+            config.node_naming = NodeNaming {
+                prefix: prefix.to_owned(),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "ALL_SCOPE",
+        default: "1-37",
+        description: "the nodes of -a/--all, as node specs",
+        plain_env: false,
+        // After NODE_PREFIX, whose naming it expands with.
+        apply: |config, specs, _| {
+            config.all_nodes = nodes::expand_specs(specs.split_whitespace(), &config.node_naming)
+                .map_err(|error| error.to_string())?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "PARALLEL",
+        default: "64",
+        description: "how many nodes a tool works on at once",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.parallel = positive_integer(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SAVE_PARALLEL",
+        default: "8",
+        description: "how many nodes baleine-save commits and pushes at once: the registry takes many simultaneous pushes of the same layers badly",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.save_parallel = positive_integer(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SAVE_NAMESPACE",
+        default: "",
+        description: "a prefix for the names baleine-save saves under (%u: the user's login name), so that users of a shared gateway never collide; empty (0.8's behaviour): none",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.save_namespace = unless_empty(text)(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "RHUBARBE",
+        default: "rhubarbe",
+        description: "the rhubarbe command, for --bootstrap",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.rhubarbe = command(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SSH_CONNECT_TIMEOUT",
+        default: "10",
+        description: "seconds ssh waits for a node to answer",
+        plain_env: false,
+        apply: |config, seconds, _| {
+            config.ssh_connect_timeout = positive_integer(seconds).map(Duration::from_secs)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "SSH_CONTROL_PERSIST",
+        default: "60",
+        description: "seconds an idle ssh connection to a node is kept for the next tool of a pipeline or the next run (OpenSSH ControlPersist, in a private directory); 0 opens a new connection every time",
+        plain_env: false,
+        apply: |config, seconds, _| {
+            config.ssh_control_persist = seconds
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| "not a number of seconds".to_owned())?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "REGISTRY_USER",
+        default: "",
+        description: "user for a registry that requires one (else docker login's credentials are used)",
+        plain_env: false,
+        apply: |config, value, _| {
+            config.registry_user = unless_empty(text)(value)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "REGISTRY_PASSWORD",
+        default: "",
+        description: "password of REGISTRY_USER; in a file others can read it draws a warning: prefer REGISTRY_PASSWORD_FILE or docker login",
+        plain_env: false,
+        // REGISTRY_PASSWORD_FILE, when set, wins (its row comes after).
+        apply: |config, value, settings| {
+            if settings.value("REGISTRY_PASSWORD_FILE").is_empty() {
+                settings.warn_if_readable_by_others("REGISTRY_PASSWORD");
+                config.registry_password = unless_empty(text)(value)?;
+            }
+            Ok(())
+        },
+    },
+    Key {
+        name: "REGISTRY_PASSWORD_FILE",
+        default: "",
+        description: "a file holding the password of REGISTRY_USER (its first line), readable by its owner only, as ssh wants of a key; refused otherwise",
+        plain_env: false,
+        apply: |config, path, _| {
+            if !path.is_empty() {
+                config.registry_password = Some(password_file(path)?);
+            }
+            Ok(())
+        },
+    },
 ];
 
-/// Every key a file may set, with its default. Environment variables named
-/// BALEINE_<KEY> override the files (and, for 0.8's keys, the plain <KEY>).
-const KEYS: &[(&str, &str)] = &[
-    // Where the gateway's repo listens (bins/gateway: the testbed-side
-    // name only, not every address), as the nodes also reach it. 0.8 said
-    // "faraday", which only worked while the registry listened everywhere.
-    ("REGISTRY_URL", "faraday.repo"),
-    ("SAVE_URL", "faraday.repo"),
-    ("REGISTRY_PROTOCOL", "http://"),
-    ("REGISTRY_ADMIN_URL", "127.0.0.1:5001"),
-    ("DEFAULT_BOOTSTRAP_IMAGE", "baleine"),
-    ("SAVE_PORT", ""),
-    ("DNS_ADDR", ""),
-    ("SSH", "ssh"),
-    ("SSH_USER", "root"),
-    ("CONTAINER_NAME", "container"),
-    ("DOCKER", "docker"),
-    ("GATEWAY_DOCKER", "docker"),
-    (
-        "RUN_OPTIONS",
-        "-v /home/container/container_fs:/var -v /lib/modules:/lib/modules \
-         -v /var/run/dbus:/var/run/dbus -v /sys/fs/cgroup:/sys/fs/cgroup \
-         --network=host --privileged --cap-add=ALL",
-    ),
-    ("NODE_PREFIX", "fit"),
-    ("ALL_SCOPE", "1-37"),
-    ("PARALLEL", "64"),
-    ("SAVE_PARALLEL", "8"),
-    ("SAVE_NAMESPACE", ""),
-    ("RHUBARBE", "rhubarbe"),
-    ("SSH_CONNECT_TIMEOUT", "10"),
-    ("SSH_CONTROL_PERSIST", "60"),
-    ("REGISTRY_USER", ""),
-    ("REGISTRY_PASSWORD", ""),
-    ("REGISTRY_PASSWORD_FILE", ""),
-];
-
-/// What each key is for, in baleine.conf(5).
-const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("REGISTRY_URL", "host[:port] of the registry that baleine-list reads and baleine-save checks, as the gateway reaches it"),
-    ("SAVE_URL", "host of the same registry as the nodes reach it; saved images are named SAVE_URL[:SAVE_PORT]/NAME:TAG"),
-    ("REGISTRY_PROTOCOL", "http:// or https://, for REGISTRY_URL"),
-    ("REGISTRY_ADMIN_URL", "host:port of the repo registry's second instance, over the same storage with deletes enabled, listening on the gateway's loopback only (bins/gateway): the one baleine-rmi deletes through, over http"),
-    ("DEFAULT_BOOTSTRAP_IMAGE", "the rhubarbe image (an ndz name or path, not a Docker image) loaded by baleine-deploy --bootstrap default"),
-    ("SAVE_PORT", "port of SAVE_URL; the protocol's default port (80 for http, 443 for https, as 0.8's example config sets) is left out of image names, so saved names do not change with the upgrade"),
-    ("DNS_ADDR", "when set, the containers' DNS server (adds --dns ADDR to the run options); when empty, the containers use the node's resolvers (0.8 used a built-in 192.168.3.100)"),
-    ("SSH", "the ssh client command line, split like a shell would, e.g. ssh -F /etc/baleine/ssh_config"),
-    ("SSH_USER", "the user baleine logs in as on the nodes (empty: ssh's own choice)"),
-    ("SSH_CONNECT_TIMEOUT", "seconds ssh waits for a node to answer"),
-    ("SSH_CONTROL_PERSIST", "seconds an idle ssh connection to a node is kept for the next tool of a pipeline or the next run (OpenSSH ControlPersist, in a private directory); 0 opens a new connection every time"),
-    ("CONTAINER_NAME", "the one container baleine manages on each node; nothing else is ever touched"),
-    ("DOCKER", "the docker command on the nodes"),
-    ("GATEWAY_DOCKER", "the docker command on the gateway, which baleine-build builds and pushes with (unless --on NODE)"),
-    ("RUN_OPTIONS", "docker run options of every deploy, before --options (R2Lab's defaults)"),
-    ("NODE_PREFIX", "how node numbers become names: 3 becomes PREFIX03"),
-    ("ALL_SCOPE", "the nodes of -a/--all, as node specs"),
-    ("PARALLEL", "how many nodes a tool works on at once"),
-    ("SAVE_NAMESPACE", "a prefix for the names baleine-save saves under (%u: the user's login name), so that users of a shared gateway never collide; empty (0.8's behaviour): none"),
-    ("SAVE_PARALLEL", "how many nodes baleine-save commits and pushes at once: the registry takes many simultaneous pushes of the same layers badly"),
-    ("RHUBARBE", "the rhubarbe command, for --bootstrap"),
-    ("REGISTRY_USER", "user for a registry that requires one (else docker login's credentials are used)"),
-    ("REGISTRY_PASSWORD", "password of REGISTRY_USER; in a file others can read it draws a warning: prefer REGISTRY_PASSWORD_FILE or docker login"),
-    ("REGISTRY_PASSWORD_FILE", "a file holding the password of REGISTRY_USER (its first line), readable by its owner only, as ssh wants of a key; refused otherwise"),
-];
-
-/// Every key with its default and what it is for, in a stable order.
-pub fn documented_keys() -> Vec<(&'static str, &'static str, &'static str)> {
+/// The keys of baleine 0.8 (see [`Key::plain_env`]).
+pub fn plain_env_keys() -> Vec<&'static str> {
     KEYS.iter()
-        .map(|&(key, default)| {
-            let description = DESCRIPTIONS
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or("", |(_, d)| d);
-            (key, default, description)
-        })
+        .filter(|key| key.plain_env)
+        .map(|key| key.name)
         .collect()
+}
+
+/// REGISTRY_URL's value: `host[:port]`. "http://faraday:5000" means what it
+/// says: the scheme goes to REGISTRY_PROTOCOL's place, unless that says
+/// otherwise.
+fn registry_url(url: &str, settings: &Settings) -> Result<String, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(url.to_owned());
+    };
+    let protocol = format!("{scheme}://");
+    // "https" and "https://" are the same choice.
+    let configured = settings
+        .0
+        .get("REGISTRY_PROTOCOL")
+        .map(|(v, o)| (format!("{}://", v.trim_end_matches("://")), o));
+    match configured.as_ref().map(|(v, o)| (v.as_str(), *o)) {
+        Some((p, _)) if p == protocol => Ok(rest.trim_end_matches('/').to_owned()),
+        Some((_, Origin::Default)) if scheme == "http" || scheme == "https" => {
+            Ok(rest.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "{url:?} names its scheme, which REGISTRY_PROTOCOL contradicts: \
+             give host[:port] only, or make them agree"
+        )),
+    }
 }
 
 /// Where a setting's value came from, so later errors can point at it.
@@ -199,7 +444,7 @@ impl std::error::Error for ConfigError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// `host[:port]` whose catalog lists the available images.
     pub registry_url: String,
@@ -306,13 +551,16 @@ pub fn load_from(
         };
         settings.read(&source.path, &text)?;
     }
-    // BALEINE_-prefixed, and plain for 0.8's keys only (see PLAIN_ENV_KEYS);
+    // BALEINE_-prefixed, and plain for 0.8's keys only (see Key::plain_env);
     // the BALEINE_ form wins over the plain one.
-    for &(key, _) in KEYS {
-        let plain = PLAIN_ENV_KEYS.contains(&key).then(|| key.to_owned());
-        for var in plain.into_iter().chain([format!("{ENV_PREFIX}{key}")]) {
+    for key in KEYS {
+        let plain = key.plain_env.then(|| key.name.to_owned());
+        for var in plain
+            .into_iter()
+            .chain([format!("{ENV_PREFIX}{}", key.name)])
+        {
             if let Some(value) = env(&var) {
-                settings.0.insert(key, (value, Origin::Env(var)));
+                settings.0.insert(key.name, (value, Origin::Env(var)));
             }
         }
     }
@@ -334,7 +582,7 @@ impl Settings {
     fn defaults() -> Settings {
         Settings(
             KEYS.iter()
-                .map(|&(key, default)| (key, (default.to_owned(), Origin::Default)))
+                .map(|key| (key.name, (key.default.to_owned(), Origin::Default)))
                 .collect(),
         )
     }
@@ -351,132 +599,42 @@ impl Settings {
         Ok(())
     }
 
-    /// Converts one value, blaming its origin when it is invalid. Every known
-    /// key has a value (its default at least); a misspelt one reads as empty.
-    fn get<T>(
-        &self,
-        key: &'static str,
-        convert: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
-        let (value, origin) = self
-            .0
-            .get(key)
-            .map_or(("", &Origin::Default), |(value, origin)| (value, origin));
-        convert(value).map_err(|problem| ConfigError::Invalid {
-            key,
-            origin: origin.clone(),
-            problem,
-        })
+    /// The raw value of `key`: every known key has one (its default at
+    /// least); a misspelt one reads as empty.
+    fn value(&self, key: &str) -> &str {
+        self.0.get(key).map_or("", |(value, _)| value.as_str())
     }
 
+    /// `http` or `https`, when REGISTRY_URL names its scheme.
+    fn scheme_of_registry_url(&self) -> Option<&str> {
+        match self.value("REGISTRY_URL").split_once("://") {
+            Some((scheme @ ("http" | "https"), _)) => Some(scheme),
+            _ => None,
+        }
+    }
+
+    /// The configuration: every key's value applied, row by row of [`KEYS`].
     fn into_config(self) -> Result<Config, ConfigError> {
-        let node_naming = self.get("NODE_PREFIX", |prefix| {
-            if !prefix.is_empty() {
-                nodes::validate_node_name(prefix).map_err(|error| error.to_string())?;
-            }
-            Ok(NodeNaming {
-                prefix: prefix.to_owned(),
-            })
-        })?;
-        Ok(Config {
-            registry_url: self.get("REGISTRY_URL", |url| {
-                // "http://faraday:5000" means what it says: the scheme goes
-                // to REGISTRY_PROTOCOL's place, unless that says otherwise.
-                match url.split_once("://") {
-                    None => Ok(url.to_owned()),
-                    Some((scheme, rest)) => {
-                        let protocol = format!("{scheme}://");
-                        // "https" and "https://" are the same choice.
-                        let configured = self
-                            .0
-                            .get("REGISTRY_PROTOCOL")
-                            .map(|(v, o)| (format!("{}://", v.trim_end_matches("://")), o));
-                        let configured = configured.as_ref().map(|(v, o)| (v.as_str(), *o));
-                        match configured {
-                            Some((p, _)) if p == protocol => {
-                                Ok(rest.trim_end_matches('/').to_owned())
-                            }
-                            Some((_, Origin::Default)) if scheme == "http" || scheme == "https" => {
-                                Ok(rest.trim_end_matches('/').to_owned())
-                            }
-                            _ => Err(format!(
-                                "{url:?} names its scheme, which REGISTRY_PROTOCOL contradicts: \
-                                 give host[:port] only, or make them agree"
-                            )),
-                        }
-                    }
-                }
-            })?,
-            save_url: self.get("SAVE_URL", text)?,
-            registry_admin_url: self.get("REGISTRY_ADMIN_URL", text)?,
-            registry_protocol: match self
+        let mut config = Config::default();
+        for key in KEYS {
+            let (value, origin) = self
                 .0
-                .get("REGISTRY_URL")
-                .and_then(|(url, _)| url.split_once("://"))
-            {
-                Some((scheme, _)) if scheme == "http" || scheme == "https" => {
-                    format!("{scheme}://")
-                }
-                _ => self.get("REGISTRY_PROTOCOL", |protocol| match protocol {
-                    "http://" | "https://" => Ok(protocol.to_owned()),
-                    "http" | "https" => Ok(format!("{protocol}://")),
-                    other => Err(format!("{other:?}: http:// or https://")),
-                })?,
-            },
-            default_bootstrap_image: self.get("DEFAULT_BOOTSTRAP_IMAGE", rhubarbe_image)?,
-            save_port: self
-                .get(
-                    "SAVE_PORT",
-                    unless_empty(|port| {
-                        port.parse::<u16>()
-                            .ok()
-                            .filter(|&port| port > 0)
-                            .ok_or_else(|| "not a port number (1-65535)".to_owned())
-                    }),
-                )?
-                .filter(|&port| !self.is_default_port(port)),
-            dns_addr: self.get(
-                "DNS_ADDR",
-                unless_empty(|address| address.parse().map_err(|_| "not an IP address".to_owned())),
-            )?,
-            ssh: self.get("SSH", command)?,
-            ssh_user: self.get("SSH_USER", unless_empty(plain_name))?,
-            container_name: self.get("CONTAINER_NAME", plain_name)?,
-            docker: self.get("DOCKER", command)?,
-            gateway_docker: self.get("GATEWAY_DOCKER", command)?,
-            configured_run_options: self.get("RUN_OPTIONS", words)?,
-            all_nodes: self.get("ALL_SCOPE", |specs| {
-                nodes::expand_specs(specs.split_whitespace(), &node_naming)
-                    .map_err(|error| error.to_string())
-            })?,
-            node_naming,
-            parallel: self.get("PARALLEL", positive_integer)?,
-            save_parallel: self.get("SAVE_PARALLEL", positive_integer)?,
-            save_namespace: self.get("SAVE_NAMESPACE", unless_empty(text))?,
-            rhubarbe: self.get("RHUBARBE", command)?,
-            ssh_connect_timeout: self.get("SSH_CONNECT_TIMEOUT", |seconds| {
-                positive_integer(seconds).map(Duration::from_secs)
-            })?,
-            ssh_control_persist: self.get("SSH_CONTROL_PERSIST", |seconds| {
-                seconds
-                    .parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| "not a number of seconds".to_owned())
-            })?,
-            registry_user: self.get("REGISTRY_USER", unless_empty(text))?,
-            registry_password: match self.get("REGISTRY_PASSWORD_FILE", unless_empty(text))? {
-                Some(path) => Some(self.get("REGISTRY_PASSWORD_FILE", |_| password_file(&path))?),
-                None => {
-                    self.warn_if_readable_by_others("REGISTRY_PASSWORD");
-                    self.get("REGISTRY_PASSWORD", unless_empty(text))?
-                }
-            },
-            origins: self
-                .0
-                .into_iter()
-                .map(|(key, (_, origin))| (key, origin))
-                .collect(),
-        })
+                .get(key.name)
+                .map_or(("", &Origin::Default), |(value, origin)| {
+                    (value.as_str(), origin)
+                });
+            (key.apply)(&mut config, value, &self).map_err(|problem| ConfigError::Invalid {
+                key: key.name,
+                origin: origin.clone(),
+                problem,
+            })?;
+        }
+        config.origins = self
+            .0
+            .into_iter()
+            .map(|(key, (_, origin))| (key, origin))
+            .collect();
+        Ok(config)
     }
 }
 
@@ -618,8 +776,8 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<(&'static str, String, usiz
             problem,
         })?;
         let Some((key, value)) = parsed else { continue };
-        match KEYS.iter().find(|(known, _)| *known == key) {
-            Some(&(known, _)) => settings.push((known, value, line_number)),
+        match KEYS.iter().find(|known| known.name == key) {
+            Some(known) => settings.push((known.name, value, line_number)),
             None => log::warn!(
                 "{}:{line_number}: unknown key {key:?} (ignored)",
                 path.display()
@@ -1059,12 +1217,26 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
 
     #[test]
     fn every_key_is_documented() {
-        for (key, _, description) in documented_keys() {
+        for key in KEYS {
             assert!(
-                !description.is_empty(),
-                "{key} has no description for baleine.conf(5)"
+                !key.description.is_empty(),
+                "{} has no description for baleine.conf(5)",
+                key.name
             );
         }
+        let names: std::collections::BTreeSet<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names.len(), KEYS.len(), "a key has one row");
+        assert_eq!(
+            plain_env_keys(),
+            [
+                "REGISTRY_URL",
+                "SAVE_URL",
+                "REGISTRY_PROTOCOL",
+                "DEFAULT_BOOTSTRAP_IMAGE",
+                "SAVE_PORT",
+                "DNS_ADDR"
+            ]
+        );
     }
 
     #[test]

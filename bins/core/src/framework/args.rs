@@ -2,8 +2,8 @@
 //!
 //! Doc comments in argument structs are user-facing text: argh prints them
 //! for `--help`, and `docs` turns the same definitions into man pages and
-//! completions. A tool's default timeout is written once, in its `--timeout`
-//! help text, and read back from there by [`FleetOptions`].
+//! completions. A tool's default timeout is a constant its `--timeout` help
+//! quotes (a unit test in `jobs` checks each one).
 
 use std::time::Duration;
 
@@ -15,37 +15,8 @@ pub struct FleetOptions {
     pub parallel: Option<usize>,
     pub timeout: Option<u64>,
     pub dry_run: bool,
-    /// The tool's default timeout, from its `--timeout` help text.
+    /// The tool's default timeout (its `DEFAULT_TIMEOUT`).
     pub default_timeout: Duration,
-}
-
-/// The `N` of a help text's `(default: N)`, in seconds.
-///
-/// Only ever called on the literal help texts of `fleet_args!`, which a
-/// unit test checks for every tool, so a missing default is a build bug.
-pub fn default_seconds(help: &str) -> Duration {
-    Duration::from_secs(default_number(help))
-}
-
-/// The default that the help of `T`'s option `--long` states: an option whose
-/// help says `(default: N)` takes N from there, so the two never disagree.
-pub fn stated_default<T: argh::ArgsInfo>(long: &str) -> u64 {
-    let info = T::get_args_info();
-    let help = info
-        .flags
-        .iter()
-        .find(|flag| flag.long == long)
-        .map(|flag| flag.description)
-        .unwrap_or_else(|| panic!("no option {long}"));
-    default_number(help)
-}
-
-/// The `N` of a help text's `(default: N)`.
-pub fn default_number(help: &str) -> u64 {
-    help.split_once("(default: ")
-        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no \"(default: N)\" in the help {help:?}"))
 }
 
 /// A duration beyond 30 days is a typo (and `u64::MAX` seconds would
@@ -84,13 +55,14 @@ pub fn seconds(text: &str) -> Result<u64, String> {
 
 /// Declares a fleet tool's argument struct: the tool's own fields, then the
 /// fleet options every tool shares (`-a`, `-j`, `--timeout`, `--dry-run`,
-/// node specs), with the tool's `--timeout` help (which states its default).
+/// node specs), with the tool's default timeout in seconds and its
+/// `--timeout` help, which quotes it.
 #[macro_export]
 macro_rules! fleet_args {
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
-            timeout: $timeout_help:literal,
+            timeout: ($default_timeout:literal, $timeout_help:literal),
             $($fields:tt)*
         }
     ) => {
@@ -116,8 +88,11 @@ macro_rules! fleet_args {
         }
 
         impl $name {
-            /// The `--timeout` help, which states the default.
+            /// The `--timeout` help, which quotes the default.
             pub const TIMEOUT_HELP: &'static str = $timeout_help;
+            /// How long a node may take when `--timeout` is not given.
+            pub const DEFAULT_TIMEOUT: std::time::Duration =
+                std::time::Duration::from_secs($default_timeout);
 
             pub fn fleet_options(&self) -> $crate::framework::args::FleetOptions {
                 $crate::framework::args::FleetOptions {
@@ -126,7 +101,7 @@ macro_rules! fleet_args {
                     parallel: self.parallel,
                     timeout: self.timeout,
                     dry_run: self.dry_run,
-                    default_timeout: $crate::framework::args::default_seconds($timeout_help),
+                    default_timeout: Self::DEFAULT_TIMEOUT,
                 }
             }
         }
@@ -147,19 +122,5 @@ mod tests {
         assert!(seconds("m").is_err());
         assert!(seconds("1d").is_err());
         assert!(seconds("99999999999999999999h").is_err());
-    }
-
-    #[test]
-    fn defaults_are_read_from_the_help_text() {
-        assert_eq!(
-            default_seconds("give up after this many seconds (default: 600)"),
-            Duration::from_secs(600)
-        );
-    }
-
-    #[test]
-    #[should_panic(expected = "no \"(default: N)\"")]
-    fn a_help_text_without_default_is_a_build_bug() {
-        default_seconds("give up after a while");
     }
 }

@@ -29,7 +29,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct CpArgs {
-        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)",
+        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),
         /// the directory in the container to copy the sources given after -- into
         #[argh(option)]
         pub to: Option<String>,

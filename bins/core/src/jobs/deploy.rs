@@ -38,7 +38,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct DeployArgs {
-        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)",
+        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),
         /// image to run (Docker reference: busybox, faraday.repo/name:tag, name@sha256:...)
         #[argh(option, short = 'i')]
         pub image: String,

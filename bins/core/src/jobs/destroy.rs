@@ -25,7 +25,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct DestroyArgs {
-        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)",
+        timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)"),
         /// do not ask for confirmation
         #[argh(switch, short = 'y')]
         pub yes: bool,

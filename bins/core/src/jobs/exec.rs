@@ -44,7 +44,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct ExecArgs {
-        timeout: "kill the command after this long: seconds, or 90s, 5m, 2h (default: 300)",
+        timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 2h (default: 300)"),
         /// feed this file to the command's stdin on every node
         #[argh(option)]
         pub stdin: Option<PathBuf>,

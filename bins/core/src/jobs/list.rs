@@ -48,6 +48,9 @@ pub struct ListArgs {
     pub repositories: Vec<String>,
 }
 
+/// How many repositories are read at once by default (`-j`'s help quotes it).
+pub const DEFAULT_PARALLEL: usize = 8;
+
 impl Tool for ListArgs {
     const NAME: &'static str = "baleine-list";
 
@@ -56,9 +59,7 @@ impl Tool for ListArgs {
             validate_repository_name(repository).map_err(|e| UsageError(e.to_string()))?;
         }
         let config = config::load().map_err(|e| UsageError(e.to_string()))?;
-        let parallel = self.parallel.unwrap_or_else(|| {
-            crate::framework::args::stated_default::<ListArgs>("--parallel") as usize
-        });
+        let parallel = self.parallel.unwrap_or(DEFAULT_PARALLEL);
         Ok(exit::unless_interrupted(move || {
             run(&config, &self.repositories, self.details, parallel)
         }))
@@ -220,14 +221,6 @@ fn list_repository(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_is_the_one_the_help_states() {
-        assert_eq!(
-            crate::framework::args::stated_default::<ListArgs>("--parallel"),
-            8
-        );
-    }
 
     #[test]
     fn lines_name_the_image_as_nodes_pull_it() {

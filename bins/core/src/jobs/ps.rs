@@ -32,7 +32,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct PsArgs {
-        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 30)",
+        timeout: (30, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 30)"),
         /// also list the node's other containers (name, image, state)
         #[argh(switch)]
         pub all_containers: bool,

@@ -44,7 +44,7 @@ crate::fleet_args! {
         error_code(130, "interrupted; every node still got a record")
     )]
     pub struct SaveArgs {
-        timeout: "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)",
+        timeout: (900, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)"),
         /// repository and tag to save as, NAME[:TAG] (tag defaults to latest)
         #[argh(option, short = 'n')]
         pub name: String,
