@@ -120,10 +120,10 @@ proptest! {
         others in prop::collection::vec("[a-z][a-z.]{0,6}[a-z]", 0..5),
     ) {
         let naming = NodeNaming::default();
-        let mut names: Vec<String> = numbers.iter().map(|n| naming.name(*n).unwrap()).collect();
+        let mut names: Vec<String> = numbers.iter().map(|n| naming.name(*n).unwrap().to_string()).collect();
         names.extend(others.into_iter().filter(|o| !o.starts_with("fit")));
         let specs = fold_names(&names, &naming);
-        let mut back = expand_specs(&specs, &naming).unwrap();
+        let mut back: Vec<String> = expand_specs(&specs, &naming).unwrap().iter().map(|n| n.to_string()).collect();
         back.sort();
         names.sort();
         names.dedup();

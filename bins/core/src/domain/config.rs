@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::domain::nodes::{self, NodeNaming};
+use crate::domain::nodes::{self, NodeName, NodeNaming};
 
 pub const SYSTEM_CONFIG: &str = "/etc/baleine/baleine.conf";
 /// Names one more config file, read last; it must exist since the user asked for it.
@@ -469,7 +469,7 @@ pub struct Config {
     pub configured_run_options: Vec<String>,
     pub node_naming: NodeNaming,
     /// The nodes ALL_SCOPE selects, expanded.
-    pub all_nodes: Vec<String>,
+    pub all_nodes: Vec<NodeName>,
     /// How many nodes are worked on at once.
     pub parallel: usize,
     /// How many nodes save at once.
@@ -929,7 +929,7 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
         );
         assert_eq!(config.node_naming, NodeNaming::default());
         assert_eq!(config.all_nodes.len(), 37);
-        assert_eq!(config.all_nodes.last().map(String::as_str), Some("fit37"));
+        assert_eq!(config.all_nodes.last().map(NodeName::as_str), Some("fit37"));
         assert_eq!(config.parallel, 64);
         assert_eq!(config.registry_protocol, "http://");
         assert_eq!(config.rhubarbe, ["rhubarbe"]);

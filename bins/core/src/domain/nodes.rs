@@ -83,6 +83,55 @@ pub fn validate_node_name(name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// A node's name, made only by validation ([`validate_node_name`]): what
+/// reaches ssh as a destination (`remote::ssh` takes nothing else) and a
+/// remote shell as a word.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(String);
+
+impl NodeName {
+    pub fn new(name: &str) -> Result<NodeName, NodeError> {
+        validate_node_name(name)?;
+        Ok(NodeName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for NodeName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for NodeName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// How node numbers become host names (`3` → `fit03`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeNaming {
@@ -99,10 +148,8 @@ impl Default for NodeNaming {
 
 impl NodeNaming {
     /// Zero-padded to 2 digits because that is how R2Lab nodes are named in DNS.
-    pub fn name(&self, number: u32) -> Result<String, NodeError> {
-        let name = format!("{}{number:02}", self.prefix);
-        validate_node_name(&name)?;
-        Ok(name)
+    pub fn name(&self, number: u32) -> Result<NodeName, NodeError> {
+        NodeName::new(&format!("{}{number:02}", self.prefix))
     }
 
     /// Numbers, with or without the prefix (`7`, `07`, `fit7`); `None` for anything else.
@@ -116,8 +163,8 @@ impl NodeNaming {
 /// reader can start working on each node as soon as it is named.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSelection {
-    names: Vec<String>,
-    members: HashSet<String>,
+    names: Vec<NodeName>,
+    members: HashSet<NodeName>,
 }
 
 impl NodeSelection {
@@ -125,19 +172,19 @@ impl NodeSelection {
         Self::default()
     }
 
-    pub fn names(&self) -> &[String] {
+    pub fn names(&self) -> &[NodeName] {
         &self.names
     }
 
     /// Adds one node name, taken literally; returns it if it was not
     /// already selected.
-    pub fn add_name(&mut self, name: &str) -> Result<Option<String>, NodeError> {
-        validate_node_name(name)?;
-        if !self.members.insert(name.to_owned()) {
+    pub fn add_name(&mut self, name: &str) -> Result<Option<NodeName>, NodeError> {
+        let name = NodeName::new(name)?;
+        if !self.members.insert(name.clone()) {
             return Ok(None);
         }
-        self.names.push(name.to_owned());
-        Ok(Some(name.to_owned()))
+        self.names.push(name.clone());
+        Ok(Some(name))
     }
 
     /// Applies one line word: a spec, or a literal name.
@@ -145,7 +192,7 @@ impl NodeSelection {
         &mut self,
         word: &LineWord,
         naming: &NodeNaming,
-    ) -> Result<Vec<String>, NodeError> {
+    ) -> Result<Vec<NodeName>, NodeError> {
         match word {
             LineWord::Spec(spec) => self.add_spec(spec, naming),
             LineWord::Name(name) => Ok(self.add_name(name)?.into_iter().collect()),
@@ -155,19 +202,23 @@ impl NodeSelection {
     /// Applies one spec; returns the names it added that were not already
     /// selected. An exclusion (`~...`) removes from what has been selected so
     /// far, and a later spec may add those nodes back.
-    pub fn add_spec(&mut self, spec: &str, naming: &NodeNaming) -> Result<Vec<String>, NodeError> {
+    pub fn add_spec(
+        &mut self,
+        spec: &str,
+        naming: &NodeNaming,
+    ) -> Result<Vec<NodeName>, NodeError> {
         let (excluding, body) = match spec.strip_prefix('~') {
             Some(body) => (true, body),
             None => (false, spec),
         };
         let names = expand_one(spec, body, naming)?;
         if excluding {
-            let excluded: HashSet<String> = names.into_iter().collect();
+            let excluded: HashSet<NodeName> = names.into_iter().collect();
             self.names.retain(|name| !excluded.contains(name));
             self.members.retain(|name| !excluded.contains(name));
             return Ok(Vec::new());
         }
-        let added: Vec<String> = names
+        let added: Vec<NodeName> = names
             .into_iter()
             .filter(|name| self.members.insert(name.clone()))
             .collect();
@@ -180,7 +231,7 @@ impl NodeSelection {
 pub fn expand_specs<S: AsRef<str>>(
     specs: impl IntoIterator<Item = S>,
     naming: &NodeNaming,
-) -> Result<Vec<String>, NodeError> {
+) -> Result<Vec<NodeName>, NodeError> {
     let mut selection = NodeSelection::new();
     for spec in specs {
         selection.add_spec(spec.as_ref(), naming)?;
@@ -189,7 +240,7 @@ pub fn expand_specs<S: AsRef<str>>(
 }
 
 /// `body` is `spec` without its `~`; `spec` is kept whole for error messages.
-fn expand_one(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<String>, NodeError> {
+fn expand_one(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<NodeName>, NodeError> {
     let invalid = |reason| NodeError::InvalidSpec {
         spec: spec.to_owned(),
         reason,
@@ -205,8 +256,7 @@ fn expand_one(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<String>
             .iter()
             .all(|part| part.is_empty() || naming.number_in(part).is_some());
     if !looks_numeric {
-        validate_node_name(body)?;
-        return Ok(vec![body.to_owned()]);
+        return Ok(vec![NodeName::new(body)?]);
     }
     if parts.iter().any(|part| part.is_empty()) {
         return Err(invalid("empty range bound"));
@@ -387,11 +437,18 @@ pub fn parse_input_line(line: &str) -> Result<Vec<LineWord>, NodeError> {
 mod tests {
     use super::*;
 
-    fn expand(specs: &str) -> Result<Vec<String>, NodeError> {
+    /// Names as the code makes them, for comparisons.
+    fn names(list: &[&str]) -> Vec<NodeName> {
+        list.iter()
+            .map(|name| NodeName::new(name).unwrap())
+            .collect()
+    }
+
+    fn expand(specs: &str) -> Result<Vec<NodeName>, NodeError> {
         expand_specs(specs.split_whitespace(), &NodeNaming::default())
     }
 
-    fn expanded(specs: &str) -> Vec<String> {
+    fn expanded(specs: &str) -> Vec<NodeName> {
         expand(specs).unwrap_or_else(|error| panic!("{specs}: {error}"))
     }
 
@@ -477,11 +534,11 @@ mod tests {
         let mut selection = NodeSelection::new();
         assert_eq!(
             selection.add_spec("1-2", &naming),
-            Ok(vec!["fit01".into(), "fit02".into()])
+            Ok(names(&["fit01", "fit02"]))
         );
-        assert_eq!(selection.add_spec("2-3", &naming), Ok(vec!["fit03".into()]));
+        assert_eq!(selection.add_spec("2-3", &naming), Ok(names(&["fit03"])));
         assert_eq!(selection.add_spec("~1", &naming), Ok(vec![]));
-        assert_eq!(selection.add_spec("1", &naming), Ok(vec!["fit01".into()]));
+        assert_eq!(selection.add_spec("1", &naming), Ok(names(&["fit01"])));
         assert_eq!(selection.names(), ["fit02", "fit03", "fit01"]);
     }
 
@@ -492,12 +549,12 @@ mod tests {
         };
         assert_eq!(
             expand_specs(["1-2", "fit3"], &naming),
-            Ok(vec!["node01".into(), "node02".into(), "fit3".into()])
+            Ok(names(&["node01", "node02", "fit3"]))
         );
         let bare = NodeNaming {
             prefix: String::new(),
         };
-        assert_eq!(expand_specs(["7"], &bare), Ok(vec!["07".into()]));
+        assert_eq!(expand_specs(["7"], &bare), Ok(names(&["07"])));
         let hostile = NodeNaming {
             prefix: "-o".into(),
         };
@@ -577,14 +634,11 @@ mod tests {
         let mut selection = NodeSelection::new();
         let naming = NodeNaming::default();
         let words = parse_input_line(r#"{"node":"0-3"}"#).unwrap();
-        assert_eq!(
-            selection.add_word(&words[0], &naming),
-            Ok(vec!["0-3".into()])
-        );
+        assert_eq!(selection.add_word(&words[0], &naming), Ok(names(&["0-3"])));
         let words = parse_input_line(r#"{"node":"~fit01"}"#).unwrap();
         assert!(selection.add_word(&words[0], &naming).is_err());
         let words = parse_input_line(r#"{"node":"7"}"#).unwrap();
-        assert_eq!(selection.add_word(&words[0], &naming), Ok(vec!["7".into()]));
+        assert_eq!(selection.add_word(&words[0], &naming), Ok(names(&["7"])));
     }
 
     #[test]

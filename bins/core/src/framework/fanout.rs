@@ -1,5 +1,6 @@
 //! Fan-out: a bounded pool of worker threads turns every input node into exactly one record.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::stop;
 use crate::framework::input::Input;
@@ -14,7 +15,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// the run stopped before it began (the job's own: it may say what that
 /// leaves on the node).
 pub struct NodeWork<'a> {
-    pub work: &'a (dyn Fn(&str) -> Record + Sync),
+    pub work: &'a (dyn Fn(&NodeName) -> Record + Sync),
     pub not_started: &'a (dyn Fn() -> Failure + Sync),
 }
 
@@ -146,7 +147,7 @@ mod tests {
     use super::*;
     use crossbeam::channel::unbounded;
 
-    fn node_work(work: &(dyn Fn(&str) -> Record + Sync)) -> NodeWork<'_> {
+    fn node_work(work: &(dyn Fn(&NodeName) -> Record + Sync)) -> NodeWork<'_> {
         NodeWork {
             work,
             not_started: &Failure::not_started,
@@ -157,11 +158,11 @@ mod tests {
     fn a_panicking_worker_still_gives_its_node_one_record() {
         let (tx, rx) = unbounded();
         for node in ["fit01", "fit02", "fit03"] {
-            tx.send(Input::Node(node.into())).unwrap();
+            tx.send(Input::Node(NodeName::new(node).unwrap())).unwrap();
         }
         drop(tx);
         let (rtx, rrx) = unbounded();
-        let work = |node: &str| {
+        let work = |node: &NodeName| {
             if node == "fit02" {
                 panic!("boom on {node}");
             }
@@ -225,7 +226,8 @@ mod tests {
     fn every_input_gets_exactly_one_record() {
         let (tx, rx) = unbounded();
         for i in 0..50 {
-            tx.send(Input::Node(format!("fit{i:02}"))).unwrap();
+            tx.send(Input::Node(NodeName::new(&format!("fit{i:02}")).unwrap()))
+                .unwrap();
         }
         tx.send(Input::Invalid {
             node: None,
@@ -235,7 +237,7 @@ mod tests {
         .unwrap();
         drop(tx);
         let (rtx, rrx) = unbounded();
-        let work = |node: &str| {
+        let work = |node: &NodeName| {
             if node.ends_with('7') {
                 Record::failure(Some(node), "test", &Failure::new(Stage::Run, "boom"))
             } else {

@@ -6,6 +6,7 @@
 //! never started, the fan-out, and the exit status.
 
 use crate::domain::config::{self, Config};
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource};
@@ -31,7 +32,7 @@ pub trait Job: Sync {
     fn action(&self) -> &'static str;
 
     /// What to run on `node`. An error settles the node without a session.
-    fn start(&self, node: &str) -> Result<Remote<Self::Context>, Failure>;
+    fn start(&self, node: &NodeName) -> Result<Remote<Self::Context>, Failure>;
 
     /// The failure of a node the run stopped before its session began (a
     /// job may say what that leaves on the node).
@@ -43,7 +44,7 @@ pub trait Job: Sync {
     /// Called for every session, cut or not.
     fn finish(
         &self,
-        node: &str,
+        node: &NodeName,
         context: Self::Context,
         session: &Session,
     ) -> Result<Fields, Failure>;
@@ -358,7 +359,7 @@ impl Fleet {
     fn node_record<J: Job>(
         &self,
         job: &J,
-        node: &str,
+        node: &NodeName,
         stages: &crossbeam::channel::Sender<(String, Stage)>,
     ) -> Record {
         let action = job.action();
@@ -379,7 +380,7 @@ impl Fleet {
         }
         // The progress line counts the nodes per stage as the scripts go.
         remote.io.stages = Some(StageEvents {
-            node: node.to_owned(),
+            node: node.to_string(),
             sender: stages.clone(),
         });
         // The node's own time, without what `start` waited for.
@@ -412,7 +413,7 @@ impl Fleet {
 impl Fleet {
     /// Stops, on `node`, everything this run started there (see
     /// [`stop_leftovers`]).
-    pub fn stop_leftovers(&self, node: &str) -> Result<(), String> {
+    pub fn stop_leftovers(&self, node: &NodeName) -> Result<(), String> {
         stop_leftovers(&self.ssh, node, &self.tag)
     }
 }
@@ -420,7 +421,7 @@ impl Fleet {
 /// Stops, on `node`, everything the run `tag` started there, in sessions of
 /// their own that an interrupt does not cut. A node whose sshd just died
 /// may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
-pub fn stop_leftovers(ssh: &Ssh, node: &str, tag: &str) -> Result<(), String> {
+pub fn stop_leftovers(ssh: &Ssh, node: &NodeName, tag: &str) -> Result<(), String> {
     let io = SessionIo {
         survives_interrupt: true,
         ..SessionIo::default()

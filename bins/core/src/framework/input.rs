@@ -2,7 +2,7 @@
 
 use crate::domain::config::Config;
 use crate::domain::nodes::{
-    expand_specs, parse_input_line, NodeNaming, NodeSelection, MAX_NODE_NAME_LEN,
+    expand_specs, parse_input_line, NodeName, NodeNaming, NodeSelection, MAX_NODE_NAME_LEN,
 };
 use crate::domain::record::{Failure, Record, Stage};
 use crate::framework::UsageError;
@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// A node to work on.
-    Node(String),
+    Node(NodeName),
     /// A stdin line that could not be used; becomes an `input` record.
     Invalid {
         node: Option<String>,
@@ -47,7 +47,7 @@ impl Input {
 /// The node list, as chosen by the usual rules.
 pub enum NodeSource {
     /// Known up front: positional specs, `--all`, or `$NODES`.
-    Listed(Vec<String>),
+    Listed(Vec<NodeName>),
     /// Read from stdin line by line; work starts as soon as a node is read.
     Stdin,
 }
@@ -67,7 +67,7 @@ pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeS
             )));
         }
         let mut words: Vec<String> = if all {
-            config.all_nodes.clone()
+            config.all_nodes.iter().map(|n| n.to_string()).collect()
         } else {
             Vec::new()
         };
@@ -77,7 +77,7 @@ pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeS
             let outside: Vec<&str> = names
                 .iter()
                 .filter(|n| !config.all_nodes.contains(n))
-                .map(String::as_str)
+                .map(NodeName::as_str)
                 .collect();
             if !outside.is_empty() {
                 log::warn!(
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn bad_lines_name_their_line_number_and_the_rest_goes_on() {
         let inputs = read("fit01\n{\"node\": 3}\n-oProxyCommand=x\n{oops\nfit02\n");
-        assert_eq!(inputs[0], Input::Node("fit01".into()));
+        assert_eq!(inputs[0], Input::Node(NodeName::new("fit01").unwrap()));
         assert!(
             matches!(&inputs[1], Input::Invalid { line: 2, node: None, error } if error.starts_with("stdin line 2: "))
         );
@@ -277,7 +277,7 @@ mod tests {
         assert!(
             matches!(&inputs[3], Input::Invalid { line: 4, error, .. } if error.contains("malformed JSON"))
         );
-        assert_eq!(inputs[4], Input::Node("fit02".into()));
+        assert_eq!(inputs[4], Input::Node(NodeName::new("fit02").unwrap()));
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
         assert!(
             matches!(&inputs[0], Input::Invalid { line: 1, node: None, error } if error.contains("longer than"))
         );
-        assert_eq!(inputs[1], Input::Node("fit05".into()));
+        assert_eq!(inputs[1], Input::Node(NodeName::new("fit05").unwrap()));
         assert_eq!(inputs.len(), 2);
     }
 
@@ -301,7 +301,7 @@ mod tests {
         text.extend(std::iter::repeat_n(b' ', MAX_INPUT_LINE - text.len()));
         assert_eq!(
             read(std::str::from_utf8(&text).unwrap()),
-            [Input::Node("fit01".into())]
+            [Input::Node(NodeName::new("fit01").unwrap())]
         );
     }
 
@@ -330,7 +330,7 @@ mod tests {
         drop(tx);
         let inputs: Vec<_> = rx.iter().collect();
         assert!(matches!(&inputs[0], Input::Invalid { line: 1, .. }));
-        assert_eq!(inputs[1], Input::Node("fit05".into()));
+        assert_eq!(inputs[1], Input::Node(NodeName::new("fit05").unwrap()));
     }
 
     #[test]

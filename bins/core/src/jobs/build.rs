@@ -10,6 +10,7 @@
 //! through the one writer (stdout, the state file, the exit status).
 
 use crate::domain::config::{self, Config};
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
 use crate::framework::args::FleetOptions;
@@ -173,7 +174,7 @@ impl BuildArgs {
             let config = config::load().map_err(|e| UsageError(e.to_string()))?;
             let host = Host {
                 ssh: Ssh::here(),
-                node: GATEWAY.to_owned(),
+                node: NodeName::new(GATEWAY).expect("a valid name"),
                 on_node: false,
                 docker: config.gateway_docker.clone(),
                 tag: run_tag(),
@@ -188,11 +189,13 @@ impl BuildArgs {
             dry_run: self.dry_run,
             default_timeout: DEFAULT_TIMEOUT,
         })?;
-        let nodes: Vec<String> = fleet
+        let nodes: Vec<NodeName> = fleet
             .all_inputs()
-            .iter()
-            .filter_map(Input::node)
-            .map(String::from)
+            .into_iter()
+            .filter_map(|input| match input {
+                Input::Node(node) => Some(node),
+                Input::Invalid { .. } => None,
+            })
             .collect();
         let [one] = nodes.as_slice() else {
             return Err(UsageError(format!(
@@ -215,7 +218,7 @@ struct Host {
     /// ssh to the node, or a local shell on the gateway (`Ssh::here`).
     ssh: Ssh,
     /// The node, or `gateway`.
-    node: String,
+    node: NodeName,
     on_node: bool,
     /// The docker command there.
     docker: Vec<String>,
@@ -493,7 +496,7 @@ impl Build {
         let io = SessionIo {
             stdin: tar.as_ref().map(|tar| tar.path.clone()),
             stages: Some(StageEvents {
-                node: self.host.node.clone(),
+                node: self.host.node.to_string(),
                 sender,
             }),
             lines: Some(LineFeed(Arc::new(move |line: &str| {
@@ -501,7 +504,7 @@ impl Build {
             }))),
             ..SessionIo::default()
         };
-        let (ssh, node) = (&self.host.ssh, self.host.node.as_str());
+        let (ssh, node) = (&self.host.ssh, &self.host.node);
         let end = ssh.run_with(node, &command, self.timeout + REMOTE_GRACE, &io);
         // What we start, we stop: the build a cut session left running.
         if leftovers_possible(&end) {

@@ -1,5 +1,6 @@
 //! `baleine-cp`: files into the managed container of every node (`--to`), or out of it into DIR/NODE/ (`--from`), as tar streams over ssh.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{create_output_dir, CommandEnd, Fleet, Job, Remote, Session};
@@ -196,7 +197,7 @@ impl Job for CpJob {
         "cp"
     }
 
-    fn start(&self, node: &str) -> Result<Remote<Option<PathBuf>>, Failure> {
+    fn start(&self, node: &NodeName) -> Result<Remote<Option<PathBuf>>, Failure> {
         let mut remote = Remote::new(self.script(), None);
         match &self.direction {
             Direction::To { packed, .. } => remote.io.stdin = Some(packed.path.clone()),
@@ -220,7 +221,7 @@ impl Job for CpJob {
 
     fn finish(
         &self,
-        node: &str,
+        node: &NodeName,
         received: Option<PathBuf>,
         session: &Session,
     ) -> Result<Fields, Failure> {
@@ -258,7 +259,7 @@ impl Job for CpJob {
                         _ => Failure::new(Stage::Copy, "docker cp failed"),
                     });
                 }
-                let dest = output_dir.join(node);
+                let dest = output_dir.join(node.as_str());
                 std::fs::create_dir_all(&dest).map_err(|e| {
                     Failure::new(
                         Stage::Copy,

@@ -5,6 +5,7 @@
 //! that moves mid-deploy cannot give two nodes different images.
 
 use crate::domain::nodes::expand_placeholders;
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
 use crate::domain::stop;
@@ -557,7 +558,7 @@ impl Job for DeployJob {
         where_the_old_one_is(Failure::not_started())
     }
 
-    fn start(&self, node: &str) -> Result<Remote<Started>, Failure> {
+    fn start(&self, node: &NodeName) -> Result<Remote<Started>, Failure> {
         // While the first node pulls, the others open their connection
         // (when connections are kept): their session then starts at once.
         // Their old container stays until the image is known to exist.
@@ -612,7 +613,7 @@ impl Job for DeployJob {
         Ok(remote)
     }
 
-    fn finish(&self, _: &str, started: Started, session: &Session) -> Result<Fields, Failure> {
+    fn finish(&self, _: &NodeName, started: Started, session: &Session) -> Result<Fields, Failure> {
         let result = session.values();
         let digest = match (&result, &started.pinned) {
             (_, Some(image)) => image.digest.clone(),

@@ -1,5 +1,6 @@
 //! baleine-destroy's job: remove the managed container on each node, and nothing else.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
@@ -76,11 +77,11 @@ impl Job for DestroyJob {
         "destroy"
     }
 
-    fn start(&self, _: &str) -> Result<Remote<()>, Failure> {
+    fn start(&self, _: &NodeName) -> Result<Remote<()>, Failure> {
         Ok(Remote::script(self.script.clone()))
     }
 
-    fn finish(&self, _: &str, _: (), session: &Session) -> Result<Fields, Failure> {
+    fn finish(&self, _: &NodeName, _: (), session: &Session) -> Result<Fields, Failure> {
         let values = session.values()?;
         Ok(Fields::new()
             .with("container", self.docker.container.clone())

@@ -7,6 +7,7 @@
 //! processes), then says so on a trailer line we take out of the output.
 
 use crate::domain::nodes::expand_placeholders;
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
@@ -224,7 +225,7 @@ impl Job for ExecJob {
         "exec"
     }
 
-    fn start(&self, node: &str) -> Result<Remote<Vec<String>>, Failure> {
+    fn start(&self, node: &NodeName) -> Result<Remote<Vec<String>>, Failure> {
         let [stdout, stderr] =
             output_sinks(self.plan.output_dir.as_ref(), node, self.plan.max_output);
         let command: Vec<String> = self
@@ -257,7 +258,7 @@ impl Job for ExecJob {
 
     fn finish(
         &self,
-        node: &str,
+        node: &NodeName,
         command: Vec<String>,
         session: &Session,
     ) -> Result<Fields, Failure> {

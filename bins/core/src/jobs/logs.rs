@@ -1,5 +1,6 @@
 //! `baleine-logs`: the managed container's `docker logs` from every node, whole or followed line by line.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::args::MAX_SECONDS;
 use crate::framework::cli::Tool;
@@ -180,7 +181,7 @@ impl Job for LogsJob {
         "logs"
     }
 
-    fn start(&self, node: &str) -> Result<Remote<LineCount>, Failure> {
+    fn start(&self, node: &NodeName) -> Result<Remote<LineCount>, Failure> {
         let count = LineCount::default();
         let [stdout, stderr] = match self.follow {
             true => [
@@ -203,7 +204,12 @@ impl Job for LogsJob {
         Ok(remote)
     }
 
-    fn finish(&self, node: &str, lines: LineCount, session: &Session) -> Result<Fields, Failure> {
+    fn finish(
+        &self,
+        node: &NodeName,
+        lines: LineCount,
+        session: &Session,
+    ) -> Result<Fields, Failure> {
         let payload = session.payload(Stage::Logs, "docker logs did not start")?;
         let fields = match self.follow {
             true => Fields::new()

@@ -1,5 +1,6 @@
 //! baleine-ps's job: what runs where, and is it the same everywhere. Read-only.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, ImageRef};
 use crate::framework::cli::Tool;
@@ -157,7 +158,7 @@ impl Job for PsJob {
         "ps"
     }
 
-    fn start(&self, _: &str) -> Result<Remote<()>, Failure> {
+    fn start(&self, _: &NodeName) -> Result<Remote<()>, Failure> {
         Ok(Remote::script(self.script.clone()))
     }
 
@@ -167,7 +168,7 @@ impl Job for PsJob {
         }))
     }
 
-    fn finish(&self, node: &str, _: (), session: &Session) -> Result<Fields, Failure> {
+    fn finish(&self, node: &NodeName, _: (), session: &Session) -> Result<Fields, Failure> {
         let values = session.values()?;
         let others: Vec<Value> = session
             .repeated("other")
@@ -192,7 +193,7 @@ impl Job for PsJob {
             .unwrap_or_else(|p| p.into_inner())
             .entry(key)
             .or_default()
-            .push(node.to_owned());
+            .push(node.to_string());
         Ok(record)
     }
 }

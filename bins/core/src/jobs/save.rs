@@ -3,6 +3,7 @@
 //! Nothing is lost on failure: a failed push leaves the committed image on
 //! the node under the name the record gives, and `--push-only` retries it.
 
+use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::domain::reference::{target_image, RepoName};
 use crate::framework::cli::{Tool, VERSION};
@@ -359,7 +360,7 @@ impl Job for SaveJob {
         "save"
     }
 
-    fn start(&self, node: &str) -> Result<Remote<Target>, Failure> {
+    fn start(&self, node: &NodeName) -> Result<Remote<Target>, Failure> {
         // Checked for every node before the run: cannot fail here.
         let tag = self
             .plan
@@ -395,7 +396,7 @@ impl Job for SaveJob {
         ))
     }
 
-    fn finish(&self, _: &str, target: Target, session: &Session) -> Result<Fields, Failure> {
+    fn finish(&self, _: &NodeName, target: Target, session: &Session) -> Result<Fields, Failure> {
         let listed =
             |key: &str| -> Vec<String> { session.repeated(key).map(String::from).collect() };
         let values = session.values().map_err(|failure| {

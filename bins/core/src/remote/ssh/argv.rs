@@ -4,6 +4,7 @@
 //! can never be read as an option (names are validated before, in `nodes`).
 
 use crate::domain::config::Config;
+use crate::domain::nodes::NodeName;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ impl Ssh {
     /// The full argv running `remote_command` on `node`. `--` ends ssh's
     /// options, a second guard (after name validation) against a node name
     /// ever being read as an option.
-    pub fn argv(&self, node: &str, remote_command: &str) -> Vec<String> {
+    pub fn argv(&self, node: &NodeName, remote_command: &str) -> Vec<String> {
         if self.base.is_empty() {
             return vec!["sh".into(), "-c".into(), remote_command.into()];
         }
@@ -76,7 +77,7 @@ impl Ssh {
                 reuse.socket(&self.base, node).display()
             ));
         }
-        argv.extend(["--".into(), node.into(), remote_command.into()]);
+        argv.extend(["--".into(), node.to_string(), remote_command.into()]);
         argv
     }
 }
@@ -137,12 +138,12 @@ fn prefer_mlkem(ssh: &[String]) -> bool {
 impl Ssh {
     /// The control socket for `node` and the argv of the separate `ssh -N -f`
     /// that keeps its connection open, when connections are kept.
-    pub(super) fn master_argv(&self, node: &str) -> Option<(PathBuf, Vec<String>)> {
+    pub(super) fn master_argv(&self, node: &NodeName) -> Option<(PathBuf, Vec<String>)> {
         let reuse = self.reuse.as_ref()?;
         let socket = reuse.socket(&self.base, node);
         let mut argv = self.base.clone();
         argv.extend(connection_reuse(&socket, reuse.persist));
-        argv.extend(["-N".into(), "-f".into(), "--".into(), node.into()]);
+        argv.extend(["-N".into(), "-f".into(), "--".into(), node.to_string()]);
         Some((socket, argv))
     }
 }
@@ -208,6 +209,10 @@ fn control_dir() -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    fn node(name: &str) -> NodeName {
+        NodeName::new(name).unwrap()
+    }
+
     /// An Ssh as `from_config` would make it, without touching the machine.
     fn ssh(reuse: bool) -> Ssh {
         Ssh {
@@ -222,38 +227,36 @@ mod tests {
     #[test]
     fn here_the_command_runs_in_a_local_shell() {
         assert_eq!(
-            Ssh::here().argv("gateway", "echo hi"),
+            Ssh::here().argv(&node("gateway"), "echo hi"),
             ["sh", "-c", "echo hi"]
         );
-        assert!(Ssh::here().master_argv("gateway").is_none());
+        assert!(Ssh::here().master_argv(&node("gateway")).is_none());
     }
 
     #[test]
     fn the_node_comes_after_dashes_and_the_script_is_one_word() {
         for reuse in [false, true] {
-            // Node names are validated long before; even so, one that looks
-            // like an option stays the host.
-            let argv = ssh(reuse).argv("-oProxyCommand=x", "echo 'a b'; exit 3");
+            // Only a validated NodeName reaches ssh, and a name that looks
+            // like an option is none; even so, the node comes after `--`.
+            assert!(NodeName::new("-oProxyCommand=x").is_err());
+            let argv = ssh(reuse).argv(&node("fit01"), "echo 'a b'; exit 3");
             let dashes = argv.iter().position(|w| w == "--").unwrap();
-            assert_eq!(
-                &argv[dashes..],
-                ["--", "-oProxyCommand=x", "echo 'a b'; exit 3"]
-            );
+            assert_eq!(&argv[dashes..], ["--", "fit01", "echo 'a b'; exit 3"]);
             assert!(argv[..dashes].contains(&"BatchMode=yes".to_owned()));
         }
     }
 
     #[test]
     fn a_session_uses_a_kept_connection_but_never_becomes_one() {
-        let argv = ssh(true).argv("fit01", "true");
+        let argv = ssh(true).argv(&node("fit01"), "true");
         assert!(argv.contains(&"ControlMaster=no".to_owned()));
-        let (socket, master) = ssh(true).master_argv("fit01").unwrap();
+        let (socket, master) = ssh(true).master_argv(&node("fit01")).unwrap();
         assert!(argv.contains(&format!("ControlPath={}", socket.display())));
         let dashes = master.iter().position(|w| w == "--").unwrap();
         assert_eq!(&master[dashes - 2..], ["-N", "-f", "--", "fit01"]);
         assert!(master.contains(&"ControlMaster=yes".to_owned()));
         assert!(master.contains(&"ControlPersist=60s".to_owned()));
-        assert!(ssh(false).master_argv("fit01").is_none());
+        assert!(ssh(false).master_argv(&node("fit01")).is_none());
     }
 
     #[test]

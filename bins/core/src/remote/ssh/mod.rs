@@ -3,6 +3,7 @@
 //! The system client is used on purpose: it honours the user's ssh config,
 //! agent, ProxyJump and known hosts exactly as their own `ssh fit01` does.
 
+use crate::domain::nodes::NodeName;
 use crate::remote::protocol::SessionEnd;
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
@@ -50,7 +51,7 @@ impl Ssh {
     /// can hold a session's pipes open (a known trap of ControlPersist when
     /// the master is the first session's own ssh). Returns ssh's complaint
     /// if the node cannot be reached at all.
-    fn open_master(&self, node: &str, deadline: Instant) -> Result<(), String> {
+    fn open_master(&self, node: &NodeName, deadline: Instant) -> Result<(), String> {
         let Some((socket, argv)) = self.master_argv(node) else {
             return Ok(());
         };
@@ -93,21 +94,21 @@ impl Ssh {
     /// Opens the kept connection to `node` now (when connections are kept),
     /// so that a session started later skips the key exchange; `Err` with
     /// ssh's complaint if the node cannot be reached.
-    pub fn connect(&self, node: &str, timeout: Duration) -> Result<(), String> {
+    pub fn connect(&self, node: &NodeName, timeout: Duration) -> Result<(), String> {
         self.open_master(node, Instant::now() + timeout)
     }
 
     /// Runs `remote_command` on `node` and waits, killing ssh when `timeout`
     /// passes or the run is interrupted. Stdin is null: an ssh that inherited
     /// ours would swallow the rest of the node list.
-    pub fn run(&self, node: &str, remote_command: &str, timeout: Duration) -> SessionEnd {
+    pub fn run(&self, node: &NodeName, remote_command: &str, timeout: Duration) -> SessionEnd {
         self.run_with(node, remote_command, timeout, &SessionIo::default())
     }
 
     /// `run`, with the streams wired as `io` says.
     pub fn run_with(
         &self,
-        node: &str,
+        node: &NodeName,
         remote_command: &str,
         timeout: Duration,
         io: &SessionIo,
