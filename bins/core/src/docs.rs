@@ -213,7 +213,6 @@ fn flag_synopsis(long: &str, short: Option<char>, kind: &FlagInfoKind) -> String
 }
 
 pub fn man_page(tool: &Tool) -> String {
-    let info = &tool.info;
     let name = roff(tool.name);
     let mut page = format!(
         ".\\\" {GENERATED}\n.TH {} 1 {RELEASE_DATE} \"baleine {}\" \"baleine manual\"\n.SH NAME\n{name} \\- {}\n.SH SYNOPSIS\n.B {name}\n",
@@ -221,6 +220,19 @@ pub fn man_page(tool: &Tool) -> String {
         crate::framework::cli::VERSION,
         roff(tool.summary)
     );
+    page += &synopsis(tool);
+    page += &description_and_options(tool);
+    page += &arguments_and_examples(tool);
+    page += &exit_status(tool);
+    page += &environment_and_files(tool);
+    page += &see_also(tool);
+    page
+}
+
+/// The SYNOPSIS lines after the name: options, arguments, what follows `--`.
+fn synopsis(tool: &Tool) -> String {
+    let info = &tool.info;
+    let mut page = String::new();
     for flag in info.flags.iter().filter(|f| f.long != "--help") {
         let text = flag_synopsis(flag.long, flag.short, &flag.kind);
         match flag.optionality {
@@ -236,6 +248,13 @@ pub fn man_page(tool: &Tool) -> String {
         AfterDashes::Command => page += "[\\fB\\-\\-\\fR \\fIcommand\\fR [\\fIargument\\fR ...]]\n",
         AfterDashes::Sources => page += "[\\fB\\-\\-\\fR \\fIsource\\fR ...]\n",
     }
+    page
+}
+
+/// DESCRIPTION (with the notes) and OPTIONS.
+fn description_and_options(tool: &Tool) -> String {
+    let info = &tool.info;
+    let mut page = String::new();
     page += &format!(".SH DESCRIPTION\n{}\n", roff(info.description));
     for note in info.notes {
         // argh prints notes as format strings: `{{` is a brace there.
@@ -257,6 +276,13 @@ pub fn man_page(tool: &Tool) -> String {
         page += &format!(".TP\n{both}\n{}\n", roff(&sentence(flag.description)));
     }
     page += ".TP\n\\fB\\-\\-help\\fR\nPrint the usage and exit.\n.TP\n\\fB\\-\\-version\\fR\nPrint the version and exit.\n";
+    page
+}
+
+/// ARGUMENTS and EXAMPLES, when the tool has some.
+fn arguments_and_examples(tool: &Tool) -> String {
+    let info = &tool.info;
+    let mut page = String::new();
     if !info.positionals.is_empty() {
         page += ".SH ARGUMENTS\n";
         for positional in info.positionals {
@@ -276,6 +302,13 @@ pub fn man_page(tool: &Tool) -> String {
             .collect();
         page += &examples.join(".PP\n");
     }
+    page
+}
+
+/// EXIT STATUS: success, then the codes the tool states.
+fn exit_status(tool: &Tool) -> String {
+    let info = &tool.info;
+    let mut page = String::new();
     page += ".SH EXIT STATUS\n.TP\n.B 0\nSuccess.\n";
     for code in info.error_codes {
         page += &format!(
@@ -284,6 +317,12 @@ pub fn man_page(tool: &Tool) -> String {
             roff(&sentence(code.description))
         );
     }
+    page
+}
+
+/// ENVIRONMENT and FILES: configuration, $NODES, the state files.
+fn environment_and_files(tool: &Tool) -> String {
+    let mut page = String::new();
     if tool.name != "rdsh" {
         page += ".SH ENVIRONMENT\n.TP\n.B BALEINE_CONFIG\nA configuration file read after the system and user ones.\n\
                  .TP\n.B BALEINE_\\fIKEY\\fR\nOverrides configuration key \\fIKEY\\fR, e.g. \\fBBALEINE_PARALLEL=8\\fR.\n";
@@ -303,6 +342,12 @@ pub fn man_page(tool: &Tool) -> String {
                  names the file when something failed. On a terminal, stderr shows a progress line and a \
                  summary, and Ctrl\\-C says what it stops: see \\fBbaleine\\-records\\fR(7), ON A TERMINAL.\n";
     }
+    page
+}
+
+/// SEE ALSO: the other tools and pages.
+fn see_also(tool: &Tool) -> String {
+    let mut page = String::new();
     let others: Vec<String> = tools()
         .iter()
         .filter(|t| t.name != tool.name)

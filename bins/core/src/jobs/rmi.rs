@@ -196,29 +196,7 @@ struct Planned {
 /// Looks each tag up, and refuses those whose image another tag, not
 /// asked for, still names.
 fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
-    let mut planned = Vec::new();
-    for target in targets {
-        let mut entry = Planned {
-            target: target.clone(),
-            digest: None,
-            along: Vec::new(),
-            failure: None,
-        };
-        match admin.manifest_digest(&target.name, &target.tag) {
-            Ok(Some(digest)) => entry.digest = Some(digest),
-            Ok(None) => {
-                entry.failure = Some(Failure::new(
-                    Stage::Inspect,
-                    format!(
-                        "{}:{}: no such tag in the registry",
-                        target.name, target.tag
-                    ),
-                ))
-            }
-            Err(e) => entry.failure = Some(Failure::new(Stage::Inspect, e.to_string())),
-        }
-        planned.push(entry);
-    }
+    let mut planned: Vec<Planned> = targets.iter().map(|t| look_up(admin, t)).collect();
     let mut repositories: Vec<&str> = planned
         .iter()
         .filter(|p| p.digest.is_some())
@@ -226,47 +204,99 @@ fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
         .collect();
     repositories.sort();
     repositories.dedup();
-    let mut named: Vec<(String, String, String)> = Vec::new(); // repository, tag, digest
-    let mut unreadable: Vec<(String, String)> = Vec::new();
-    for repository in repositories {
-        match admin.tags(repository) {
-            Ok(tags) => {
-                for tag in tags {
-                    match admin.manifest_digest(repository, &tag) {
-                        Ok(Some(digest)) => named.push((repository.to_owned(), tag, digest)),
-                        // Gone meanwhile: it names nothing.
-                        Ok(None) => {}
-                        // Unknown: it may name the image; delete nothing there.
-                        Err(e) => {
-                            unreadable.push((
-                                repository.to_owned(),
-                                format!("cannot tell which image {repository}:{tag} names: {e}"),
-                            ));
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => unreadable.push((repository.to_owned(), e.to_string())),
-        }
-    }
+    let tags = every_tag(admin, &repositories);
     let asked: Vec<(String, String)> = planned
         .iter()
         .filter(|p| p.digest.is_some())
         .map(|p| (p.target.name.clone(), p.target.tag.clone()))
         .collect();
     for entry in planned.iter_mut() {
-        let Some(digest) = entry.digest.clone() else {
-            continue;
-        };
-        let repository = entry.target.name.clone();
-        if let Some((_, e)) = unreadable.iter().find(|(r, _)| *r == repository) {
-            entry.failure = Some(Failure::new(Stage::Inspect, e.clone()));
-            continue;
+        entry.keep_what_others_name(&tags, &asked);
+    }
+    planned
+}
+
+/// One tag and the digest of the image it names, or why it cannot be deleted.
+fn look_up(admin: &Registry, target: &RepoName) -> Planned {
+    let mut entry = Planned {
+        target: target.clone(),
+        digest: None,
+        along: Vec::new(),
+        failure: None,
+    };
+    match admin.manifest_digest(&target.name, &target.tag) {
+        Ok(Some(digest)) => entry.digest = Some(digest),
+        Ok(None) => {
+            entry.failure = Some(Failure::new(
+                Stage::Inspect,
+                format!(
+                    "{}:{}: no such tag in the registry",
+                    target.name, target.tag
+                ),
+            ))
         }
-        let others: Vec<&(String, String, String)> = named
+        Err(e) => entry.failure = Some(Failure::new(Stage::Inspect, e.to_string())),
+    }
+    entry
+}
+
+/// Every tag of `repositories` and the image each names; a repository
+/// whose tags cannot all be read is named with why, instead.
+struct Tags {
+    /// (repository, tag, digest)
+    named: Vec<(String, String, String)>,
+    /// (repository, why)
+    unreadable: Vec<(String, String)>,
+}
+
+fn every_tag(admin: &Registry, repositories: &[&str]) -> Tags {
+    let mut tags = Tags {
+        named: Vec::new(),
+        unreadable: Vec::new(),
+    };
+    for &repository in repositories {
+        let listed = match admin.tags(repository) {
+            Ok(listed) => listed,
+            Err(e) => {
+                tags.unreadable.push((repository.to_owned(), e.to_string()));
+                continue;
+            }
+        };
+        for tag in listed {
+            match admin.manifest_digest(repository, &tag) {
+                Ok(Some(digest)) => tags.named.push((repository.to_owned(), tag, digest)),
+                // Gone meanwhile: it names nothing.
+                Ok(None) => {}
+                // Unknown: it may name the image; delete nothing there.
+                Err(e) => {
+                    tags.unreadable.push((
+                        repository.to_owned(),
+                        format!("cannot tell which image {repository}:{tag} names: {e}"),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    tags
+}
+
+impl Planned {
+    /// Refuses this tag when another tag, not `asked` for, names its image
+    /// (or when that cannot be told); else notes the asked tags going along.
+    fn keep_what_others_name(&mut self, tags: &Tags, asked: &[(String, String)]) {
+        let Some(digest) = self.digest.clone() else {
+            return;
+        };
+        let repository = self.target.name.clone();
+        if let Some((_, e)) = tags.unreadable.iter().find(|(r, _)| *r == repository) {
+            self.failure = Some(Failure::new(Stage::Inspect, e.clone()));
+            return;
+        }
+        let others: Vec<&(String, String, String)> = tags
+            .named
             .iter()
-            .filter(|(r, t, d)| *r == repository && *d == digest && *t != entry.target.tag)
+            .filter(|(r, t, d)| *r == repository && *d == digest && *t != self.target.tag)
             .collect();
         let kept: Vec<String> = others
             .iter()
@@ -274,7 +304,7 @@ fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
             .map(|(r, t, _)| format!("{r}:{t}"))
             .collect();
         if !kept.is_empty() {
-            entry.failure = Some(
+            self.failure = Some(
                 Failure::new(
                     Stage::Referenced,
                     format!(
@@ -285,11 +315,10 @@ fn plan(admin: &Registry, targets: &[RepoName]) -> Vec<Planned> {
                 )
                 .with("also_tagged", kept),
             );
-            continue;
+            return;
         }
-        entry.along = others.iter().map(|(r, t, _)| format!("{r}:{t}")).collect();
+        self.along = others.iter().map(|(r, t, _)| format!("{r}:{t}")).collect();
     }
-    planned
 }
 
 impl Planned {

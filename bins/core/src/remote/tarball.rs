@@ -204,20 +204,23 @@ pub struct Unpacked {
 /// At most this many refusals are named (the rest are counted).
 const NAMED_REFUSALS: usize = 20;
 
+impl Unpacked {
+    /// Names a refused entry (the first NAMED_REFUSALS; the rest are said
+    /// to exist).
+    fn refuse(&mut self, name: &str, why: &str) {
+        match self.refused.len() {
+            n if n < NAMED_REFUSALS => self.refused.push(format!("{name}: {why}")),
+            NAMED_REFUSALS => self.refused.push("(more refused)".into()),
+            _ => {}
+        }
+    }
+}
+
 /// Unpacks `tar` into `dest` (which must exist): regular files,
 /// directories, and links whose target stays inside `dest`; modes without
 /// set-id bits. Anything else is refused and named, never written.
 pub fn unpack(tar: impl Read, dest: &Path) -> io::Result<Unpacked> {
     let mut unpacked = Unpacked::default();
-    let mut refusals = 0usize;
-    let mut refuse = |unpacked: &mut Unpacked, name: &str, why: &str| {
-        refusals += 1;
-        if unpacked.refused.len() < NAMED_REFUSALS {
-            unpacked.refused.push(format!("{name}: {why}"));
-        } else if refusals == NAMED_REFUSALS + 1 {
-            unpacked.refused.push("(more refused)".into());
-        }
-    };
     let mut archive = tar::Archive::new(tar);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -227,112 +230,121 @@ pub fn unpack(tar: impl Read, dest: &Path) -> io::Result<Unpacked> {
         let path = entry.path()?.into_owned();
         // A node chooses these names: shown escaped, never as raw control bytes.
         let name = path.display().to_string().escape_debug().to_string();
-        if !is_plain_relative(&path) {
-            refuse(
-                &mut unpacked,
-                &name,
-                "an absolute or `..` path, outside the destination",
-            );
-            continue;
-        }
-        let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => {}
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                if !link_stays_inside(&path, &target) {
-                    refuse(
-                        &mut unpacked,
-                        &name,
-                        &format!("a link to {}, outside the destination", target.display()),
-                    );
-                    continue;
-                }
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                // A hard link to a symlink is a copy of that symlink,
-                // judged where it was, not where the copy lands.
-                let to_link = std::fs::symlink_metadata(dest.join(&target))
-                    .is_ok_and(|m| m.file_type().is_symlink());
-                if !is_plain_relative(&target) || to_link {
-                    refuse(
-                        &mut unpacked,
-                        &name,
-                        "a hard link to a link or to outside the destination",
-                    );
-                    continue;
-                }
-            }
-            other => {
-                refuse(
-                    &mut unpacked,
-                    &name,
-                    &format!("a {other:?} entry, not a file"),
-                );
-                continue;
-            }
-        }
-        let size = entry.header().size().unwrap_or(0);
-        let target = entry.link_name().ok().flatten().map(|t| t.into_owned());
-        match entry.unpack_in(dest) {
-            // Judged by its words a link stays inside; judged by the links
-            // already there it may not (`a` -> `.`, then `a/a/../..`).
-            Ok(true) if kind == tar::EntryType::Symlink => {
-                let link = dest.join(&path);
-                let parent = link.parent().unwrap_or(dest);
-                let inside = dest.canonicalize().is_ok_and(|root| {
-                    resolves_inside(&root, parent, target.as_deref().unwrap_or(Path::new("")))
-                });
-                if !inside {
-                    let _ = std::fs::remove_file(&link);
-                    refuse(
-                        &mut unpacked,
-                        &name,
-                        "a link that leads outside the destination",
-                    );
-                }
-            }
-            Ok(true) => {
-                if kind.is_file() {
-                    unpacked.files += 1;
-                    unpacked.bytes += size;
-                }
-            }
-            Ok(false) => refuse(&mut unpacked, &name, "outside the destination"),
-            Err(e) => refuse(&mut unpacked, &name, &e.to_string()),
+        match admissible(&mut entry, &path, dest)? {
+            Err(why) => unpacked.refuse(&name, &why),
+            Ok(()) => write_entry(entry, &path, &name, dest, &mut unpacked),
         }
     }
-    // A link judged inside when it came may lead out once a later entry
-    // replaced a link it goes through: judge them all again, as they are.
-    if let Ok(root) = dest.canonicalize() {
-        let mut links = Vec::new();
-        collect_links(&root, &mut links);
-        for link in links {
-            let target = std::fs::read_link(&link).unwrap_or_default();
-            let parent = link.parent().unwrap_or(&root);
-            if !resolves_inside(&root, parent, &target) {
-                let _ = std::fs::remove_file(&link);
-                let name = link
-                    .strip_prefix(&root)
-                    .unwrap_or(&link)
-                    .display()
-                    .to_string();
-                refuse(
-                    &mut unpacked,
-                    &name.escape_debug().to_string(),
-                    "a link that leads outside the destination",
-                );
-            }
-        }
-    }
+    refuse_links_leading_out(dest, &mut unpacked);
     Ok(unpacked)
+}
+
+/// Whether an entry may be written, judged by its words: a plain relative
+/// path, and a file, a directory, or a link that stays inside `dest`.
+fn admissible<R: Read>(
+    entry: &mut tar::Entry<R>,
+    path: &Path,
+    dest: &Path,
+) -> io::Result<Result<(), String>> {
+    if !is_plain_relative(path) {
+        return Ok(Err(
+            "an absolute or `..` path, outside the destination".into()
+        ));
+    }
+    let target = || -> io::Result<PathBuf> {
+        Ok(entry
+            .link_name()?
+            .map(|t| t.into_owned())
+            .unwrap_or_default())
+    };
+    Ok(match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => Ok(()),
+        tar::EntryType::Symlink => {
+            let target = target()?;
+            match link_stays_inside(path, &target) {
+                true => Ok(()),
+                false => Err(format!(
+                    "a link to {}, outside the destination",
+                    target.display()
+                )),
+            }
+        }
+        tar::EntryType::Link => {
+            let target = target()?;
+            // A hard link to a symlink is a copy of that symlink, judged
+            // where it was, not where the copy lands.
+            let to_link = std::fs::symlink_metadata(dest.join(&target))
+                .is_ok_and(|m| m.file_type().is_symlink());
+            match is_plain_relative(&target) && !to_link {
+                true => Ok(()),
+                false => Err("a hard link to a link or to outside the destination".into()),
+            }
+        }
+        other => Err(format!("a {other:?} entry, not a file")),
+    })
+}
+
+/// Writes an admissible entry, counting the files; a link that its words
+/// kept inside but the links already there lead out (`a` -> `.`, then
+/// `a/a/../..`) is taken back and refused.
+fn write_entry<R: Read>(
+    mut entry: tar::Entry<R>,
+    path: &Path,
+    name: &str,
+    dest: &Path,
+    unpacked: &mut Unpacked,
+) {
+    let kind = entry.header().entry_type();
+    let size = entry.header().size().unwrap_or(0);
+    let target = entry.link_name().ok().flatten().map(|t| t.into_owned());
+    match entry.unpack_in(dest) {
+        Ok(true) if kind == tar::EntryType::Symlink => {
+            let link = dest.join(path);
+            let parent = link.parent().unwrap_or(dest);
+            let inside = dest.canonicalize().is_ok_and(|root| {
+                resolves_inside(&root, parent, target.as_deref().unwrap_or(Path::new("")))
+            });
+            if !inside {
+                let _ = std::fs::remove_file(&link);
+                unpacked.refuse(name, "a link that leads outside the destination");
+            }
+        }
+        Ok(true) => {
+            if kind.is_file() {
+                unpacked.files += 1;
+                unpacked.bytes += size;
+            }
+        }
+        Ok(false) => unpacked.refuse(name, "outside the destination"),
+        Err(e) => unpacked.refuse(name, &e.to_string()),
+    }
+}
+
+/// A link judged inside when it came may lead out once a later entry
+/// replaced a link it goes through: every link is judged again, as they
+/// all are, and removed if it leads out.
+fn refuse_links_leading_out(dest: &Path, unpacked: &mut Unpacked) {
+    let Ok(root) = dest.canonicalize() else {
+        return;
+    };
+    let mut links = Vec::new();
+    collect_links(&root, &mut links);
+    for link in links {
+        let target = std::fs::read_link(&link).unwrap_or_default();
+        let parent = link.parent().unwrap_or(&root);
+        if !resolves_inside(&root, parent, &target) {
+            let _ = std::fs::remove_file(&link);
+            let name = link
+                .strip_prefix(&root)
+                .unwrap_or(&link)
+                .display()
+                .to_string();
+            unpacked.refuse(
+                &name.escape_debug().to_string(),
+                "a link that leads outside the destination",
+            );
+        }
+    }
 }
 
 /// Every symlink under `dir`, without following any.
