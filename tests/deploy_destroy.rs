@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{record_of, records, run_with_stdin, stderr, tool, Testbed};
+use common::harness::Test;
+use common::{record_of, records, stderr, tool, Testbed};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -26,13 +27,13 @@ fn rhubarbe_node_list_deploys_the_same_digest_everywhere() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
     let nodes = tb.rhubarbe(&["nodes", &format!("1-{}", tb.nodes.len())]);
-    let out = run_with_stdin(
-        deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"]),
-        &String::from_utf8_lossy(&nodes.stdout),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let records = records(&out);
-    assert_eq!(records.len(), tb.nodes.len());
+    let records = Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&["-i", "busybox", "--", "sleep", "100000"])
+        .stdin(&String::from_utf8_lossy(&nodes.stdout))
+        .status(0)
+        .nodes(tb.nodes.len())
+        .run();
     let digest = &records[0]["digest"];
     assert!(
         digest.as_str().is_some_and(|d| d.starts_with("sha256:")),
@@ -108,12 +109,12 @@ fn destroying_where_nothing_runs_is_ok_and_says_so() {
     let _nodes = tb.exclusive();
     let node = &tb.nodes[1];
     tb.ssh_ok(node, "docker rm -f container >/dev/null 2>&1; true");
-    let out = tool(&tb, "baleine-destroy")
-        .args(["-y", node])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let records = records(&out);
+    let records = Test::new("baleine-destroy")
+        .testbed(&tb)
+        .args(&["-y", node])
+        .status(0)
+        .nodes(1)
+        .run();
     assert_eq!(
         (records[0]["ok"].as_bool(), records[0]["removed"].as_bool()),
         (Some(true), Some(false))
@@ -143,9 +144,9 @@ fn hostile_options_and_command_arrive_as_typed() {
     let node = &tb.nodes[0];
     let canary = "/tmp/baleine-pwned";
     tb.ssh_ok(node, &format!("rm -f {canary}"));
-    let out = deploy(
-        &tb,
-        &[
+    Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&[
             "-i",
             "busybox",
             "--options",
@@ -158,11 +159,10 @@ fn hostile_options_and_command_arrive_as_typed() {
             "printf '[%s]' \"$MSG\" \"$0\" \"$1\"; echo; sleep 100000",
             "a  b",
             &format!("`touch {canary}`"),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
     // The container writes its line once it runs: wait for it to show.
     let mut logs = String::new();
     common::wait_until("the container's line in its log", 30, || {
@@ -198,12 +198,12 @@ fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
         tb.nodes.join(" "),
         tb.nodes[0]
     );
-    let out = run_with_stdin(
-        deploy(&tb, &["-i", "busybox", "--", "sleep", "100000"]),
-        &input,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let records = records(&out);
+    let records = Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&["-i", "busybox", "--", "sleep", "100000"])
+        .stdin(&input)
+        .status(1)
+        .run();
     let connect = record_of(&records, no_sshd);
     assert_eq!(
         (connect["ok"].as_bool(), connect["stage"].as_str()),
@@ -260,19 +260,18 @@ fn a_dead_node_a_dead_engine_and_bad_input_fail_alone() {
 fn a_missing_image_fails_at_pull_with_the_registry_error() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
-    let out = deploy(
-        &tb,
-        &[
+    let records = Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&[
             "-i",
             "faraday.repo/no-such-image:v1",
             &tb.nodes[0],
             &tb.nodes[1],
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    for record in records(&out) {
+        ])
+        .status(1)
+        .nodes(2)
+        .run();
+    for record in records {
         assert_eq!(
             (record["ok"].as_bool(), record["stage"].as_str()),
             (Some(false), Some("pull")),
@@ -291,9 +290,9 @@ fn a_hung_node_times_out_while_the_others_deploy() {
     let _nodes = tb.exclusive();
     let hung = &tb.nodes[3];
     let frozen = tb.freeze_docker(hung);
-    let out = deploy(
-        &tb,
-        &[
+    let records = Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&[
             "-i",
             "busybox",
             "--timeout",
@@ -303,13 +302,11 @@ fn a_hung_node_times_out_while_the_others_deploy() {
             "--",
             "sleep",
             "100000",
-        ],
-    )
-    .output()
-    .unwrap();
+        ])
+        .status(1)
+        .nodes(2)
+        .run();
     drop(frozen);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let records = records(&out);
     assert_eq!(record_of(&records, &tb.nodes[0])["ok"], true);
     let timeout = record_of(&records, hung);
     assert_eq!(timeout["stage"], "timeout", "{timeout}");
@@ -762,9 +759,9 @@ fn a_container_that_exits_at_once_is_a_failed_deploy() {
     let tb = Testbed::get();
     let _nodes = tb.exclusive();
     let node = tb.nodes[0].as_str();
-    let out = deploy(
-        &tb,
-        &[
+    let records = Test::new("baleine-deploy")
+        .testbed(&tb)
+        .args(&[
             "-i",
             "busybox",
             node,
@@ -772,12 +769,11 @@ fn a_container_that_exits_at_once_is_a_failed_deploy() {
             "sh",
             "-c",
             "echo cannot start; exit 3",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let record = &records(&out)[0];
+        ])
+        .status(1)
+        .nodes(1)
+        .run();
+    let record = &records[0];
     assert_eq!(record["stage"], "run", "{record}");
     let error = record["error"].as_str().unwrap();
     assert!(error.contains("exited at once with status 3"), "{error}");

@@ -157,6 +157,16 @@ impl Test {
         self
     }
 
+    /// The run goes to the shared testbed (`make test` brings it up): its
+    /// configuration (ssh, registries, nodes) instead of the hermetic one;
+    /// HOME and the state files stay the test's own.
+    pub fn testbed(mut self, tb: &super::Testbed) -> Test {
+        self.config =
+            std::fs::read_to_string(tb.baleine_conf()).expect("the testbed's configuration");
+        self.config.push('\n');
+        self
+    }
+
     /// Every node is a local node (see [`TestEnv::local_nodes`]).
     pub fn local_nodes(mut self) -> Test {
         let lines = self.env.local_nodes();
