@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let naming = NodeNaming::default();
     let (tx, rx) = crossbeam::channel::unbounded();
-    read_stdin(data, &naming, &tx);
+    read_stdin(data, &naming, None, &tx);
     drop(tx);
     for input in rx.try_iter() {
         if let Input::Invalid { error, .. } = input {

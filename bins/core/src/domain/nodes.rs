@@ -52,12 +52,15 @@ pub fn shown(word: &str) -> String {
 pub enum LineWord {
     Spec(String),
     Name(String),
+    /// A JSON record's node (a literal name), with the record's fields: a
+    /// record of ours fed back may carry a request for that node.
+    Record(String, Box<serde_json::Map<String, serde_json::Value>>),
 }
 
 impl LineWord {
     pub fn text(&self) -> &str {
         match self {
-            LineWord::Spec(text) | LineWord::Name(text) => text,
+            LineWord::Spec(text) | LineWord::Name(text) | LineWord::Record(text, _) => text,
         }
     }
 }
@@ -195,7 +198,9 @@ impl NodeSelection {
     ) -> Result<Vec<NodeName>, NodeError> {
         match word {
             LineWord::Spec(spec) => self.add_spec(spec, naming),
-            LineWord::Name(name) => Ok(self.add_name(name)?.into_iter().collect()),
+            LineWord::Name(name) | LineWord::Record(name, _) => {
+                Ok(self.add_name(name)?.into_iter().collect())
+            }
         }
     }
 
@@ -428,7 +433,10 @@ pub fn parse_input_line(line: &str) -> Result<Vec<LineWord>, NodeError> {
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(line).map_err(|error| NodeError::MalformedJson(error.to_string()))?;
     match object.get("node") {
-        Some(serde_json::Value::String(node)) => Ok(vec![LineWord::Name(node.clone())]),
+        Some(serde_json::Value::String(node)) => Ok(vec![LineWord::Record(
+            node.clone(),
+            Box::new(object.clone()),
+        )]),
         _ => Err(NodeError::JsonWithoutNode),
     }
 }
@@ -614,19 +622,22 @@ mod tests {
     #[test]
     fn input_lines_of_json() {
         let record = r#"{"node":"fit02","action":"deploy","ok":true}"#;
-        assert_eq!(parse_input_line(record), Ok(vec![name("fit02")]));
+        let words = parse_input_line(record).unwrap();
+        assert_eq!(words.len(), 1);
+        assert_eq!(words[0].text(), "fit02");
+        let LineWord::Record(_, fields) = &words[0] else {
+            panic!("{words:?}")
+        };
+        assert_eq!(fields["action"], "deploy");
+        let words = parse_input_line(r#"  {"node": "fit03"}"#).unwrap();
         assert_eq!(
-            parse_input_line(r#"  {"node": "fit03"}"#),
-            Ok(vec![name("fit03")])
+            words.iter().map(LineWord::text).collect::<Vec<_>>(),
+            ["fit03"]
         );
     }
 
     fn spec(text: &str) -> LineWord {
         LineWord::Spec(text.into())
-    }
-
-    fn name(text: &str) -> LineWord {
-        LineWord::Name(text.into())
     }
 
     #[test]

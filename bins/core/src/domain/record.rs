@@ -147,9 +147,13 @@ impl Failure {
         }
     }
 
-    /// A node the run stopped before its work began.
+    /// A node the run stopped before its work began: interrupted, or
+    /// because the input was refused (see `stop::refuse_input`).
     pub fn not_started() -> Failure {
-        Failure::new(Stage::Interrupted, "interrupted before starting")
+        match crate::domain::stop::input_refused() {
+            Some(why) => Failure::new(Stage::Input, format!("not started: {why}")),
+            None => Failure::new(Stage::Interrupted, "interrupted before starting"),
+        }
     }
 
     /// A node's work cut by an interrupt while at stage `during`, which the

@@ -8,6 +8,7 @@
 //! (`interrupted`) before we exit 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static ABANDONED: AtomicBool = AtomicBool::new(false);
@@ -40,7 +41,25 @@ pub fn close_stdout() {
     STDOUT_CLOSED.store(true, Ordering::SeqCst);
 }
 
+/// Why the input was refused mid-run (a stdin request record that does
+/// not parse): the run stops as on Ctrl-C, and exits 2.
+static REFUSED: OnceLock<String> = OnceLock::new();
+
+/// Refuses the run's input: no new node starts and the tool exits 2. As
+/// when our reader goes away, the nodes at work finish what they started
+/// (their requests were valid; a deploy cut between removing the old
+/// container and running the new one would leave the node with neither).
+/// The first reason stays.
+pub fn refuse_input(why: String) {
+    let _ = REFUSED.set(why);
+}
+
+/// Why the input was refused, if it was.
+pub fn input_refused() -> Option<&'static str> {
+    REFUSED.get().map(String::as_str)
+}
+
 /// True once no new node work should start.
 pub fn stopping() -> bool {
-    interrupted() || stdout_closed()
+    interrupted() || stdout_closed() || input_refused().is_some()
 }

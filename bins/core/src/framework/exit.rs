@@ -13,11 +13,14 @@ pub const USAGE: u8 = 2;
 /// Interrupted by SIGINT/SIGTERM.
 pub const INTERRUPTED: u8 = 130;
 
-/// 130 when interrupted, 1 when a node failed, else 0. When our reader went
-/// away we end quietly: nodes cut short by that do not count as failures.
+/// 130 when interrupted, 2 when the input was refused mid-run, 1 when a
+/// node failed, else 0. When our reader went away we end quietly: nodes cut
+/// short by that do not count as failures.
 pub fn status(tally: &Tally) -> ExitCode {
     let code = if stop::interrupted() {
         INTERRUPTED
+    } else if stop::input_refused().is_some() {
+        USAGE
     } else if tally.failed > 0 || (tally.interrupted > 0 && !stop::stdout_closed()) {
         SOME_NODE_FAILED
     } else {

@@ -3,7 +3,7 @@
 use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::stop;
-use crate::framework::input::Input;
+use crate::framework::input::{Input, Request};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// the run stopped before it began (the job's own: it may say what that
 /// leaves on the node).
 pub struct NodeWork<'a> {
-    pub work: &'a (dyn Fn(&NodeName) -> Record + Sync),
+    pub work: &'a (dyn Fn(&NodeName, Option<&Request>) -> Record + Sync),
     pub not_started: &'a (dyn Fn() -> Failure + Sync),
 }
 
@@ -62,18 +62,17 @@ fn worker(
 }
 
 fn record_for(action: &'static str, input: Input, work: &NodeWork) -> Record {
-    let node = match input {
-        Input::Node(node) => node,
-        invalid => return invalid.into_record(action),
+    let Some((node, request)) = input.work() else {
+        return input.into_record(action);
     };
     if stop::stopping() {
-        return Record::failure(Some(&node), action, &(work.not_started)());
+        return Record::failure(Some(node), action, &(work.not_started)());
     }
     let started = Instant::now();
     // A bug of ours on one node must not cost the other nodes' records, nor
     // this node's: the panic becomes its failure.
-    let mut record = guarded(|| (work.work)(&node))
-        .unwrap_or_else(|failure| Record::failure(Some(&node), action, &failure));
+    let mut record = guarded(|| (work.work)(node, request))
+        .unwrap_or_else(|failure| Record::failure(Some(node), action, &failure));
     // A tool may time its node itself (deploy excludes waiting for the pin).
     if record.get("elapsed_ms").is_none() {
         record.set("elapsed_ms", started.elapsed().as_millis() as u64);
@@ -147,7 +146,7 @@ mod tests {
     use super::*;
     use crossbeam::channel::unbounded;
 
-    fn node_work(work: &(dyn Fn(&NodeName) -> Record + Sync)) -> NodeWork<'_> {
+    fn node_work(work: &(dyn Fn(&NodeName, Option<&Request>) -> Record + Sync)) -> NodeWork<'_> {
         NodeWork {
             work,
             not_started: &Failure::not_started,
@@ -162,7 +161,7 @@ mod tests {
         }
         drop(tx);
         let (rtx, rrx) = unbounded();
-        let work = |node: &NodeName| {
+        let work = |node: &NodeName, _: Option<&Request>| {
             if node == "fit02" {
                 panic!("boom on {node}");
             }
@@ -237,7 +236,7 @@ mod tests {
         .unwrap();
         drop(tx);
         let (rtx, rrx) = unbounded();
-        let work = |node: &NodeName| {
+        let work = |node: &NodeName, _: Option<&Request>| {
             if node.ends_with('7') {
                 Record::failure(Some(node), "test", &Failure::new(Stage::Run, "boom"))
             } else {

@@ -9,7 +9,7 @@ use crate::domain::config::{self, Config};
 use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::stop;
-use crate::framework::input::{self, Input, NodeSource};
+use crate::framework::input::{self, Input, NodeSource, Request, RequestCheck};
 use crate::framework::output::{Run, View, Writer};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::protocol::{
@@ -31,8 +31,20 @@ pub trait Job: Sync {
     /// The action every record names (`deploy`).
     fn action(&self) -> &'static str;
 
-    /// What to run on `node`. An error settles the node without a session.
-    fn start(&self, node: &NodeName) -> Result<Remote<Self::Context>, Failure>;
+    /// What to run on `node`, with what its input line asked for it, if it
+    /// was a record (see `input::Request`). An error settles the node
+    /// without a session.
+    fn start(
+        &self,
+        node: &NodeName,
+        request: Option<&Request>,
+    ) -> Result<Remote<Self::Context>, Failure>;
+
+    /// How a stdin record's request is checked as its line is read, for a
+    /// job that reads requests (deploy): a refused one stops the run, exit 2.
+    fn request_check(&self) -> Option<RequestCheck> {
+        None
+    }
 
     /// The failure of a node the run stopped before its session began (a
     /// job may say what that leaves on the node).
@@ -283,25 +295,35 @@ impl Fleet {
         })
     }
 
-    /// The node inputs, streamed as they are read.
-    pub fn inputs(&self) -> Receiver<Input> {
+    /// The node inputs, streamed as they are read; stdin records' requests
+    /// checked by `check` as they come.
+    pub fn inputs(&self, check: Option<RequestCheck>) -> Receiver<Input> {
         let (tx, rx) = unbounded();
+        // A refused request refuses the run's input: nothing more starts,
+        // and the tool exits 2 (set before its line's record is sent).
+        let check = check.map(|check| -> RequestCheck {
+            std::sync::Arc::new(move |request: &Request| {
+                check(request).inspect_err(|e| {
+                    stop::refuse_input(format!("stdin line {}: {e}", request.line))
+                })
+            })
+        });
         let source = self.source.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(source) = source {
-            input::feed(source, self.config.node_naming.clone(), tx);
+            input::feed(source, self.config.node_naming.clone(), check, tx);
         }
         rx
     }
 
     /// The whole node input, for jobs that need the list before any work
     /// (save's tags, --bootstrap, destroy's confirmation).
-    pub fn all_inputs(&self) -> Vec<Input> {
-        self.inputs().iter().collect()
+    pub fn all_inputs(&self, check: Option<RequestCheck>) -> Vec<Input> {
+        self.inputs(check).iter().collect()
     }
 
     /// Runs `job` on every node (one record each) and returns the exit status.
     pub fn run(&self, job: &impl Job) -> ExitCode {
-        let inputs = self.inputs();
+        let inputs = self.inputs(job.request_check());
         // A listed source is all queued already; stdin may bring any number.
         let workers = match self.streamed {
             true => self.parallel,
@@ -346,7 +368,7 @@ impl Fleet {
             inputs,
             &writer.records,
             &fanout::NodeWork {
-                work: &|node| self.node_record(job, node, &stages),
+                work: &|node, request| self.node_record(job, node, request, &stages),
                 not_started: &|| job.not_started(),
             },
         );
@@ -360,10 +382,11 @@ impl Fleet {
         &self,
         job: &J,
         node: &NodeName,
+        request: Option<&Request>,
         stages: &crossbeam::channel::Sender<(String, Stage)>,
     ) -> Record {
         let action = job.action();
-        let mut remote = match job.start(node) {
+        let mut remote = match job.start(node, request) {
             Ok(remote) => remote,
             Err(failure) => return Record::failure(Some(node), action, &failure),
         };

@@ -1,6 +1,7 @@
 //! Where the node list comes from: arguments, stdin (streamed), or `$NODES`, and how it reaches the workers.
 
 use crate::domain::config::Config;
+use crate::domain::nodes::LineWord;
 use crate::domain::nodes::{
     expand_specs, parse_input_line, NodeName, NodeNaming, NodeSelection, MAX_NODE_NAME_LEN,
 };
@@ -8,12 +9,32 @@ use crate::domain::record::{Failure, Record, Stage};
 use crate::framework::UsageError;
 use crossbeam::channel::{Receiver, Sender};
 use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+/// The fields of a stdin JSON record that named a node (a record of ours fed
+/// back): what a tool that takes requests reads for that node (deploy:
+/// image, digest, options, command...). Fields it does not use are ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The stdin line it came on, for errors.
+    pub line: usize,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Checks a request as its line is read, before its node is started: the
+/// problem names the field. A refused request stops the run (exit 2).
+pub type RequestCheck = std::sync::Arc<CheckRequest>;
+
+/// What a [`RequestCheck`] holds.
+pub type CheckRequest = dyn Fn(&Request) -> Result<(), String> + Send + Sync;
 
 /// One unit of input for the workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// A node to work on.
     Node(NodeName),
+    /// A node named by a stdin JSON record, and the request it carries.
+    Record(NodeName, std::sync::Arc<Request>),
     /// A stdin line that could not be used; becomes an `input` record.
     Invalid {
         node: Option<String>,
@@ -26,7 +47,16 @@ impl Input {
     /// The node, for a node input.
     pub fn node(&self) -> Option<&str> {
         match self {
-            Input::Node(node) => Some(node),
+            Input::Node(node) | Input::Record(node, _) => Some(node),
+            Input::Invalid { .. } => None,
+        }
+    }
+
+    /// The node and its request, for a node input.
+    pub fn work(&self) -> Option<(&NodeName, Option<&Request>)> {
+        match self {
+            Input::Node(node) => Some((node, None)),
+            Input::Record(node, request) => Some((node, Some(request))),
             Input::Invalid { .. } => None,
         }
     }
@@ -35,7 +65,9 @@ impl Input {
     /// for an invalid line, `interrupted` for a node.
     pub fn into_record(self, action: &'static str) -> Record {
         match self {
-            Input::Node(node) => Record::failure(Some(&node), action, &Failure::not_started()),
+            Input::Node(node) | Input::Record(node, _) => {
+                Record::failure(Some(&node), action, &Failure::not_started())
+            }
             Input::Invalid { node, line, error } => {
                 Record::failure(node.as_deref(), action, &Failure::new(Stage::Input, error))
                     .with("line", line)
@@ -141,7 +173,12 @@ pub fn replay(inputs: impl IntoIterator<Item = Input>) -> Receiver<Input> {
 /// Feeds the source's nodes to `tx` and returns; stdin is read by a thread of
 /// its own so work starts with the first line, and that thread is left behind
 /// if we are interrupted while it waits for input.
-pub fn feed(source: NodeSource, naming: NodeNaming, tx: Sender<Input>) {
+pub fn feed(
+    source: NodeSource,
+    naming: NodeNaming,
+    check: Option<RequestCheck>,
+    tx: Sender<Input>,
+) {
     match source {
         NodeSource::Listed(names) => {
             for name in names {
@@ -149,7 +186,9 @@ pub fn feed(source: NodeSource, naming: NodeNaming, tx: Sender<Input>) {
             }
         }
         NodeSource::Stdin => {
-            std::thread::spawn(move || read_stdin(std::io::stdin().lock(), &naming, &tx));
+            std::thread::spawn(move || {
+                read_stdin(std::io::stdin().lock(), &naming, check.as_deref(), &tx)
+            });
         }
     }
 }
@@ -190,10 +229,19 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
     }
 }
 
-/// Reads node lines until EOF, sending every new node once (duplicates dropped).
-pub fn read_stdin(mut reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Input>) {
+/// Reads node lines until EOF, sending every new node once (duplicates
+/// dropped). A JSON record's node comes with its request, checked by
+/// `check` (when the tool takes requests): a refused one is the line's
+/// `input` record, and ends the input.
+pub fn read_stdin(
+    mut reader: impl BufRead,
+    naming: &NodeNaming,
+    check: Option<&CheckRequest>,
+    tx: &Sender<Input>,
+) {
     let mut selection = NodeSelection::new();
     let mut bytes = Vec::new();
+    let mut refused = false;
     for line_no in 1.. {
         let invalid = |node: Option<String>, error: String| Input::Invalid {
             node,
@@ -218,7 +266,32 @@ pub fn read_stdin(mut reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Inp
                     Ok(words) => words
                         .iter()
                         .flat_map(|word| match selection.add_word(word, naming) {
-                            Ok(new) => new.into_iter().map(Input::Node).collect(),
+                            Ok(new) => match word {
+                                LineWord::Record(_, fields) => {
+                                    let request = Request {
+                                        line: line_no,
+                                        fields: (**fields).clone(),
+                                    };
+                                    match check.map_or(Ok(()), |check| check(&request)) {
+                                        Ok(()) => new
+                                            .into_iter()
+                                            .map(|node| {
+                                                Input::Record(node, Arc::new(request.clone()))
+                                            })
+                                            .collect(),
+                                        Err(e) => {
+                                            refused = true;
+                                            let error = format!("stdin line {line_no}: {e}");
+                                            vec![Input::Invalid {
+                                                node: Some(word.text().to_owned()),
+                                                line: line_no,
+                                                error,
+                                            }]
+                                        }
+                                    }
+                                }
+                                _ => new.into_iter().map(Input::Node).collect(),
+                            },
                             Err(e) => {
                                 // The record's node is the word, if it could be a name at all.
                                 let node = Some(word.text().to_owned())
@@ -235,6 +308,10 @@ pub fn read_stdin(mut reader: impl BufRead, naming: &NodeNaming, tx: &Sender<Inp
                 return;
             }
         }
+        // A refused request ends the input: nothing after it starts.
+        if refused {
+            return;
+        }
     }
 }
 
@@ -245,7 +322,7 @@ mod tests {
 
     fn read(text: &str) -> Vec<Input> {
         let (tx, rx) = unbounded();
-        read_stdin(text.as_bytes(), &NodeNaming::default(), &tx);
+        read_stdin(text.as_bytes(), &NodeNaming::default(), None, &tx);
         drop(tx);
         rx.iter().collect()
     }
@@ -258,10 +335,38 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Input::Node(n) => n.as_str(),
+                Input::Record(n, _) => n.as_str(),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
         assert_eq!(nodes, ["fit01", "fit02", "fit03", "fit04"]);
+        // A record's node comes with the record, the line it was on.
+        let Input::Record(_, request) = &inputs[3] else {
+            panic!("{:?}", inputs[3])
+        };
+        assert_eq!(request.line, 3);
+        assert_eq!(request.fields["node"], "fit04");
+    }
+
+    #[test]
+    fn a_refused_request_is_its_line_s_record_and_ends_the_input() {
+        let (tx, rx) = unbounded();
+        let check = |request: &Request| match request.fields.get("image") {
+            Some(serde_json::Value::Number(_)) => Err("field image: not a string".to_owned()),
+            _ => Ok(()),
+        };
+        let text =
+            "{\"node\":\"fit01\",\"image\":\"busybox\"}\n{\"node\":\"fit02\",\"image\":7}\nfit03\n";
+        read_stdin(text.as_bytes(), &NodeNaming::default(), Some(&check), &tx);
+        drop(tx);
+        let inputs: Vec<Input> = rx.iter().collect();
+        assert_eq!(inputs.len(), 2, "{inputs:?}");
+        assert!(matches!(&inputs[0], Input::Record(node, _) if node.as_str() == "fit01"));
+        assert!(matches!(
+            &inputs[1],
+            Input::Invalid { line: 2, node: Some(node), error }
+                if node == "fit02" && error == "stdin line 2: field image: not a string"
+        ));
     }
 
     #[test]
@@ -285,7 +390,7 @@ mod tests {
         let mut text = vec![b'x'; MAX_INPUT_LINE + 10];
         text.extend_from_slice(b"\nfit05\n");
         let (tx, rx) = unbounded();
-        read_stdin(&text[..], &NodeNaming::default(), &tx);
+        read_stdin(&text[..], &NodeNaming::default(), None, &tx);
         drop(tx);
         let inputs: Vec<_> = rx.iter().collect();
         assert!(
@@ -314,7 +419,12 @@ mod tests {
             }
         }
         let (tx, rx) = unbounded();
-        read_stdin(std::io::BufReader::new(Broken), &NodeNaming::default(), &tx);
+        read_stdin(
+            std::io::BufReader::new(Broken),
+            &NodeNaming::default(),
+            None,
+            &tx,
+        );
         drop(tx);
         let inputs: Vec<_> = rx.iter().collect();
         assert_eq!(inputs.len(), 1);
@@ -326,7 +436,7 @@ mod tests {
     #[test]
     fn invalid_utf8_is_an_input_error_not_a_stop() {
         let (tx, rx) = unbounded();
-        read_stdin(&b"\xff\xfe\nfit05\n"[..], &NodeNaming::default(), &tx);
+        read_stdin(&b"\xff\xfe\nfit05\n"[..], &NodeNaming::default(), None, &tx);
         drop(tx);
         let inputs: Vec<_> = rx.iter().collect();
         assert!(matches!(&inputs[0], Input::Invalid { line: 1, .. }));

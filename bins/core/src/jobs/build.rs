@@ -16,7 +16,6 @@ use crate::domain::reference::{target_image, RepoName};
 use crate::framework::args::FleetOptions;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{leftovers_possible, run_tag, stop_leftovers, Fleet, REMOTE_GRACE};
-use crate::framework::input::Input;
 use crate::framework::output::{Run, Subject, Writer};
 use crate::framework::{exit, UsageError};
 use crate::remote::protocol::{interpret, session_command};
@@ -190,12 +189,9 @@ impl BuildArgs {
             default_timeout: DEFAULT_TIMEOUT,
         })?;
         let nodes: Vec<NodeName> = fleet
-            .all_inputs()
+            .all_inputs(None)
             .into_iter()
-            .filter_map(|input| match input {
-                Input::Node(node) => Some(node),
-                Input::Invalid { .. } => None,
-            })
+            .filter_map(|input| input.work().map(|(node, _)| node.clone()))
             .collect();
         let [one] = nodes.as_slice() else {
             return Err(UsageError(format!(

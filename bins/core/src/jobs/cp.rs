@@ -4,6 +4,7 @@ use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{create_output_dir, CommandEnd, Fleet, Job, Remote, Session};
+use crate::framework::input::Request;
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, OUTPUT_MARK};
 use crate::remote::quote::quote;
@@ -197,7 +198,11 @@ impl Job for CpJob {
         "cp"
     }
 
-    fn start(&self, node: &NodeName) -> Result<Remote<Option<PathBuf>>, Failure> {
+    fn start(
+        &self,
+        node: &NodeName,
+        _: Option<&Request>,
+    ) -> Result<Remote<Option<PathBuf>>, Failure> {
         let mut remote = Remote::new(self.script(), None);
         match &self.direction {
             Direction::To { packed, .. } => remote.io.stdin = Some(packed.path.clone()),

@@ -11,6 +11,7 @@ use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
 use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::Request;
 use crate::framework::input::{replay, Input};
 use crate::framework::UsageError;
 use crate::remote::protocol::EARLY_MARK;
@@ -558,7 +559,7 @@ impl Job for DeployJob {
         where_the_old_one_is(Failure::not_started())
     }
 
-    fn start(&self, node: &NodeName) -> Result<Remote<Started>, Failure> {
+    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Started>, Failure> {
         // While the first node pulls, the others open their connection
         // (when connections are kept): their session then starts at once.
         // Their old container stays until the image is known to exist.
@@ -661,7 +662,7 @@ impl Job for DeployJob {
 /// `rhubarbe wait`, then deploy on those that came back. This needs the whole
 /// node list first, so input is collected before anything starts.
 fn bootstrap_then_run(fleet: &Fleet, ndz: &str, job: &DeployJob) -> ExitCode {
-    let inputs = fleet.all_inputs();
+    let inputs = fleet.all_inputs(None);
     let nodes: Vec<String> = inputs
         .iter()
         .filter_map(Input::node)

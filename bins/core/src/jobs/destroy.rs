@@ -4,6 +4,7 @@ use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::Request;
 use crate::framework::input::{replay, Input};
 use crate::framework::{confirm, UsageError};
 use crate::remote::script::{Docker, Script};
@@ -77,7 +78,7 @@ impl Job for DestroyJob {
         "destroy"
     }
 
-    fn start(&self, _: &NodeName) -> Result<Remote<()>, Failure> {
+    fn start(&self, _: &NodeName, _: Option<&Request>) -> Result<Remote<()>, Failure> {
         Ok(Remote::script(self.script.clone()))
     }
 
@@ -110,7 +111,7 @@ fn confirmed(fleet: &Fleet) -> Result<Option<Vec<Input>>, UsageError> {
             "no terminal to confirm on: pass -y to destroy without asking".into(),
         ));
     }
-    let inputs = fleet.all_inputs();
+    let inputs = fleet.all_inputs(None);
     let nodes: Vec<&str> = inputs.iter().filter_map(Input::node).collect();
     if nodes.is_empty() {
         return Ok(Some(inputs));

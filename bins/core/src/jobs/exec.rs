@@ -13,6 +13,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{
     output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
 };
+use crate::framework::input::Request;
 use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, run_var, Captured, OUTPUT_MARK};
@@ -225,7 +226,7 @@ impl Job for ExecJob {
         "exec"
     }
 
-    fn start(&self, node: &NodeName) -> Result<Remote<Vec<String>>, Failure> {
+    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Vec<String>>, Failure> {
         let [stdout, stderr] =
             output_sinks(self.plan.output_dir.as_ref(), node, self.plan.max_output);
         let command: Vec<String> = self

@@ -7,6 +7,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{
     output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
 };
+use crate::framework::input::Request;
 use crate::framework::output::View;
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, OUTPUT_MARK};
@@ -181,7 +182,7 @@ impl Job for LogsJob {
         "logs"
     }
 
-    fn start(&self, node: &NodeName) -> Result<Remote<LineCount>, Failure> {
+    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<LineCount>, Failure> {
         let count = LineCount::default();
         let [stdout, stderr] = match self.follow {
             true => [

@@ -5,6 +5,7 @@ use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{repo_digest, ImageRef};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::Request;
 use crate::framework::output::{printable, View};
 use crate::framework::UsageError;
 use crate::remote::protocol::Values;
@@ -158,7 +159,7 @@ impl Job for PsJob {
         "ps"
     }
 
-    fn start(&self, _: &NodeName) -> Result<Remote<()>, Failure> {
+    fn start(&self, _: &NodeName, _: Option<&Request>) -> Result<Remote<()>, Failure> {
         Ok(Remote::script(self.script.clone()))
     }
 

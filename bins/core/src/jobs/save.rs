@@ -8,6 +8,7 @@ use crate::domain::record::{Failure, Fields, Stage};
 use crate::domain::reference::{target_image, RepoName};
 use crate::framework::cli::{Tool, VERSION};
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
+use crate::framework::input::Request;
 use crate::framework::input::{replay, Input};
 use crate::framework::UsageError;
 use crate::remote::quote::{quote, quote_word};
@@ -270,7 +271,7 @@ fn push_with_retries(script: &mut Script, docker: &Docker, target: &str) {
 /// Saves every node's container. The node list is read in full first: with
 /// several nodes each image is tagged TAG-<node>.
 pub fn run(fleet: &Fleet, plan: SavePlan) -> Result<ExitCode, UsageError> {
-    let inputs = fleet.all_inputs();
+    let inputs = fleet.all_inputs(None);
     let several = inputs.iter().filter_map(Input::node).count() > 1;
     for node in inputs.iter().filter_map(Input::node) {
         plan.tag_for(node, several)?;
@@ -360,7 +361,7 @@ impl Job for SaveJob {
         "save"
     }
 
-    fn start(&self, node: &NodeName) -> Result<Remote<Target>, Failure> {
+    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Target>, Failure> {
         // Checked for every node before the run: cannot fail here.
         let tag = self
             .plan
