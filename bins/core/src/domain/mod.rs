@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod labels;
 pub mod nodes;
 pub mod record;
 pub mod reference;

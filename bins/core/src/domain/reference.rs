@@ -316,7 +316,7 @@ pub fn repo_digest(image: &ImageRef, repo_digests_json: &str) -> Option<String> 
 }
 
 /// Docker's short form of a repository name: `docker.io/library/x` → `x`.
-fn short_name(name: &str) -> String {
+pub fn short_name(name: &str) -> String {
     let name = name.strip_prefix("docker.io/").unwrap_or(name);
     name.strip_prefix("library/").unwrap_or(name).to_owned()
 }

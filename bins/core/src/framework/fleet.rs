@@ -295,6 +295,11 @@ impl Fleet {
         })
     }
 
+    /// Whether the nodes come from stdin (where records may carry requests).
+    pub fn streamed(&self) -> bool {
+        self.streamed
+    }
+
     /// The node inputs, streamed as they are read; stdin records' requests
     /// checked by `check` as they come.
     pub fn inputs(&self, check: Option<RequestCheck>) -> Receiver<Input> {

@@ -4,17 +4,17 @@
 //! mirror on the way); every other node then runs `IMAGE@sha256:…`, so a tag
 //! that moves mid-deploy cannot give two nodes different images.
 
+use crate::domain::labels::LABEL_PREFIX as LABEL;
 use crate::domain::nodes::expand_placeholders;
 use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
-use crate::domain::reference::{repo_digest, target_image, ImageRef, PullPolicy};
+use crate::domain::reference::{repo_digest, short_name, target_image, ImageRef, PullPolicy};
 use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
-use crate::framework::input::Request;
-use crate::framework::input::{replay, Input};
+use crate::framework::input::{replay, Input, Request, RequestCheck};
 use crate::framework::UsageError;
-use crate::remote::protocol::EARLY_MARK;
+use crate::remote::protocol::{EARLY_MARK, RESTAGE_MARK};
 use crate::remote::quote::{quote, quote_word};
 use crate::remote::script::{Docker, Script};
 use crate::remote::ssh::{LineFeed, Ssh};
@@ -41,9 +41,10 @@ crate::fleet_args! {
     )]
     pub struct DeployArgs {
         timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),
-        /// image to run (Docker reference: busybox, faraday.repo/name:tag, name@sha256:...)
+        /// image to run (Docker reference: busybox, faraday.repo/name:tag,
+        /// name@sha256:...); optional when every stdin record names its image
         #[argh(option, short = 'i')]
-        pub image: String,
+        pub image: Option<String>,
         /// extra docker run options, split like a shell would ("-e 'MSG=hello world'")
         #[argh(option)]
         pub options: Option<String>,
@@ -80,7 +81,7 @@ impl Tool for DeployArgs {
         crate::framework::cli::AfterDashes::Command;
 
     fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
-        let mut plan = DeployPlan::new(&self.image, self.options.as_deref(), command)?;
+        let mut plan = DeployPlan::new(self.image.as_deref(), self.options.as_deref(), command)?;
         plan.pull = self.pull;
         plan.stop_timeout = self.stop_timeout;
         plan.pin = !self.no_pin;
@@ -91,15 +92,26 @@ impl Tool for DeployArgs {
         plan.wait = self.wait;
         plan.ready_cmd = self.ready_cmd.clone();
         let fleet = Fleet::prepare(self.fleet_options())?;
+        // Only stdin records can name an image of their own.
+        if plan.image.is_none() && !fleet.streamed() {
+            return Err(UsageError(
+                "give the image to run with -i IMAGE (or records naming theirs on stdin)".into(),
+            ));
+        }
         Ok(run(&fleet, plan))
     }
 }
 
-/// Everything about one deploy that is the same on every node.
+/// What a deploy runs: the command line's defaults, and for one node,
+/// those with its stdin record's request over them (see `requested`).
 #[derive(Debug, Clone)]
 pub struct DeployPlan {
-    /// The image as the user named it (reported as `image`).
-    pub image: ImageRef,
+    /// The image as the user named it (reported as `image`); none when
+    /// every stdin record names its own.
+    pub image: Option<ImageRef>,
+    /// The digest a request pins its node to (a record of ours fed back):
+    /// no resolution by a first node.
+    pub digest: Option<String>,
     /// Extra `docker run` options, already split into words.
     pub options: Vec<String>,
     /// The container's command and arguments (after `--`).
@@ -120,11 +132,14 @@ pub struct DeployPlan {
 impl DeployPlan {
     /// Checks the user's image and options; problems are usage errors.
     pub fn new(
-        image: &str,
+        image: Option<&str>,
         options: Option<&str>,
         command: Vec<String>,
     ) -> Result<DeployPlan, UsageError> {
-        let image = ImageRef::parse(image).map_err(|e| UsageError(e.to_string()))?;
+        let image = image
+            .map(ImageRef::parse)
+            .transpose()
+            .map_err(|e| UsageError(e.to_string()))?;
         let options = match options {
             Some(text) => shell_words::split(text)
                 .map_err(|e| UsageError(format!("--options {text:?}: {e}")))?,
@@ -132,6 +147,7 @@ impl DeployPlan {
         };
         Ok(DeployPlan {
             image,
+            digest: None,
             options,
             command,
             pull: PullPolicy::Always,
@@ -162,59 +178,168 @@ impl DeployPlan {
     }
 }
 
-/// The remote script deploying on one node: remove the managed container,
-/// pull (unless pinned), run, and report the digest when not pinned.
+/// The most a request's text field may hold (an image name, one option or
+/// command word): a record is data from anywhere, and every word goes into
+/// an ssh command line.
+const MAX_FIELD: usize = 64 * 1024;
+/// The most words a request's options or command may have.
+const MAX_WORDS: usize = 1024;
+
+impl DeployPlan {
+    /// The plan for one node: this one, with the fields of its stdin
+    /// record's request over it (named as deploy's own records name them:
+    /// image, digest, options, command, wait, ready_cmd; others ignored).
+    /// The problem names the field. The node's image is known after it.
+    pub fn requested(&self, request: Option<&Request>) -> Result<DeployPlan, String> {
+        let mut plan = self.clone();
+        let fields = request.map(|r| &r.fields);
+        let field = |name: &str| fields.and_then(|f| f.get(name)).filter(|v| !v.is_null());
+        if let Some(value) = field("image") {
+            let text = text_field("image", value)?;
+            plan.image = Some(ImageRef::parse(text).map_err(|e| format!("field image: {e}"))?);
+            // A record's image comes with its own digest, or none.
+            plan.digest = None;
+        }
+        let Some(image) = plan.image.clone() else {
+            return Err("no image: give -i IMAGE, or an \"image\" field".into());
+        };
+        if let Some(value) = field("digest") {
+            plan.digest = Some(digest_of(&image, text_field("digest", value)?)?);
+        }
+        if let Some(value) = field("options") {
+            plan.options = match value {
+                serde_json::Value::String(text) => {
+                    bounded("options", text)?;
+                    shell_words::split(text).map_err(|e| format!("field options: {e}"))?
+                }
+                _ => words_field("options", value)?,
+            };
+        }
+        if let Some(value) = field("command") {
+            plan.command = words_field("command", value)?;
+        }
+        if let Some(value) = field("wait") {
+            plan.wait = Some(match value {
+                serde_json::Value::Number(n) => n
+                    .as_u64()
+                    .filter(|s| *s <= crate::framework::args::MAX_SECONDS)
+                    .ok_or("field wait: a number of seconds (at most 30 days)")?,
+                other => crate::framework::args::seconds(text_field("wait", other)?)
+                    .map_err(|e| format!("field wait: {e}"))?,
+            });
+        }
+        if let Some(value) = field("ready_cmd") {
+            plan.ready_cmd = Some(text_field("ready_cmd", value)?.to_owned());
+        }
+        if plan.ready_cmd.is_some() && plan.wait.is_none() {
+            return Err("field ready_cmd goes with wait".into());
+        }
+        Ok(plan)
+    }
+}
+
+/// A request's text field, bounded.
+fn text_field<'a>(name: &str, value: &'a serde_json::Value) -> Result<&'a str, String> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("field {name}: a string, not {}", kind_of(value)))?;
+    bounded(name, text)?;
+    Ok(text)
+}
+
+fn bounded(name: &str, text: &str) -> Result<(), String> {
+    match text.len() > MAX_FIELD {
+        true => Err(format!("field {name}: longer than {MAX_FIELD} bytes")),
+        false => Ok(()),
+    }
+}
+
+/// A request's list of words (options, command), bounded.
+fn words_field(name: &str, value: &serde_json::Value) -> Result<Vec<String>, String> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| format!("field {name}: a list of strings, not {}", kind_of(value)))?;
+    if list.len() > MAX_WORDS {
+        return Err(format!("field {name}: more than {MAX_WORDS} words"));
+    }
+    list.iter()
+        .map(|word| text_field(name, word).map(String::from))
+        .collect()
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A request's digest: `sha256:…`, or `REPOSITORY@sha256:…`, which must name
+/// the image's own repository (as Docker names it, `docker.io/library/`
+/// left out): a record cannot pin a node to another repository's image.
+fn digest_of(image: &ImageRef, text: &str) -> Result<String, String> {
+    let (named, digest) = match text.split_once('@') {
+        Some((repository, digest)) => (Some(repository), digest),
+        None => (None, text),
+    };
+    image
+        .with_digest(digest)
+        .map_err(|e| format!("field digest: {e}"))?;
+    if let Some(named) = named {
+        let short = |name: &str| {
+            let name = name.strip_prefix("docker.io/").unwrap_or(name);
+            name.strip_prefix("library/").unwrap_or(name).to_owned()
+        };
+        if short(named) != short(&image.repository()) {
+            return Err(format!(
+                "field digest: {text:?} is of repository {named}, not of the image {image}"
+            ));
+        }
+    }
+    if let Some(own) = &image.digest {
+        if own != digest {
+            return Err(format!(
+                "field digest: {digest} is not the digest the image {image} names"
+            ));
+        }
+    }
+    Ok(digest.to_owned())
+}
+
+/// Who deploys, in which run: labels on every container of the run.
+#[derive(Debug, Clone)]
+pub struct RunLabels {
+    pub user: String,
+    pub run: String,
+}
+
+/// The remote script deploying on one node: pull (unless pinned and
+/// present), resolve the digest (first node), keep the previous container
+/// aside (stopped), run the new one, and put the previous one back if the
+/// new one does not hold (exits at once, never ready); once it holds, the
+/// previous one goes.
 pub fn deploy_script(
     plan: &DeployPlan,
     docker: &Docker,
     run_options: &[String],
     pinned: Option<&ImageRef>,
+    labels: &RunLabels,
 ) -> String {
+    let asked = plan.image.as_ref().expect("a node's plan names its image");
     let mut script = Script::new();
-    let image = pinned.unwrap_or(&plan.image).to_string();
-    // The image is on the node before the running container is touched: a
-    // typo in the image name, or an unreachable registry, must not leave
-    // the node without its experiment.
-    script.stage(Stage::Pull);
-    let present = quote(&docker.words(&["image", "inspect", &image]));
-    // Progress goes to stdout, errors to stderr.
-    let pull = quote(&docker.words(&["pull", &image]));
-    let kept = quote_word(KEPT);
-    match (plan.pull, pinned) {
-        (PullPolicy::Never, _) => script.line(&format!(
-            "{present} >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
-            quote_word(&format!(
-                "{image} is not on this node, and --pull never forbids pulling it"
-            ))
-        )),
-        // A digest cannot change, so a pinned image present on the node
-        // needs no registry round trip: `missing` is `always` for digests.
-        (_, Some(_)) | (PullPolicy::Missing, None) => script.line(&format!(
-            "{present} >/dev/null 2>&1 || {pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
-        )),
-        (PullPolicy::Always, None) => script.line(&format!(
-            "{pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
-        )),
-    };
-    if pinned.is_none() {
-        // The digest, read once, as soon as the image is here: the other
-        // nodes start on it (the early line, see DeployJob::start) while
-        // this one goes on, and the record takes it from stdout.
-        script.stage(Stage::Inspect);
-        let digests = quote(&docker.words(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RepoDigests}}",
-            &image,
-        ]));
-        script.line(&format!(
-            "digests=$({digests}) || exit 1\n\
-             echo \"{EARLY_MARK}digests=$digests\" >&2\n\
-             echo \"digests=$digests\""
-        ));
+    let image = pinned.unwrap_or(asked).to_string();
+    pull(&mut script, plan.pull, docker, &image, pinned.is_some());
+    match pinned.and_then(|p| p.digest.as_deref()) {
+        Some(digest) => {
+            script.line(&format!("digest={}", quote_word(digest)));
+        }
+        None => resolve_digest(&mut script, docker, &image, asked),
     }
-    docker.remove_managed(&mut script, plan.stop_timeout);
+    keep_previous(&mut script, docker, plan.stop_timeout);
     let mut run: Vec<String> = vec![
         "run".into(),
         "-d".into(),
@@ -225,29 +350,163 @@ pub fn deploy_script(
     ];
     run.extend(run_options.iter().cloned());
     run.extend(plan.options.iter().cloned());
-    run.push(image.clone());
-    run.extend(plan.command.iter().cloned());
-    docker.run_container(&mut script, &run, &image);
-    // A container that is already gone (a command that fails at once) is a
-    // failed deploy, with its status and last words, not `ok`.
+    let json = |words: &[String]| serde_json::to_string(words).unwrap_or_default();
+    for (key, value) in [
+        ("image", asked.to_string()),
+        ("options", json(&plan.options)),
+        ("command", json(&plan.command)),
+        ("user", labels.user.clone()),
+        ("run", labels.run.clone()),
+        ("version", crate::framework::cli::VERSION.to_owned()),
+    ] {
+        run.extend(["--label".into(), format!("{LABEL}.{key}={value}")]);
+    }
+    script.stage(Stage::Run);
+    let inspect = quote(&docker.words(&["image", "inspect", &image]));
+    let mut words = quote(&docker.words(&run));
+    // The digest is the shell's (resolved on the node by the first one).
+    words += &format!(" --label \"{LABEL}.digest=$digest\" ");
+    words += &quote_word(&image);
+    if !plan.command.is_empty() {
+        words += " ";
+        words += &quote(&plan.command);
+    }
+    script.line(&format!(
+        "id=$({words}) || {{ {inspect} >/dev/null 2>&1 || echo '{RESTAGE_MARK}pull' >&2; restore; exit 1; }}\n\
+         echo \"container=$id\""
+    ));
+    held_or_restored(&mut script, docker);
+    if let Some(seconds) = plan.wait {
+        wait_until_ready(&mut script, docker, seconds, plan.ready_cmd.as_deref());
+    }
+    // It holds: the previous container goes.
+    let previous = quote(&docker.words(&["rm", "-f", &docker.previous()]));
+    script.line(&format!(
+        "[ -z \"$had\" ] || {previous} >/dev/null 2>&1\necho removed=${{had:-false}}"
+    ));
+    script.text().to_owned()
+}
+
+/// The image on the node before the running container is touched: a typo
+/// in the image name, or an unreachable registry, must not leave the node
+/// without its experiment.
+fn pull(script: &mut Script, policy: PullPolicy, docker: &Docker, image: &str, pinned: bool) {
+    script.stage(Stage::Pull);
+    let present = quote(&docker.words(&["image", "inspect", image]));
+    // Progress goes to stdout, errors to stderr.
+    let pull = quote(&docker.words(&["pull", image]));
+    let kept = quote_word(KEPT);
+    match (policy, pinned) {
+        (PullPolicy::Never, _) => script.line(&format!(
+            "{present} >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
+            quote_word(&format!(
+                "{image} is not on this node, and --pull never forbids pulling it"
+            ))
+        )),
+        // A digest cannot change, so a pinned image present on the node
+        // needs no registry round trip: `missing` is `always` for digests.
+        (_, true) | (PullPolicy::Missing, false) => script.line(&format!(
+            "{present} >/dev/null 2>&1 || {pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+        )),
+        (PullPolicy::Always, false) => script.line(&format!(
+            "{pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+        )),
+    };
+}
+
+/// The first node: the image's digests, read once, as soon as the image is
+/// here: the other nodes start on them (the early line, see
+/// DeployJob::start) while this one goes on, and the record takes them
+/// from stdout; `$digest`, the one of the image's own repository, labels
+/// the container.
+fn resolve_digest(script: &mut Script, docker: &Docker, image: &str, asked: &ImageRef) {
+    script.stage(Stage::Inspect);
+    let digests = quote(&docker.words(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        image,
+    ]));
+    let wanted = quote_word(&short_name(&asked.repository()));
+    script.line(&format!(
+        "digests=$({digests}) || exit 1\n\
+         echo \"{EARLY_MARK}digests=$digests\" >&2\n\
+         echo \"digests=$digests\"\n\
+         digest=\n\
+         for d in $(printf '%s' \"$digests\" | tr -d '[]\"' | tr ',' ' '); do\n\
+         n=${{d%@*}}; n=${{n#docker.io/}}; n=${{n#library/}}\n\
+         [ \"$n\" = {wanted} ] && digest=${{d#*@}}\n\
+         done"
+    ));
+}
+
+/// The running container, if any, is stopped and kept aside (renamed), not
+/// removed: `restore` puts it back if the new one does not hold. A previous
+/// container left by a deploy that was cut goes first (if the managed one
+/// runs) or becomes the managed one again (if not). Prints what it
+/// replaced (`previous_image`, `previous_digest`, from its labels).
+fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>) {
+    script.stage(Stage::Remove);
+    let (name, previous) = (&docker.container, docker.previous());
+    let format = format!(
+        "{{{{.Name}}}}|{{{{index .Config.Labels \"{LABEL}.image\"}}}}|\
+         {{{{index .Config.Labels \"{LABEL}.digest\"}}}}|{{{{.Config.Image}}}}"
+    );
+    let inspect = quote(&docker.words(&["inspect", "--format", &format, name, &previous]));
+    let drop_previous = quote(&docker.words(&["rm", "-f", &previous]));
+    let rename_back = quote(&docker.words(&["rename", &previous, name]));
+    let stop = quote(&docker.words(&["stop", "-t", &stop_timeout.unwrap_or(0).to_string(), name]));
+    let aside = quote(&docker.words(&["rename", name, &previous]));
+    let remove = quote(&docker.words(&["rm", "-f", name]));
+    let start = quote(&docker.words(&["start", name]));
+    let (managed, kept) = (
+        quote_word(&format!("/{name}|")),
+        quote_word(&format!("/{previous}|")),
+    );
+    script.line(&format!(
+        "old=$({inspect} 2>/dev/null)\n\
+         had=\n\
+         case $old in *{managed}*) had=true ;; esac\n\
+         case $old in *{kept}*) if [ -n \"$had\" ]; then {drop_previous} >/dev/null 2>&1; \
+         else {rename_back} || exit 1; had=true; fi ;; esac\n\
+         if [ -n \"$had\" ]; then\n\
+         line=$(printf '%s\\n' \"$old\" | grep -F {managed} | head -n 1)\n\
+         [ -n \"$line\" ] || line=$(printf '%s\\n' \"$old\" | grep -F {kept} | head -n 1)\n\
+         IFS='|' read -r _ pimage pdigest pconfig <<EOF\n$line\nEOF\n\
+         echo \"previous_image=${{pimage:-$pconfig}}\"\n\
+         echo \"previous_digest=$pdigest\"\n\
+         {stop} >/dev/null 2>&1\n\
+         out=$({aside} 2>&1) || {{ printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
+         fi\n\
+         restore() {{ [ -n \"$had\" ] || return 0; {remove} >/dev/null 2>&1; \
+         {rename_back} >/dev/null && {start} >/dev/null && echo restored_previous=true; }}"
+    ));
+}
+
+/// A new container that is already gone (a command that fails at once) is
+/// a failed deploy, with its status and last words (or, if it printed
+/// nothing, what it needs), not `ok`, and the previous one runs again.
+/// Defines `last` and `fail` for the readiness loop.
+fn held_or_restored(script: &mut Script, docker: &Docker) {
     let state = quote(&docker.words(&[
         "inspect",
         "--format",
         "{{.State.Status}} {{.State.ExitCode}}",
         &docker.container,
     ]));
-    // `last`: the container's last lines on stderr, indented, for every
-    // failure from here on (the readiness loop's too).
     let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
     script.line(&format!(
-        "last() {{ {logs} 2>&1 | sed 's/^/  /' >&2; }}\n\
+        "last() {{ out=$({logs} 2>&1); if [ -n \"$out\" ]; then echo 'its last lines:' >&2; \
+         printf '%s\\n' \"$out\" | sed 's/^/  /' >&2; else echo {silent} >&2; fi; }}\n\
+         fail() {{ last; restore; exit 1; }}\n\
          state=$({state} 2>/dev/null)\n\
-         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}; its last lines:\" >&2; last; exit 1 ;; esac"
+         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}\" >&2; fail ;; esac",
+        silent = quote_word(
+            "it printed nothing: an image whose own command ends at once needs one that keeps \
+             running, after -- (e.g. -- sleep infinity)"
+        )
     ));
-    if let Some(seconds) = plan.wait {
-        wait_until_ready(&mut script, docker, seconds, plan.ready_cmd.as_deref());
-    }
-    script.text().to_owned()
 }
 
 /// How long a container without a HEALTHCHECK (and no --ready-cmd) must
@@ -258,7 +517,8 @@ const SETTLE_HALF_SECONDS: u64 = 4;
 /// ready when healthy (HEALTHCHECK), or when `ready_cmd` succeeds in it, or
 /// (neither) when it still runs after the settle time. A container that
 /// exits, turns unhealthy or is not ready in time fails the node (stage
-/// ready) with its last log lines (`last`, defined by `deploy_script`).
+/// ready) with its last log lines, and the previous container runs again
+/// (`fail`, defined by `held_or_restored`).
 /// Prints `ready_ms=`.
 fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cmd: Option<&str>) {
     script.stage(Stage::Ready);
@@ -282,11 +542,11 @@ fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cm
         "i=0\n\
          while :; do\n\
          set -- $({state} 2>/dev/null)\n\
-         case $1 in exited|dead) echo \"the container exited with status $2 before it was ready; its last lines:\" >&2; last; exit 1 ;; esac\n\
-         [ \"$3\" = unhealthy ] && {{ echo 'the container is unhealthy; its last lines:' >&2; last; exit 1; }}\n\
+         case $1 in exited|dead) echo \"the container exited with status $2 before it was ready\" >&2; fail ;; esac\n\
+         [ \"$3\" = unhealthy ] && {{ echo 'the container is unhealthy' >&2; fail; }}\n\
          {probe}\n\
          i=$((i+1))\n\
-         [ $i -lt {} ] || {{ echo 'not ready after {seconds} s; its last lines:' >&2; last; exit 1; }}\n\
+         [ $i -lt {} ] || {{ echo 'not ready after {seconds} s' >&2; fail; }}\n\
          sleep 0.5\n\
          done\n\
          echo \"ready_ms=$((i * 500))\"",
@@ -299,7 +559,7 @@ const KEPT: &str = "the running container, if any, was left as it was";
 
 /// A deploy cut short (Ctrl-C, its time limit) says what the node runs now,
 /// as far as the script got: before `remove`, the old container is there;
-/// after it, it may be gone, and the new one may or may not run.
+/// after it, it may be stopped aside, and the new one may or may not run.
 fn where_the_old_one_is(failure: Failure) -> Failure {
     if !matches!(failure.stage, Stage::Interrupted | Stage::Timeout) {
         return failure;
@@ -309,7 +569,7 @@ fn where_the_old_one_is(failure: Failure) -> Failure {
     let before_remove = matches!(during, None | Some("connect" | "pull" | "inspect"));
     let said = match before_remove {
         true => KEPT,
-        false => "the old container may be gone and the new one not running yet: baleine-ps shows what runs there",
+        false => "the old container may be stopped aside (CONTAINER_NAME.baleine-previous, which the next deploy or destroy takes care of) and the new one not running yet: baleine-ps shows what runs there",
     };
     let Failure {
         stage,
@@ -395,7 +655,12 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
     let job = DeployJob {
         docker: Docker::from_config(&fleet.config),
         run_options: fleet.config.run_options(),
-        pin: Arc::new(Pin::new(plan.pin && !fleet.dry_run)),
+        pins: Mutex::new(std::collections::HashMap::new()),
+        pinning: plan.pin && !fleet.dry_run,
+        labels: RunLabels {
+            user: crate::domain::config::login_name(),
+            run: fleet.tag.clone(),
+        },
         plan,
         ssh: fleet.ssh.clone(),
         timeout: fleet.timeout,
@@ -410,12 +675,17 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
     }
 }
 
-/// One deploy over the fleet: the plan, and the digest the first node resolves.
+/// One deploy over the fleet: the plan (the command line's), and for each
+/// image the digest its first node resolves for the others of its group.
 struct DeployJob {
     plan: DeployPlan,
     docker: Docker,
     run_options: Vec<String>,
-    pin: Arc<Pin>,
+    /// One pin per image as asked: each group has its own first node.
+    pins: Mutex<std::collections::HashMap<String, Arc<Pin>>>,
+    /// Followers are pinned (not with --no-pin, nor in a dry run).
+    pinning: bool,
+    labels: RunLabels,
     explain: PullExplainer,
     /// To open a node's kept connection while it waits for the pin.
     ssh: Ssh,
@@ -517,13 +787,50 @@ impl PullExplainer {
 }
 
 /// What a node's deploy started from: the duty of resolving the digest for
-/// the others (first node only), the pinned image it runs otherwise, and
-/// its command with the node's own values.
+/// the others of its group (first node only), the pinned image it runs
+/// otherwise, and its plan (its request, with the node's own values).
 struct Started {
     /// Taken by the first node's early digest line, or else by `finish`.
     first: Option<Arc<Mutex<Option<Resolver>>>>,
     pinned: Option<ImageRef>,
-    command: Vec<String>,
+    plan: DeployPlan,
+}
+
+impl DeployJob {
+    /// The pin of `image`'s group.
+    fn pin_of(&self, image: &ImageRef) -> Arc<Pin> {
+        self.pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(image.to_string())
+            .or_insert_with(|| Arc::new(Pin::new(self.pinning)))
+            .clone()
+    }
+
+    /// The node's plan: its request over the command line's, its
+    /// placeholders filled in.
+    fn plan_for(&self, node: &NodeName, request: Option<&Request>) -> Result<DeployPlan, Failure> {
+        let plan = self.plan.requested(request).map_err(|e| {
+            let line = request.map_or(String::new(), |r| format!("stdin line {}: ", r.line));
+            Failure::new(Stage::Input, format!("{line}{e}"))
+        })?;
+        plan.for_node(node)
+    }
+
+    /// The request a node's record carries, so that the record, fed back,
+    /// asks for exactly the same again (failed ones too: a retry).
+    fn request_fields(&self, plan: &DeployPlan, digest: Option<&str>) -> Fields {
+        let mut fields = Fields::new()
+            .with("image", plan.image.as_ref().map(|i| i.to_string()))
+            .with("digest", digest.map(String::from))
+            .with("options", plan.options.clone())
+            .with("command", plan.command.clone());
+        if let Some(seconds) = plan.wait {
+            fields.set("wait", seconds);
+            fields.set("ready_cmd", plan.ready_cmd.clone());
+        }
+        fields
+    }
 }
 
 /// The first node's duty to resolve the pin. Dropped undone (the node's
@@ -547,56 +854,72 @@ impl Drop for Resolver {
     }
 }
 
-impl Job for DeployJob {
-    type Context = Started;
-
-    fn action(&self) -> &'static str {
-        "deploy"
-    }
-
-    /// Nothing was done on the node: its old container runs on.
-    fn not_started(&self) -> Failure {
-        where_the_old_one_is(Failure::not_started())
-    }
-
-    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Started>, Failure> {
+impl DeployJob {
+    /// The node's part in its image's group: the first node, which resolves
+    /// the digest, or a follower pinned to it (once it is known).
+    fn role(
+        &self,
+        node: &NodeName,
+        image: &ImageRef,
+    ) -> Result<(Option<Resolver>, Option<ImageRef>), Failure> {
+        let pin = self.pin_of(image);
         // While the first node pulls, the others open their connection
         // (when connections are kept): their session then starts at once.
         // Their old container stays until the image is known to exist.
-        if self.pin.resolving() {
+        if pin.resolving() {
             // Unreachable: say so now, not after a second try.
             self.ssh
                 .connect(node, self.timeout)
                 .map_err(|complaint| Failure::new(Stage::Connect, complaint))?;
         }
-        let (first, pinned) = match self.pin.role() {
+        Ok(match pin.role() {
             Role::Stopped => return Err(self.not_started()),
             Role::First => {
                 crate::framework::output::set_note(Some(format!(
-                    "{node} pulls and resolves the digest, the others wait"
+                    "{node} pulls {image} and resolves its digest, its group waits"
                 )));
-                let resolver = Resolver {
-                    pin: self.pin.clone(),
-                };
-                (Some(resolver), None)
+                (Some(Resolver { pin }), None)
             }
-            Role::Follow(image) => (None, image),
+            Role::Follow(pinned) => (None, pinned),
+        })
+    }
+}
+
+impl DeployJob {
+    /// `start`, once the node's plan is known.
+    fn start_planned(&self, node: &NodeName, plan: DeployPlan) -> Result<Remote<Started>, Failure> {
+        let image = plan.image.clone().expect("a node's plan names its image");
+        // A request's digest pins its node at once: no first node to wait for.
+        let pinned_by_request = match &plan.digest {
+            Some(digest) => Some(
+                image
+                    .with_digest(digest)
+                    .map_err(|e| Failure::new(Stage::Input, e.to_string()))?,
+            ),
+            None => None,
         };
-        let plan = self.plan.for_node(node)?;
-        let script = deploy_script(&plan, &self.docker, &self.run_options, pinned.as_ref());
-        let command = plan.command;
+        let (first, pinned) = match pinned_by_request {
+            Some(pinned) => (None, Some(pinned)),
+            None => self.role(node, &image)?,
+        };
+        let script = deploy_script(
+            &plan,
+            &self.docker,
+            &self.run_options,
+            pinned.as_ref(),
+            &self.labels,
+        );
         let first = first.map(|resolver| Arc::new(Mutex::new(Some(resolver))));
         let mut remote = Remote::new(
             script,
             Started {
                 first: first.clone(),
                 pinned,
-                command,
+                plan,
             },
         );
         if let Some(first) = first {
             // The digest as soon as the first node has the image.
-            let image = self.plan.image.clone();
             remote.io.early = Some(LineFeed(Arc::new(move |line: &str| {
                 let Some(digests) = line.strip_prefix("digests=") else {
                     return;
@@ -613,41 +936,111 @@ impl Job for DeployJob {
         }
         Ok(remote)
     }
+}
+
+/// What a deploy replaced: the previous container's image as asked and its
+/// digest (from its labels), so that a rollback needs no archaeology.
+fn previous_fields(session: &Session) -> Fields {
+    let value = |key: &str| {
+        session
+            .repeated(key)
+            .last()
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    match value("previous_image") {
+        Some(image) => Fields::new()
+            .with("previous_image", image)
+            .with("previous_digest", value("previous_digest")),
+        None => Fields::new(),
+    }
+}
+
+impl Job for DeployJob {
+    type Context = Started;
+
+    fn action(&self) -> &'static str {
+        "deploy"
+    }
+
+    /// Nothing was done on the node: its old container runs on.
+    fn not_started(&self) -> Failure {
+        where_the_old_one_is(Failure::not_started())
+    }
+
+    fn request_check(&self) -> Option<RequestCheck> {
+        let plan = self.plan.clone();
+        Some(Arc::new(move |request: &Request| {
+            plan.requested(Some(request)).map(drop)
+        }))
+    }
+
+    fn start(
+        &self,
+        node: &NodeName,
+        request: Option<&Request>,
+    ) -> Result<Remote<Started>, Failure> {
+        let plan = self.plan_for(node, request)?;
+        // A node that fails before its session still says what it was asked.
+        let fields = self.request_fields(&plan, plan.digest.as_deref());
+        self.start_planned(node, plan).map_err(|failure| Failure {
+            fields: fields.and(failure.fields.clone()),
+            ..failure
+        })
+    }
 
     fn finish(&self, _: &NodeName, started: Started, session: &Session) -> Result<Fields, Failure> {
         let result = session.values();
+        let asked = started
+            .plan
+            .image
+            .clone()
+            .expect("a node's plan names its image");
         let digest = match (&result, &started.pinned) {
             (_, Some(image)) => image.digest.clone(),
-            (Ok(values), None) => values
-                .get("digests")
-                .and_then(|d| repo_digest(&self.plan.image, d)),
-            (Err(_), None) => None,
+            (Ok(values), None) => values.get("digests").and_then(|d| repo_digest(&asked, d)),
+            // A first node that failed after resolving still says what it resolved.
+            (Err(_), None) => session
+                .repeated("digests")
+                .last()
+                .and_then(|d| repo_digest(&asked, d)),
         };
         let resolver = started
             .first
             .and_then(|first| first.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(resolver) = resolver {
             // A failed first node leaves the others unpinned rather than stuck.
-            let image = digest
-                .as_ref()
-                .and_then(|d| self.plan.image.with_digest(d).ok());
+            let image = digest.as_ref().and_then(|d| asked.with_digest(d).ok());
             resolver.resolve(image);
         }
-        let image = self.plan.image.to_string();
+        let request = self.request_fields(&started.plan, digest.as_deref());
+        let previous = previous_fields(session);
         let values = result.map_err(|failure| {
-            self.explain
-                .explain(&self.plan.image, where_the_old_one_is(failure))
-                .with("image", image.as_str())
+            let restored = session.repeated("restored_previous").any(|r| r == "true");
+            let failure = self.explain.explain(&asked, where_the_old_one_is(failure));
+            let failure = match restored {
+                true => Failure {
+                    error: format!("{}\nthe previous container runs again", failure.error),
+                    ..failure
+                }
+                .with("restored_previous", true),
+                false => failure,
+            };
+            Failure {
+                fields: request
+                    .clone()
+                    .and(previous.clone())
+                    .and(failure.fields.clone()),
+                ..failure
+            }
         })?;
-        let fields = Fields::new()
-            .with("image", image)
-            .with("digest", digest)
+        let fields = request
             .with("container", values.get("container").cloned())
             .with("pinned", started.pinned.is_some())
-            .with("command", started.command)
-            .with("replaced", values.get("removed").map(|r| r == "true"));
+            .with("replaced", values.get("removed").map(|r| r == "true"))
+            .and(previous);
         // With --wait, the record says the container was ready, and when.
-        let readiness = match self.plan.wait {
+        let readiness = match started.plan.wait {
             Some(_) => Fields::new().with("ready", true).with(
                 "ready_ms",
                 values.get("ready_ms").and_then(|ms| ms.parse::<u64>().ok()),
@@ -751,12 +1144,14 @@ mod tests {
             where_the_old_one_is(Failure::new(Stage::Interrupted, "x").with("during", during)).error
         };
         assert!(cut("pull").ends_with(KEPT));
-        assert!(cut("run").contains("may be gone"));
+        assert!(cut("run").contains("may be stopped aside"));
         assert!(where_the_old_one_is(Failure::not_started())
             .error
             .ends_with(KEPT));
         let timeout = Failure::new(Stage::Timeout, "x").with("during", "remove");
-        assert!(where_the_old_one_is(timeout).error.contains("may be gone"));
+        assert!(where_the_old_one_is(timeout)
+            .error
+            .contains("may be stopped aside"));
         let other = Failure::new(Stage::Pull, "x").with("during", "pull");
         assert_eq!(where_the_old_one_is(other.clone()), other);
     }
@@ -823,54 +1218,202 @@ mod tests {
         );
     }
 
+    fn labels() -> RunLabels {
+        RunLabels {
+            user: "alice".into(),
+            run: "t1".into(),
+        }
+    }
+
     #[test]
     fn first_node_pulls_runs_and_inspects_with_every_word_quoted() {
         let mut plan = DeployPlan::new(
-            "busybox",
+            Some("busybox"),
             Some("-e 'MSG=hello world'"),
             vec!["sh".into(), "-c".into(), "echo $MSG; id".into()],
         )
         .unwrap();
         plan.stop_timeout = None;
-        let script = deploy_script(&plan, &docker(), &["--network=host".into()], None);
+        let script = deploy_script(
+            &plan,
+            &docker(),
+            &["--network=host".into()],
+            None,
+            &labels(),
+        );
         assert!(script.contains("docker pull busybox >/dev/null || {"));
-        assert!(script.contains("docker run -d --name container '--pull=never' '--network=host' -e 'MSG=hello world' busybox sh -c 'echo $MSG; id'"));
+        assert!(script.contains(
+            "docker run -d --name container '--pull=never' '--network=host' -e 'MSG=hello world' --label"
+        ));
+        assert!(
+            script.contains(" busybox sh -c 'echo $MSG; id')"),
+            "{script}"
+        );
         assert!(script.contains("{{json .RepoDigests}}"));
-        // The image is there before the running container is removed.
-        assert!(script.find("docker pull").unwrap() < script.find("docker rm -f").unwrap());
+        // The image is there before the running container is set aside.
+        let aside = script
+            .find("docker rename container container.baleine-previous")
+            .unwrap();
+        assert!(script.find("docker pull").unwrap() < aside);
+        // Labelled with what was asked, so baleine-ps can say it.
+        for label in [
+            "'--label' 'org.r2lab.baleine.image=busybox'",
+            r#"'org.r2lab.baleine.command=["sh","-c","echo $MSG; id"]'"#,
+            "'org.r2lab.baleine.user=alice'",
+            "'org.r2lab.baleine.run=t1'",
+            "--label \"org.r2lab.baleine.digest=$digest\"",
+        ] {
+            let label = label.replace("'--label' ", "--label ");
+            assert!(script.contains(&label), "{label}: {script}");
+        }
+    }
+
+    #[test]
+    fn the_previous_container_is_kept_until_the_new_one_holds() {
+        let plan = DeployPlan::new(Some("busybox"), None, vec![]).unwrap();
+        let script = deploy_script(&plan, &docker(), &[], None, &labels());
+        let at = |text: &str| {
+            script
+                .find(text)
+                .unwrap_or_else(|| panic!("{text}: {script}"))
+        };
+        // Stopped and set aside, not removed, before the new one runs...
+        assert!(
+            at("docker stop -t 0 container")
+                < at("docker rename container container.baleine-previous")
+        );
+        assert!(at("docker rename container container.baleine-previous") < at("docker run -d"));
+        // ...put back if the new one fails to run or exits at once...
+        assert!(script.contains("restore; exit 1"));
+        assert!(
+            at("exited*|dead*)")
+                < at("docker rm -f container.baleine-previous >/dev/null 2>&1\necho removed")
+        );
+        // ...and removed only once it holds.
+        assert!(!script.contains("docker rm -f container >/dev/null 2>&1\ndocker run"));
     }
 
     #[test]
     fn pinned_nodes_pull_the_digest_only_if_missing_and_skip_the_inspect() {
-        let plan = DeployPlan::new("busybox", None, vec![]).unwrap();
+        let plan = DeployPlan::new(Some("busybox"), None, vec![]).unwrap();
         let digest = format!("sha256:{}", "a".repeat(64));
-        let pinned = plan.image.with_digest(&digest).unwrap();
-        let script = deploy_script(&plan, &docker(), &[], Some(&pinned));
-        // Pulled only if missing, and before the old container goes.
+        let pinned = plan.image.as_ref().unwrap().with_digest(&digest).unwrap();
+        let script = deploy_script(&plan, &docker(), &[], Some(&pinned), &labels());
+        // Pulled only if missing, and before the old container is set aside.
         assert!(script.contains(&format!(
             "docker image inspect busybox@{digest} >/dev/null 2>&1 || docker pull busybox@{digest}"
         )));
-        assert!(script.find("docker pull").unwrap() < script.find("docker rm -f").unwrap());
-        assert!(script.contains(&format!("'--pull=never' busybox@{digest}")));
+        assert!(script.find("docker pull").unwrap() < script.find("docker rename").unwrap());
+        assert!(script.contains(&format!(" busybox@{digest})")));
+        assert!(script.contains(&format!("digest={digest}")));
         assert!(!script.contains("RepoDigests"));
     }
 
     #[test]
     fn pull_never_is_honoured_even_when_pinned() {
-        let mut plan = DeployPlan::new("busybox", None, vec![]).unwrap();
+        let mut plan = DeployPlan::new(Some("busybox"), None, vec![]).unwrap();
         plan.pull = PullPolicy::Never;
         let pinned = plan
             .image
+            .as_ref()
+            .unwrap()
             .with_digest(&format!("sha256:{}", "b".repeat(64)))
             .unwrap();
-        assert!(deploy_script(&plan, &docker(), &[], Some(&pinned)).contains("--pull=never"));
-        assert!(deploy_script(&plan, &docker(), &[], None).contains("--pull=never"));
+        assert!(
+            deploy_script(&plan, &docker(), &[], Some(&pinned), &labels()).contains("--pull=never")
+        );
+        assert!(deploy_script(&plan, &docker(), &[], None, &labels()).contains("--pull=never"));
+    }
+
+    fn request(json: &str) -> Request {
+        Request {
+            line: 4,
+            fields: serde_json::from_str(json).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_record_s_fields_override_the_command_line_for_its_node() {
+        let defaults = DeployPlan::new(
+            Some("busybox"),
+            Some("-e A=1"),
+            vec!["sleep".into(), "9".into()],
+        )
+        .unwrap();
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let plan = defaults
+            .requested(Some(&request(&format!(
+                r#"{{"node":"fit01","ok":false,"stage":"run","image":"alpine:3","digest":"{digest}","options":"-e 'B=2 3'","command":["sh","-c","x"],"wait":"5s","elapsed_ms":3}}"#
+            ))))
+            .unwrap();
+        assert_eq!(plan.image.unwrap().to_string(), "alpine:3");
+        assert_eq!(plan.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(plan.options, ["-e", "B=2 3"]);
+        assert_eq!(plan.command, ["sh", "-c", "x"]);
+        assert_eq!(plan.wait, Some(5));
+        // Fields it does not carry keep the command line's values; null is none.
+        let plan = defaults
+            .requested(Some(&request(
+                r#"{"node":"fit01","options":["-e","C=4"],"digest":null}"#,
+            )))
+            .unwrap();
+        assert_eq!(plan.image.unwrap().to_string(), "busybox");
+        assert_eq!(
+            (plan.options, plan.command, plan.digest),
+            (
+                vec!["-e".to_owned(), "C=4".to_owned()],
+                vec!["sleep".to_owned(), "9".to_owned()],
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_request_names_its_field() {
+        let defaults = DeployPlan::new(None, None, vec![]).unwrap();
+        let error = |json: &str| defaults.requested(Some(&request(json))).unwrap_err();
+        assert_eq!(
+            error(r#"{"node":"fit01"}"#),
+            "no image: give -i IMAGE, or an \"image\" field"
+        );
+        assert_eq!(
+            error(r#"{"node":"fit01","image":7}"#),
+            "field image: a string, not a number"
+        );
+        assert!(error(r#"{"node":"fit01","image":"busybox\nrm"}"#).starts_with("field image: "));
+        assert_eq!(
+            error(r#"{"node":"fit01","image":"busybox","command":"sleep 9"}"#),
+            "field command: a list of strings, not a string"
+        );
+        assert_eq!(
+            error(r#"{"node":"fit01","image":"busybox","options":[1]}"#),
+            "field options: a string, not a number"
+        );
+        let huge = "x".repeat(MAX_FIELD + 1);
+        assert!(error(&format!(
+            r#"{{"node":"fit01","image":"busybox","command":["{huge}"]}}"#
+        ))
+        .contains("longer than"));
+        let digest = format!("sha256:{}", "d".repeat(64));
+        assert_eq!(
+            error(&format!(r#"{{"node":"fit01","image":"busybox","digest":"alpine@{digest}"}}"#)),
+            format!("field digest: \"alpine@{digest}\" is of repository alpine, not of the image busybox")
+        );
+        assert!(
+            error(r#"{"node":"fit01","image":"busybox","digest":"md5:00"}"#)
+                .starts_with("field digest: ")
+        );
+        // The same repository as Docker names it is fine.
+        let ok = defaults.requested(Some(&request(&format!(
+            r#"{{"node":"fit01","image":"busybox","digest":"docker.io/library/busybox@{digest}"}}"#
+        ))));
+        assert_eq!(ok.unwrap().digest, Some(digest));
     }
 
     #[test]
     fn bad_options_and_images_are_usage_errors() {
-        assert!(DeployPlan::new("busybox", Some("-e 'unterminated"), vec![]).is_err());
-        assert!(DeployPlan::new("-v/:/host", None, vec![]).is_err());
-        assert!(DeployPlan::new("Busybox", None, vec![]).is_err());
+        assert!(DeployPlan::new(Some("busybox"), Some("-e 'unterminated"), vec![]).is_err());
+        assert!(DeployPlan::new(Some("-v/:/host"), None, vec![]).is_err());
+        assert!(DeployPlan::new(Some("Busybox"), None, vec![]).is_err());
     }
 }

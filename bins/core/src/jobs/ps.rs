@@ -122,6 +122,15 @@ pub fn ps_record(docker: &Docker, values: &Values, others: Vec<Value>, now: u64)
         };
         record.set("image", image);
         record.set("digest", digest);
+        // What the deploy that ran it asked for (the image as asked,
+        // options, command), so that this record, fed back to
+        // baleine-deploy, runs it again; the digest stays the one of the
+        // image it runs, which no label can misstate.
+        for (name, value) in crate::domain::labels::deploy_fields(&container["Config"]["Labels"]) {
+            if name != "digest" {
+                record.set(name, value);
+            }
+        }
         record.set("container", container["Id"].clone());
         let started = state["StartedAt"].as_str().unwrap_or_default();
         record.set("started_at", started);

@@ -3,6 +3,7 @@
 //! Nothing is lost on failure: a failed push leaves the committed image on
 //! the node under the name the record gives, and `--push-only` retries it.
 
+use crate::domain::labels::LABEL_PREFIX;
 use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::domain::reference::{target_image, RepoName};
@@ -16,9 +17,6 @@ use crate::remote::registry::Registry;
 use crate::remote::script::{Docker, Script};
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
-
-/// Label keys baleine-save puts on the images it makes.
-pub const LABEL_PREFIX: &str = "org.r2lab.baleine";
 
 crate::fleet_args! {
     /// Save the managed container of each node as an image in the repo registry

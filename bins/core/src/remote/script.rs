@@ -4,7 +4,7 @@
 //! session reads is the protocol's (`remote::protocol`).
 
 use crate::domain::record::Stage;
-use crate::remote::protocol::{RESTAGE_MARK, STAGE_MARK};
+use crate::remote::protocol::STAGE_MARK;
 use crate::remote::quote::{quote, quote_word};
 
 /// A remote script under construction.
@@ -77,6 +77,12 @@ impl Docker {
         }
     }
 
+    /// Where a deploy keeps the previous container (stopped) until the new
+    /// one holds: baleine's too, and removed with it.
+    pub fn previous(&self) -> String {
+        format!("{}.baleine-previous", self.container)
+    }
+
     /// The docker command line with these arguments, ready for `quote`.
     pub fn words<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
         let mut words = self.command.clone();
@@ -100,7 +106,9 @@ impl Docker {
              case $out in\n\
              *'No such container'*) echo removed=false ;;\n\
              *) [ $rc -eq 0 ] || {{ printf '%s\\n' \"$out\" >&2; exit 1; }}; echo removed=true ;;\n\
-             esac"
+             esac\n\
+             {} >/dev/null 2>&1",
+            quote(&self.words(&["rm", "-f", &self.previous()]))
         ));
     }
 
@@ -117,19 +125,6 @@ impl Docker {
         script.line(&format!(
             "state=$({state} 2>&1) || {{ case $state in *'No such'*) echo {missing} >&2 ;; \
              *) printf '%s\\n' \"$state\" >&2 ;; esac; exit 1; }}"
-        ));
-    }
-
-    /// Runs `run_args` (a full `docker run` argument list) and prints
-    /// `container=<id>`. If it fails and `image` is absent afterwards, the
-    /// failure is the pull's.
-    pub fn run_container(&self, script: &mut Script, run_args: &[String], image: &str) {
-        script.stage(Stage::Run);
-        let run = quote(&self.words(run_args));
-        let inspect = quote(&self.words(&["image", "inspect", image]));
-        script.line(&format!(
-            "id=$({run}) || {{ {inspect} >/dev/null 2>&1 || echo '{RESTAGE_MARK}pull' >&2; exit 1; }}\n\
-             echo \"container=$id\""
         ));
     }
 }
