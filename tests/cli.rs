@@ -140,8 +140,8 @@ fn deploy_needs_an_image() {
     Test::new("baleine-deploy")
         .args(&["1"])
         .status(2)
-        .stderr("Required options not provided")
-        .stderr("--image")
+        .stderr("give the image to run with -i IMAGE")
+        .stderr("(or records naming theirs on stdin)")
         .run();
 }
 
@@ -881,9 +881,10 @@ fn each_node_gets_its_own_values_in_the_command_and_options() {
         .run();
     let script = records[0]["script"].as_str().unwrap();
     assert!(
-        script.contains("-e 'ID=3' '--hostname=exp-fit03' busybox sleep 30"),
+        script.contains("-e 'ID=3' '--hostname=exp-fit03' --label"),
         "{script}"
     );
+    assert!(script.contains(" busybox sleep 30)"), "{script}");
 }
 
 #[test]
