@@ -500,10 +500,8 @@ fn dry_run_prints_quoted_commands_and_changes_nothing() {
     assert_eq!(record["dry_run"], true);
     let script = record["script"].as_str().unwrap();
     assert!(script.contains("--name dry-run-probe"), "{script}");
-    assert!(
-        script.contains(r"-e 'A=b c' busybox echo 'it'\''s'"),
-        "{script}"
-    );
+    assert!(script.contains(r"-e 'A=b c' --label"), "{script}");
+    assert!(script.contains(r" busybox echo 'it'\''s')"), "{script}");
     let ssh: Vec<&str> = record["ssh"]
         .as_array()
         .unwrap()
