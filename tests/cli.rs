@@ -693,37 +693,67 @@ fn on_a_terminal_failures_are_grouped_and_the_records_kept_in_a_state_file() {
 }
 
 #[test]
-fn only_the_last_fifty_runs_are_kept() {
+fn each_tool_keeps_its_own_last_fifty_runs_and_an_empty_run_moves_nothing() {
     let env = common::harness::TestEnv::new();
     let state = env.path("state");
-    // A tool run once, long ago, keeps its last run.
-    Test::new("baleine-destroy")
-        .env("XDG_STATE_HOME", state.to_str().unwrap())
-        .args(&["--dry-run", "-y", "1"])
+    let state_home = state.to_str().unwrap();
+    let deployed = Test::new("baleine-deploy")
+        .env("XDG_STATE_HOME", state_home)
+        .args(&["--dry-run", "-i", "busybox", "1-2"])
         .status(0)
+        .nodes(2)
         .run();
-    for run in 0..53 {
+    // A read-only tool run many times never pushes out a deploy.
+    for _ in 0..53 {
         Test::new("baleine-ps")
-            .env("XDG_STATE_HOME", state.to_str().unwrap())
+            .env("XDG_STATE_HOME", state_home)
             .args(&["--dry-run", "1"])
             .status(0)
             .run();
-        let _ = run;
     }
-    let runs = std::fs::read_dir(state.join("baleine"))
+    // A run given no node (a pipeline that filtered to nothing) leaves the
+    // last deploy's history and its retry recipe as they were.
+    Test::new("baleine-deploy")
+        .env("XDG_STATE_HOME", state_home)
+        .args(&["-i", "busybox"])
+        .stdin("")
+        .status(0)
+        .nodes(0)
+        .run();
+    let files: Vec<String> = std::fs::read_dir(state.join("baleine"))
         .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.ends_with(".jsonl") && !name.starts_with("latest-")
-        })
-        .count();
-    assert_eq!(runs, 50);
-    for tool in ["ps", "destroy"] {
-        let latest = state.join(format!("baleine/latest-{tool}.jsonl"));
-        let records = std::fs::read_to_string(&latest).expect("the latest run's file is kept");
-        assert_eq!(records.lines().count(), 1, "{tool}");
-    }
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".jsonl") && !name.starts_with("latest-"))
+        .collect();
+    let of = |tool: &str| {
+        files
+            .iter()
+            .filter(|f| f.contains(&format!("-{tool}--")))
+            .count()
+    };
+    assert_eq!(
+        (of("ps"), of("deploy"), files.len()),
+        (50, 1, 51),
+        "{files:?}"
+    );
+    // Named by what the run was about (its nodes; its images when its
+    // records name them, which a dry run's do not).
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("-deploy--fit[01-02].jsonl")),
+        "{files:?}"
+    );
+    let latest = |tool: &str| {
+        std::fs::read_to_string(state.join(format!("baleine/latest-{tool}.jsonl")))
+            .expect("the latest run's file is kept")
+    };
+    assert_eq!(latest("ps").lines().count(), 1);
+    let kept: Vec<serde_json::Value> = latest("deploy")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(kept, deployed);
 }
 
 #[test]

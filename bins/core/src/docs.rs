@@ -337,9 +337,10 @@ fn environment_and_files(tool: &Tool) -> String {
     }
     if tool.name.starts_with("baleine-") {
         page += ".TP\n.I $XDG_STATE_HOME/baleine/\n(default \\fI~/.local/state/baleine/\\fR): this run's records \
-                 too, failed ones included, one JSON\\-lines file per run (the last 50), \
-                 \\fIlatest\\-TOOL.jsonl\\fR naming the last run of the tool to have ended; the summary \
-                 names the file when something failed. On a terminal, stderr shows a progress line and a \
+                 too, failed ones included, one JSON\\-lines file per run named by its time, tool, nodes \
+                 and images (the last 50 runs of each tool), \\fIlatest\\-TOOL.jsonl\\fR naming the \
+                 last run of the tool to have ended having touched a node (an empty run leaves it); \
+                 the summary names the file when something failed. On a terminal, stderr shows a progress line and a \
                  summary, and Ctrl\\-C says what it stops: see \\fBbaleine\\-records\\fR(7), ON A TERMINAL.\n";
     }
     page

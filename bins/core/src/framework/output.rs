@@ -213,6 +213,8 @@ struct Screen {
     at: std::collections::HashMap<String, Stage>,
     /// A listing line was written.
     listed: bool,
+    /// What the records were about (the state file's name, `latest`).
+    touched: Touched,
 }
 
 impl Screen {
@@ -232,6 +234,7 @@ impl Screen {
             drawn: false,
             at: Default::default(),
             listed: false,
+            touched: Touched::default(),
         }
     }
 
@@ -270,6 +273,7 @@ impl Screen {
             }
         }
         self.listed |= matches!(record.kind(), Kind::Listing);
+        self.touched.note(record);
         let line = record.to_json_line();
         self.state.write(&line);
         if !record.is_ok() && record.is_counted() && !self.run.failures_on_stdout {
@@ -333,7 +337,8 @@ impl Screen {
         )
     }
 
-    /// The view's last lines, the summary, and the `latest` link.
+    /// The view's last lines, the state file's name and `latest` link, and
+    /// the summary.
     fn end(mut self) -> Tally {
         if self.drawn {
             say!("\r\x1b[K");
@@ -343,6 +348,7 @@ impl Screen {
                 write_line(&mut self.stdout, &printable_lines(&text));
             }
         }
+        let kept = self.state.close(self.run.action, &self.touched);
         // A listing that failed nowhere speaks for itself.
         if self.terminal && (self.tally.total() > 0 || !self.listed) {
             summarize(
@@ -350,10 +356,9 @@ impl Screen {
                 &self.tally,
                 &self.failures,
                 self.started.elapsed(),
-                self.state.path(),
+                kept.as_deref(),
             );
         }
-        self.state.close(self.run.action);
         self.tally
     }
 }
@@ -361,23 +366,97 @@ impl Screen {
 /// Every record of a run, also in a file of its own under
 /// `$XDG_STATE_HOME/baleine/` (default ~/.local/state/baleine/), so that no
 /// record is lost when the reader of stdout dies (`| jq` killed by Ctrl-C).
-/// The last 50 runs are kept; `latest-ACTION.jsonl` names the last run of a
-/// tool that ended. It moves at the end of a run, not its start: in
-/// `jq … latest-deploy.jsonl | baleine-deploy`, the new run must not point
-/// the link at its own empty file before jq has opened the old one.
+/// The last 50 runs of each tool are kept (a read-only tool run every two
+/// seconds never pushes out a deploy); a run's file is named, once it ends,
+/// by its time, tool, nodes and images. `latest-ACTION.jsonl` names the last
+/// run of a tool that touched a node: a run given no node (an empty
+/// pipeline), or whose input was all refused, leaves it where it was. It
+/// moves at the end of a run, not its start: in `jq … latest-deploy.jsonl
+/// | baleine-deploy`, the new run must not point the link at its own empty
+/// file before jq has opened the old one.
 struct StateFile {
     file: Option<(std::path::PathBuf, std::fs::File)>,
+    /// Records written.
+    written: usize,
 }
 
-/// How many runs' state files are kept.
+/// How many runs' state files are kept, per tool.
 const KEPT_RUNS: usize = 50;
+
+/// What a run's records were about: whether any touched a node (or listed
+/// something), and the nodes and images they name, for the file's name.
+#[derive(Debug, Default)]
+struct Touched {
+    any: bool,
+    nodes: Vec<String>,
+    images: std::collections::BTreeSet<String>,
+}
+
+/// The most nodes and images remembered for a state file's name.
+const NAMED: usize = 4096;
+
+impl Touched {
+    fn note(&mut self, record: &Record) {
+        match record.kind() {
+            Kind::Listing => self.any = true,
+            Kind::StreamLine { .. } => {}
+            Kind::Outcome { .. } => {
+                // A node never started (input refused, stopped before its
+                // turn) was not touched; a cut session says `during`.
+                let untouched = matches!(record.stage(), Some(Stage::Input))
+                    || (record.stage() == Some(Stage::Interrupted)
+                        && record.get("during").is_none());
+                self.any |= !untouched;
+                if let Some(node) = record.node().filter(|_| self.nodes.len() < NAMED) {
+                    self.nodes.push(node.to_owned());
+                }
+                if let Some(image) = record.get("image").and_then(|i| i.as_str()) {
+                    if self.images.len() < 8 {
+                        self.images.insert(image.to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    /// `--fit[01-04]--busybox,bigbox`: what the run was about, for people
+    /// reading the directory; bounded, and safe as a file name.
+    fn name_suffix(&self) -> String {
+        let bounded = |text: String| -> String {
+            let safe: String = text
+                .chars()
+                .map(
+                    |c| match c.is_ascii_alphanumeric() || "[],.-_".contains(c) {
+                        true => c,
+                        false => '_',
+                    },
+                )
+                .collect();
+            match safe.len() > 60 {
+                true => format!("{}+more", &safe[..60]),
+                false => safe,
+            }
+        };
+        let mut suffix = String::new();
+        if !self.nodes.is_empty() {
+            suffix += "--";
+            suffix += &bounded(crate::domain::nodes::fold_for_display(&self.nodes));
+        }
+        if !self.images.is_empty() {
+            let images: Vec<&str> = self.images.iter().map(String::as_str).collect();
+            suffix += "--";
+            suffix += &bounded(images.join(","));
+        }
+        suffix
+    }
+}
 
 impl StateFile {
     fn create(action: &str) -> StateFile {
         let file = Self::open(action)
             .map_err(|e| log::warn!("no state file for this run: {e}"))
             .ok();
-        StateFile { file }
+        StateFile { file, written: 0 }
     }
 
     fn open(action: &str) -> io::Result<(std::path::PathBuf, std::fs::File)> {
@@ -394,19 +473,33 @@ impl StateFile {
         let name = format!("{stamp}-{:09}-{action}.jsonl", now.subsec_nanos());
         let path = dir.join(&name);
         let file = std::fs::File::create(&path)?;
-        prune(&dir);
+        prune(&dir, action);
         Ok((path, file))
     }
 
-    /// Points `latest-ACTION.jsonl` at this run's file, atomically.
-    fn close(self, action: &str) {
-        let Some((path, file)) = self.file else {
-            return;
-        };
+    /// Ends the run's file: an empty one goes; one whose run touched a node
+    /// is named by what it was about and `latest-ACTION.jsonl` points at
+    /// it, atomically. Returns where the records are, if anywhere.
+    fn close(self, action: &str, touched: &Touched) -> Option<std::path::PathBuf> {
+        let (path, file) = self.file?;
         drop(file);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return;
+        if self.written == 0 {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        if !touched.any {
+            return Some(path);
+        }
+        let named = path.with_file_name(format!(
+            "{}{}.jsonl",
+            path.file_stem()?.to_string_lossy(),
+            touched.name_suffix()
+        ));
+        let path = match std::fs::rename(&path, &named) {
+            Ok(()) => named,
+            Err(_) => path,
         };
+        let (dir, name) = (path.parent()?, path.file_name()?);
         let link = dir.join(format!("latest-{action}.jsonl"));
         let temporary = dir.join(format!(".latest-{action}-{}", std::process::id()));
         let _ = std::fs::remove_file(&temporary);
@@ -415,19 +508,17 @@ impl StateFile {
         {
             log::warn!("cannot point {} at this run: {e}", link.display());
         }
+        Some(path)
     }
 
     fn write(&mut self, line: &str) {
         if let Some((path, file)) = &mut self.file {
+            self.written += 1;
             if let Err(e) = writeln!(file, "{line}") {
                 log::warn!("cannot write {}: {e}", path.display());
                 self.file = None;
             }
         }
-    }
-
-    fn path(&self) -> Option<&std::path::Path> {
-        self.file.as_ref().map(|(path, _)| path.as_path())
     }
 }
 
@@ -440,9 +531,15 @@ pub fn state_dir() -> Option<std::path::PathBuf> {
         .map(|dir| dir.join("baleine"))
 }
 
-/// Keeps the newest `KEPT_RUNS` state files (their names sort by time), and
-/// every file a `latest-` link names (a tool run rarely keeps its last run).
-fn prune(dir: &std::path::Path) {
+/// Whether `name` is a state file of `action`'s runs.
+fn is_run_of(name: &str, action: &str) -> bool {
+    !name.starts_with("latest-")
+        && (name.ends_with(&format!("-{action}.jsonl")) || name.contains(&format!("-{action}--")))
+}
+
+/// Keeps the newest `KEPT_RUNS` state files of `action` (their names sort by
+/// time), and every file a `latest-` link names.
+fn prune(dir: &std::path::Path, action: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -450,7 +547,7 @@ fn prune(dir: &std::path::Path) {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            name.ends_with(".jsonl") && !name.starts_with("latest-")
+            is_run_of(name, action)
         })
         .collect();
     let linked: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
