@@ -20,10 +20,13 @@ crate::fleet_args! {
     /// DIR/NODE/). One JSON record per node with files, bytes and elapsed_ms.
     #[argh(
         example = "baleine-cp 1-5 --to /root/input -- params.json scripts/",
+        example = "baleine-cp 1-8 --to /etc/exp -- 'configs/{{node}}.env'",
         example = "baleine-cp -a --from /root/results --output-dir collected/",
         note = "The files travel as a tar stream over the node's ssh session: nothing is written on \
                 the node's disk but inside the container. --to keeps modes and creates the directory \
-                if missing. --from writes each node's copy to DIR/NODE/BASENAME; a tar from a node can \
+                if missing; a source naming {{node}} or {{index}} is each node's own (configs/{{node}}.env \
+                sends fit07 configs/fit07.env), and a node whose source is missing gets a failed record \
+                while the others go on. --from writes each node's copy to DIR/NODE/BASENAME; a tar from a node can \
                 never write outside DIR/NODE (absolute paths, `..`, links leading out, devices are \
                 refused and named in the record, which is then not ok).",
         error_code(1, "some node failed (no container, missing path, refused entries)"),
@@ -62,33 +65,18 @@ impl Tool for CpArgs {
                 if self.output_dir.is_some() {
                     return Err(UsageError("--output-dir goes with --from".into()));
                 }
-                let prefix = dir.trim_matches('/').to_owned();
-                let items = sources
-                    .iter()
-                    .map(|src| {
-                        let given = PathBuf::from(src);
-                        // A link given by name is followed (as `cp -H`): what
-                        // it leads to is copied, under the name given.
-                        let local = given
-                            .canonicalize()
-                            .map_err(|e| UsageError(format!("{src}: {e}")))?;
-                        let base = given
-                            .file_name()
-                            .or_else(|| local.file_name())
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .filter(|n| n != "." && n != "..")
-                            .or_else(|| local.file_name().map(|n| n.to_string_lossy().into_owned()))
-                            .ok_or_else(|| UsageError(format!("{src}: names no file")))?;
-                        let name = match prefix.as_str() {
-                            "" => base,
-                            prefix => format!("{prefix}/{base}"),
-                        };
-                        Ok((local, name))
-                    })
-                    .collect::<Result<Vec<_>, UsageError>>()?;
-                let packed = tarball::pack(&items)
-                    .map_err(|e| UsageError(format!("cannot pack the sources: {e}")))?;
-                Direction::To { dir, packed }
+                // Sources naming {node} or {index} are each node's own,
+                // packed when its turn comes; the others are packed once.
+                let per_node = sources.iter().any(|s| has_placeholder(s));
+                let packed = match per_node {
+                    true => None,
+                    false => Some(pack_sources(&sources, &dir).map_err(UsageError)?),
+                };
+                Direction::To {
+                    dir,
+                    sources,
+                    packed,
+                }
             }
             (None, Some(path)) => {
                 let path = container_path("--from", path)?;
@@ -142,10 +130,12 @@ fn container_path(option: &str, path: &str) -> Result<String, UsageError> {
 }
 
 enum Direction {
-    /// The sources, packed once for every node, under `dir` from `/`.
+    /// The sources under `dir` from `/`: packed once for every node, or
+    /// (naming {node} or {index}) for each node in its turn.
     To {
         dir: String,
-        packed: Packed,
+        sources: Vec<String>,
+        packed: Option<Packed>,
     },
     From {
         path: String,
@@ -190,9 +180,56 @@ impl CpJob {
     }
 }
 
+/// What a node's copy started from: with --from, where its tar is received;
+/// with --to and sources of its own, their tar (removed once it is sent).
+#[derive(Default)]
+pub struct Started {
+    received: Option<PathBuf>,
+    own: Option<Packed>,
+}
+
+/// Whether a source names each node's own file (`configs/{node}.env`).
+fn has_placeholder(source: &str) -> bool {
+    source.replace("{{", "").contains("{node}") || source.replace("{{", "").contains("{index}")
+}
+
+/// The sources of `node`: {node} and {index} filled in.
+fn node_sources(sources: &[String], node: &NodeName) -> Result<Vec<String>, String> {
+    sources
+        .iter()
+        .map(|source| crate::domain::nodes::expand_placeholders(source, node))
+        .collect()
+}
+
+/// The sources packed under `dir` (a container path from `/`), each under
+/// the name given. A link given by name is followed (as `cp -H`): what it
+/// leads to is copied, under the name given. A missing source is named.
+fn pack_sources(sources: &[String], dir: &str) -> Result<Packed, String> {
+    let prefix = dir.trim_matches('/');
+    let items = sources
+        .iter()
+        .map(|src| {
+            let given = PathBuf::from(src);
+            let local = given.canonicalize().map_err(|e| format!("{src}: {e}"))?;
+            let base = given
+                .file_name()
+                .or_else(|| local.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != "..")
+                .or_else(|| local.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .ok_or_else(|| format!("{src}: names no file"))?;
+            let name = match prefix {
+                "" => base,
+                prefix => format!("{prefix}/{base}"),
+            };
+            Ok((local, name))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    tarball::pack(&items).map_err(|e| format!("cannot pack the sources: {e}"))
+}
+
 impl Job for CpJob {
-    /// With --from: where the node's tar was received.
-    type Context = Option<PathBuf>;
+    type Context = Started;
 
     fn action(&self) -> &'static str {
         "cp"
@@ -202,10 +239,20 @@ impl Job for CpJob {
         &self,
         node: &NodeName,
         _: Option<&Request>,
-    ) -> Result<Remote<Option<PathBuf>>, Failure> {
-        let mut remote = Remote::new(self.script(), None);
+    ) -> Result<Remote<Started>, Failure> {
+        let mut remote = Remote::new(self.script(), Started::default());
         match &self.direction {
-            Direction::To { packed, .. } => remote.io.stdin = Some(packed.path.clone()),
+            Direction::To {
+                packed: Some(packed),
+                ..
+            } => remote.io.stdin = Some(packed.path.clone()),
+            Direction::To { dir, sources, .. } => {
+                let own = node_sources(sources, node)
+                    .and_then(|sources| pack_sources(&sources, dir))
+                    .map_err(|e| Failure::new(Stage::Copy, e))?;
+                remote.io.stdin = Some(own.path.clone());
+                remote.context.own = Some(own);
+            }
             Direction::From { output_dir, .. } => {
                 // Beside DIR/NODE, hidden, and removed once unpacked.
                 let received = output_dir.join(format!(".{node}.tar.part"));
@@ -218,7 +265,7 @@ impl Job for CpJob {
                     }),
                     ..SessionIo::default()
                 };
-                remote.context = Some(received);
+                remote.context.received = Some(received);
             }
         }
         Ok(remote)
@@ -227,9 +274,10 @@ impl Job for CpJob {
     fn finish(
         &self,
         node: &NodeName,
-        received: Option<PathBuf>,
+        started: Started,
         session: &Session,
     ) -> Result<Fields, Failure> {
+        let received = started.received;
         // The received tar goes, whatever happens next.
         struct Removed(Option<PathBuf>);
         impl Drop for Removed {
@@ -241,12 +289,13 @@ impl Job for CpJob {
         }
         let received = Removed(received);
         match (&self.direction, &received.0) {
-            (Direction::To { dir, packed }, _) => {
+            (Direction::To { dir, packed, .. }, _) => {
                 session.values()?;
+                let sent = packed.as_ref().or(started.own.as_ref());
                 Ok(Fields::new()
                     .with("to", dir.as_str())
-                    .with("files", packed.files)
-                    .with("bytes", packed.bytes))
+                    .with("files", sent.map_or(0, |p| p.files))
+                    .with("bytes", sent.map_or(0, |p| p.bytes)))
             }
             (Direction::From { path, output_dir }, Some(tar)) => {
                 let payload = session.payload(Stage::Copy, "docker cp did not start")?;
