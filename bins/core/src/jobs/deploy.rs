@@ -31,8 +31,16 @@ crate::fleet_args! {
     #[argh(
         example = "rhubarbe nodes 1-5 | baleine-deploy -i busybox -- sleep infinity",
         example = "baleine-deploy -i faraday.repo/myexp:v2 --options \"-e 'MSG=hello world'\" 1-10 ~7",
+        example = "jq -c 'select(.ok | not)' ~/.local/state/baleine/latest-deploy.jsonl | baleine-deploy",
         note = "Nodes come from the arguments (3, fit03, 1-5, 4-16-2, ~7 to exclude, -a for ALL_SCOPE), \
                 else from stdin (node names, or JSON records with a \"node\" field), else from $NODES. \
+                A stdin record is also its node's request: its image, digest, options (a list, or one \
+                string), command (a list), wait and ready_cmd fields, named as deploy's own records name \
+                them, override the command line for that node (other fields are ignored), so that a \
+                deploy's records, or baleine-ps's, fed back run the same again; a bad field is exit 2 \
+                naming the line and the field. Nodes are grouped by image, each group pinned to the \
+                digest its first node resolves, or to a record's digest. The previous container is \
+                kept, stopped, until the new one holds, and runs again if it does not. \
                 Words after -- are the container's command. In the command and --options, {{node}} and {{index}} \
                 become each node's name and number (fit07, 7); {{{{ and }}}} are braces.",
         error_code(1, "some node failed (its record says where and why)"),
