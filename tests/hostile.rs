@@ -13,6 +13,7 @@
 //! | 7 a record's node taken as a spec | `{"node":"0-3"}` | one node named `0-3` |
 //! | 8 escape sequences on a terminal | a node's ESC, BEL and C1 CSI in its error | shown escaped in the terminal's summary |
 //! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
+//! | 11 malformed deploy requests | a record's field of the wrong type, 10 MB in a field, an image with a newline, a digest of another repository | exit 2 naming the line and the field; no session opened, the nodes read with it not started |
 //!
 //! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
 
@@ -485,5 +486,80 @@ fn registry_passwords_must_be_private() {
             2 => test.stderr("chmod 600").run(),
             _ => test.run(),
         };
+    }
+}
+
+/// Class 11: deploy requests on stdin are data from anywhere. A malformed
+/// one (a field of the wrong type, 10 MB in a field, an image with a
+/// newline, a digest of another repository) is exit 2 naming the line and
+/// the field, and no node starts, not even one read before it.
+#[test]
+fn a_malformed_request_record_is_refused_and_no_node_starts() {
+    let digest = format!("sha256:{}", "e".repeat(64));
+    let huge = "x".repeat(10 << 20);
+    for (record, field) in [
+        (
+            r#"{"node":"fit02","image":["busybox"]}"#.to_owned(),
+            "field image: a string, not a list",
+        ),
+        (
+            format!(r#"{{"node":"fit02","image":"busybox","command":["{huge}"]}}"#),
+            "field command: longer than 65536 bytes",
+        ),
+        (
+            r#"{"node":"fit02","image":"busybox\nrm -rf /"}"#.to_owned(),
+            "field image: ",
+        ),
+        (
+            format!(r#"{{"node":"fit02","image":"busybox","digest":"alpine@{digest}"}}"#),
+            "is of repository alpine, not of the image busybox",
+        ),
+        (
+            r#"{"node":"fit02","image":"busybox","options":"-e 'open"}"#.to_owned(),
+            "field options: ",
+        ),
+    ] {
+        let sessions = TestEnv::new();
+        let log = sessions.path("sessions");
+        let records = Test::new("baleine-deploy")
+            .local_nodes()
+            .env("LOCAL_SESSIONS", log.to_str().unwrap())
+            .stdin(&format!(
+                "{{\"node\":\"fit01\",\"image\":\"busybox\"}}\n{record}\nfit03\n"
+            ))
+            .status(2)
+            .stderr("stdin line 2: field ")
+            .stderr("no node started after it")
+            .nodes(2)
+            .run();
+        let refused = records.iter().find(|r| r["node"] == "fit02").unwrap();
+        assert_eq!(
+            (&refused["stage"], &refused["line"]),
+            (&"input".into(), &2.into()),
+            "{refused}"
+        );
+        let error = refused["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("stdin line 2: field ") && error.contains(field),
+            "{error}"
+        );
+        assert!(
+            error.len() < 1000,
+            "the error does not echo the field whole"
+        );
+        let held = records.iter().find(|r| r["node"] == "fit01").unwrap();
+        assert_eq!(held["stage"], "input", "{held}");
+        assert!(
+            held["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("not started: stdin line 2"),
+            "{held}"
+        );
+        assert!(
+            !log.exists(),
+            "a session was opened: {:?}",
+            std::fs::read_to_string(&log)
+        );
     }
 }

@@ -59,6 +59,8 @@ impl TestEnv {
              # ssh to a \"local node\": the remote command runs here (`-Q kex` lists nothing).\n\
              [ \"$1\" = -Q ] && exit 0\n\
              while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\n\
+             # Each session's node, where a test asks for them ($LOCAL_SESSIONS).\n\
+             [ -z \"$LOCAL_SESSIONS\" ] || echo \"$2\" >>\"$LOCAL_SESSIONS\"\n\
              shift 2\n\
              SCALE_DELAY=0 exec sh -c \"$1\"\n",
         );
@@ -285,7 +287,7 @@ impl Test {
             || self.args.first().is_some_and(|a| a == "help")
             || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
         let is_records =
-            fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 130));
+            fleet_tool && !informational && matches!(out.status.code(), Some(0 | 1 | 2 | 130));
         let records: Vec<Value> = if is_records {
             stdout
                 .lines()

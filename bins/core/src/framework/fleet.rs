@@ -379,7 +379,11 @@ impl Fleet {
         );
         job.connect_output(None);
         drop(stages);
-        exit::status(&writer.finish())
+        let tally = writer.finish();
+        if let Some(why) = stop::input_refused() {
+            eprintln!("baleine-{}: {why}: no node started after it", job.action());
+        }
+        exit::status(&tally)
     }
 
     /// The one record of `node`: every way a node can end is decided here.

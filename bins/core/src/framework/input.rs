@@ -187,7 +187,15 @@ pub fn feed(
         }
         NodeSource::Stdin => {
             std::thread::spawn(move || {
-                read_stdin(std::io::stdin().lock(), &naming, check.as_deref(), &tx)
+                // Our own buffer over fd 0, whose fill we can see: what has
+                // already arrived is all read (and its requests checked)
+                // before any node of it starts.
+                let fd = std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned();
+                let Ok(fd) = fd else {
+                    return read_stdin(std::io::stdin().lock(), &naming, check.as_deref(), &tx);
+                };
+                let reader = std::io::BufReader::new(std::fs::File::from(fd));
+                read_input(reader, &naming, check.as_deref(), &arrived, &tx)
             });
         }
     }
@@ -234,14 +242,48 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
 /// `check` (when the tool takes requests): a refused one is the line's
 /// `input` record, and ends the input.
 pub fn read_stdin(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     naming: &NodeNaming,
     check: Option<&CheckRequest>,
+    tx: &Sender<Input>,
+) {
+    read_input(reader, naming, check, &|_| true, tx)
+}
+
+/// Whether more of stdin has arrived already: in the buffer, or waiting in
+/// the pipe or file (poll, no wait).
+fn arrived(reader: &mut std::io::BufReader<std::fs::File>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    if !reader.buffer().is_empty() {
+        return true;
+    }
+    let mut fds = [PollFd::new(
+        std::os::fd::AsFd::as_fd(reader.get_ref()),
+        PollFlags::POLLIN,
+    )];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+}
+
+/// `read_stdin`, holding back the nodes read while `more` says more input
+/// has arrived already: they are sent together once it has not (or at the
+/// end), so a refused request among what arrived at once (a file, a jq
+/// over a state file) starts none of them: each gets its record, not
+/// started, as the refusal says.
+fn read_input<R: BufRead>(
+    mut reader: R,
+    naming: &NodeNaming,
+    check: Option<&CheckRequest>,
+    more: &dyn Fn(&mut R) -> bool,
     tx: &Sender<Input>,
 ) {
     let mut selection = NodeSelection::new();
     let mut bytes = Vec::new();
     let mut refused = false;
+    let mut pending: Vec<Input> = Vec::new();
+    let flush = |pending: &mut Vec<Input>| pending.drain(..).all(|input| tx.send(input).is_ok());
     for line_no in 1.. {
         let invalid = |node: Option<String>, error: String| Input::Invalid {
             node,
@@ -249,10 +291,14 @@ pub fn read_stdin(
             error: format!("stdin line {line_no}: {error}"),
         };
         let inputs: Vec<Input> = match read_line(&mut reader, &mut bytes) {
-            Ok(None) => return,
+            Ok(None) => {
+                flush(&mut pending);
+                return;
+            }
             // A read error does not pass (a directory as stdin): say it once, stop.
             Err(e) => {
-                let _ = tx.send(invalid(None, format!("cannot read: {e}")));
+                pending.push(invalid(None, format!("cannot read: {e}")));
+                flush(&mut pending);
                 return;
             }
             Ok(Some(false)) => vec![invalid(
@@ -303,13 +349,18 @@ pub fn read_stdin(
                 },
             },
         };
-        for input in inputs {
-            if tx.send(input).is_err() {
-                return;
-            }
-        }
+        // The refused line's record first: the nodes held back then get
+        // theirs as not started, since the run stops.
+        match refused {
+            true => pending.splice(0..0, inputs),
+            false => pending.splice(pending.len().., inputs),
+        };
         // A refused request ends the input: nothing after it starts.
         if refused {
+            flush(&mut pending);
+            return;
+        }
+        if !more(&mut reader) && !flush(&mut pending) {
             return;
         }
     }
@@ -360,10 +411,12 @@ mod tests {
         read_stdin(text.as_bytes(), &NodeNaming::default(), Some(&check), &tx);
         drop(tx);
         let inputs: Vec<Input> = rx.iter().collect();
+        // Read together, the refused line's record comes first, and the node
+        // read before it after, to be recorded as not started: none starts.
         assert_eq!(inputs.len(), 2, "{inputs:?}");
-        assert!(matches!(&inputs[0], Input::Record(node, _) if node.as_str() == "fit01"));
+        assert!(matches!(&inputs[1], Input::Record(node, _) if node.as_str() == "fit01"));
         assert!(matches!(
-            &inputs[1],
+            &inputs[0],
             Input::Invalid { line: 2, node: Some(node), error }
                 if node == "fit02" && error == "stdin line 2: field image: not a string"
         ));

@@ -235,11 +235,7 @@ impl Job for CpJob {
         "cp"
     }
 
-    fn start(
-        &self,
-        node: &NodeName,
-        _: Option<&Request>,
-    ) -> Result<Remote<Started>, Failure> {
+    fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Started>, Failure> {
         let mut remote = Remote::new(self.script(), Started::default());
         match &self.direction {
             Direction::To {
