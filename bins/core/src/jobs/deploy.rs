@@ -171,7 +171,7 @@ impl DeployPlan {
 impl DeployPlan {
     /// The plan with `{node}` and `{index}` in options and command replaced
     /// by this node's values (see `nodes::expand_placeholders`).
-    fn for_node(&self, node: &str) -> Result<DeployPlan, Failure> {
+    pub fn for_node(&self, node: &str) -> Result<DeployPlan, Failure> {
         let expand = |words: &[String]| -> Result<Vec<String>, Failure> {
             words
                 .iter()
