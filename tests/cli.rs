@@ -704,7 +704,7 @@ fn each_tool_keeps_its_own_last_fifty_runs_and_an_empty_run_moves_nothing() {
         .nodes(2)
         .run();
     // A read-only tool run many times never pushes out a deploy.
-    for _ in 0..53 {
+    for _ in 0..60 {
         Test::new("baleine-ps")
             .env("XDG_STATE_HOME", state_home)
             .args(&["--dry-run", "1"])
