@@ -1406,3 +1406,20 @@ fn a_build_past_its_timeout_is_stopped_on_the_gateway_too() {
         common::processes(&running).is_empty()
     });
 }
+
+#[test]
+fn a_wait_as_long_as_the_timeout_is_refused_on_the_command_line_and_in_a_record() {
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "--wait", "30", "--timeout", "30", "1"])
+        .status(2)
+        .stderr("--wait 30 s is not less than the --timeout of 30 s")
+        .run();
+    Test::new("baleine-deploy")
+        .local_nodes()
+        .args(&["--timeout", "20"])
+        .stdin("{\"node\":\"fit01\",\"image\":\"busybox\",\"wait\":\"1m\"}\n")
+        .status(2)
+        .stdout("stdin line 1: field wait 60 s is not less than the --timeout of 20 s")
+        .nodes(1)
+        .run();
+}

@@ -281,7 +281,7 @@ fn an_image_that_exits_at_once_leaves_the_previous_container_running() {
         "the error suggests a command: {error}"
     );
     assert!(
-        error.contains("the previous container runs again"),
+        error.contains("the previous container is back, as it was"),
         "{error}"
     );
     // The very container that ran before runs again, and nothing is left aside.
@@ -295,5 +295,72 @@ fn an_image_that_exits_at_once_leaves_the_previous_container_running() {
         running(&tb, "fit01")
     );
     let names = tb.ssh_ok("fit01", "docker ps -a --format '{{.Names}}'");
+    assert!(!names.contains("baleine-previous"), "{names}");
+}
+
+#[test]
+fn a_container_left_aside_by_a_cut_deploy_is_put_back_and_never_lost() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let env = TestEnv::new();
+    let state = env.path("state");
+    // What a deploy cut after setting the old container aside leaves: no
+    // managed container, the old one stopped under the kept-aside name.
+    tb.ssh_ok(
+        "fit02",
+        "docker rm -f container container.baleine-previous >/dev/null 2>&1; \
+         docker run -d --name container.baleine-previous busybox sleep 100008 >/dev/null && \
+         docker stop -t 0 container.baleine-previous >/dev/null",
+    );
+    let kept = tb.ssh_ok(
+        "fit02",
+        "docker inspect --format '{{.Id}}' container.baleine-previous",
+    );
+    // A new one that is gone at once (--rm) does not hold: the kept one is
+    // back under its name, stopped as it was.
+    let records = deploy(&tb, &state)
+        .args(&[
+            "-i",
+            "busybox",
+            "--options",
+            "--rm",
+            "fit02",
+            "--",
+            "sh",
+            "-c",
+            "exit 0",
+        ])
+        .status(1)
+        .nodes(1)
+        .run();
+    assert_eq!(records[0]["restored_previous"], true, "{}", records[0]);
+    assert!(
+        records[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is gone at once"),
+        "{}",
+        records[0]
+    );
+    assert_eq!(
+        tb.ssh_ok("fit02", "docker inspect --format '{{.Id}}' container"),
+        kept
+    );
+    assert!(
+        running(&tb, "fit02").starts_with("exited "),
+        "{}",
+        running(&tb, "fit02")
+    );
+    // One that holds replaces it, and nothing is left aside.
+    deploy(&tb, &state)
+        .args(&["-i", "busybox", "fit02", "--", "sleep", "100009"])
+        .status(0)
+        .run();
+    assert!(
+        running(&tb, "fit02").contains("100009"),
+        "{}",
+        running(&tb, "fit02")
+    );
+    let names = tb.ssh_ok("fit02", "docker ps -a --format '{{.Names}}'");
     assert!(!names.contains("baleine-previous"), "{names}");
 }

@@ -16,7 +16,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// leaves on the node).
 pub struct NodeWork<'a> {
     pub work: &'a (dyn Fn(&NodeName, Option<&Request>) -> Record + Sync),
-    pub not_started: &'a (dyn Fn() -> Failure + Sync),
+    pub not_started: &'a (dyn Fn(&NodeName, Option<&Request>) -> Failure + Sync),
 }
 
 /// Runs the work on each node from `inputs` with at most `parallel` at once,
@@ -34,7 +34,23 @@ pub fn run(
             scope.spawn(|| worker(action, inputs, records, work));
         }
     });
+    // The workers quit once the run stops; what the reader sends after them
+    // (the nodes it held back, read before it saw the stop) still gets its
+    // record. A refused input ends the reader: wait for its last nodes; an
+    // interrupt may leave it blocked on an open stdin: take what came.
+    let wait = match stop::input_refused() {
+        Some(_) => Duration::from_secs(10),
+        None => LATE_INPUTS,
+    };
+    let until = Instant::now() + wait;
+    while let Ok(input) = inputs.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        let _ = records.send(record_for(action, input, work));
+    }
 }
+
+/// How long, after an interrupt, inputs the reader was still sending get
+/// their records.
+const LATE_INPUTS: Duration = Duration::from_millis(200);
 
 fn worker(
     action: &'static str,
@@ -66,7 +82,7 @@ fn record_for(action: &'static str, input: Input, work: &NodeWork) -> Record {
         return input.into_record(action);
     };
     if stop::stopping() {
-        return Record::failure(Some(node), action, &(work.not_started)());
+        return Record::failure(Some(node), action, &(work.not_started)(node, request));
     }
     let started = Instant::now();
     // A bug of ours on one node must not cost the other nodes' records, nor
@@ -149,7 +165,7 @@ mod tests {
     fn node_work(work: &(dyn Fn(&NodeName, Option<&Request>) -> Record + Sync)) -> NodeWork<'_> {
         NodeWork {
             work,
-            not_started: &Failure::not_started,
+            not_started: &|_, _| Failure::not_started(),
         }
     }
 

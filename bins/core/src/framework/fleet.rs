@@ -47,8 +47,8 @@ pub trait Job: Sync {
     }
 
     /// The failure of a node the run stopped before its session began (a
-    /// job may say what that leaves on the node).
-    fn not_started(&self) -> Failure {
+    /// job may say what that leaves on the node, and what it was asked).
+    fn not_started(&self, _node: &NodeName, _request: Option<&Request>) -> Failure {
         Failure::not_started()
     }
 
@@ -374,7 +374,7 @@ impl Fleet {
             &writer.records,
             &fanout::NodeWork {
                 work: &|node, request| self.node_record(job, node, request, &stages),
-                not_started: &|| job.not_started(),
+                not_started: &|node, request| job.not_started(node, request),
             },
         );
         job.connect_output(None);
@@ -401,7 +401,7 @@ impl Fleet {
         };
         if stop::stopping() {
             // Waiting in `start` (deploy's digest) may have outlasted the run.
-            return Record::failure(Some(node), action, &job.not_started());
+            return Record::failure(Some(node), action, &job.not_started(node, request));
         }
         let command = session_command(&remote.script, &self.tag, self.timeout);
         if self.dry_run {

@@ -285,6 +285,11 @@ fn read_input<R: BufRead>(
     let mut pending: Vec<Input> = Vec::new();
     let flush = |pending: &mut Vec<Input>| pending.drain(..).all(|input| tx.send(input).is_ok());
     for line_no in 1.. {
+        // Interrupted: what was read gets its records (not started), now.
+        if crate::domain::stop::interrupted() {
+            flush(&mut pending);
+            return;
+        }
         let invalid = |node: Option<String>, error: String| Input::Invalid {
             node,
             line: line_no,
@@ -312,6 +317,8 @@ fn read_input<R: BufRead>(
                     Ok(words) => words
                         .iter()
                         .flat_map(|word| match selection.add_word(word, naming) {
+                            // A node read before: its first line's request stands.
+                            Ok(new) if new.is_empty() => Vec::new(),
                             Ok(new) => match word {
                                 LineWord::Record(_, fields) => {
                                     let request = Request {

@@ -531,10 +531,14 @@ pub fn state_dir() -> Option<std::path::PathBuf> {
         .map(|dir| dir.join("baleine"))
 }
 
-/// Whether `name` is a state file of `action`'s runs.
+/// Whether `name` is a state file of `action`'s runs: `STAMP-NANOS-ACTION`,
+/// then what the run was about after `--` (which may hold any tool's name).
 fn is_run_of(name: &str, action: &str) -> bool {
-    !name.starts_with("latest-")
-        && (name.ends_with(&format!("-{action}.jsonl")) || name.contains(&format!("-{action}--")))
+    let Some(stem) = name.strip_suffix(".jsonl") else {
+        return false;
+    };
+    let head = stem.split_once("--").map_or(stem, |(head, _)| head);
+    !name.starts_with("latest-") && head.rsplit_once('-').is_some_and(|(_, a)| a == action)
 }
 
 /// Keeps the newest `KEPT_RUNS` state files of `action` (their names sort by
@@ -724,6 +728,19 @@ mod tests {
         let cut = fit(line.clone(), Some(20));
         assert_eq!(cut.chars().count(), 19);
         assert!(cut.ends_with('…') && line.starts_with(cut.trim_end_matches('…')));
+    }
+
+    #[test]
+    fn a_state_file_belongs_to_the_tool_named_before_what_it_was_about() {
+        let deploy = "2026-12-06T071500Z-123456789-deploy--fit[01-10]--faraday.repo_tools-ps.jsonl";
+        assert!(is_run_of(deploy, "deploy"));
+        assert!(!is_run_of(deploy, "ps"));
+        assert!(is_run_of("2026-12-06T071500Z-123456789-ps.jsonl", "ps"));
+        assert!(!is_run_of(
+            "2026-12-06T071500Z-123456789-ps.jsonl",
+            "deploy"
+        ));
+        assert!(!is_run_of("latest-ps.jsonl", "ps"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ crate::fleet_args! {
                 deploy's records, or baleine-ps's, fed back run the same again; a bad field is exit 2 \
                 naming the line and the field. Nodes are grouped by image, each group pinned to the \
                 digest its first node resolves, or to a record's digest. The previous container is \
-                kept, stopped, until the new one holds, and runs again if it does not. \
+                kept, stopped, until the new one holds, and is back as it was if it does not. \
                 Words after -- are the container's command. In the command and --options, {{node}} and {{index}} \
                 become each node's name and number (fit07, 7); {{{{ and }}}} are braces.",
         error_code(1, "some node failed (its record says where and why)"),
@@ -100,6 +100,9 @@ impl Tool for DeployArgs {
         plan.wait = self.wait;
         plan.ready_cmd = self.ready_cmd.clone();
         let fleet = Fleet::prepare(self.fleet_options())?;
+        if let Err(problem) = wait_within(plan.wait, fleet.timeout) {
+            return Err(UsageError(format!("--{problem}")));
+        }
         // Only stdin records can name an image of their own.
         if plan.image.is_none() && !fleet.streamed() {
             return Err(UsageError(
@@ -246,6 +249,29 @@ impl DeployPlan {
     }
 }
 
+/// `--wait` must end before the node's own timer (`--timeout`) stops the
+/// deploy: cut there, the previous container would stay aside.
+fn wait_within(wait: Option<u64>, timeout: Duration) -> Result<(), String> {
+    match wait {
+        Some(seconds) if Duration::from_secs(seconds) >= timeout => Err(format!(
+            "wait {seconds} s is not less than the --timeout of {} s: the node's own timer \
+             would stop the deploy before it was ready",
+            timeout.as_secs()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Words as a record or a label keeps them: braces doubled, as on the
+/// command line, so that fed back to a deploy ({node} and {index} filled in
+/// again) they are exactly the words this node ran.
+fn as_asked(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| w.replace('{', "{{").replace('}', "}}"))
+        .collect()
+}
+
 /// A request's text field, bounded.
 fn text_field<'a>(name: &str, value: &'a serde_json::Value) -> Result<&'a str, String> {
     let text = value
@@ -361,8 +387,8 @@ pub fn deploy_script(
     let json = |words: &[String]| serde_json::to_string(words).unwrap_or_default();
     for (key, value) in [
         ("image", asked.to_string()),
-        ("options", json(&plan.options)),
-        ("command", json(&plan.command)),
+        ("options", json(&as_asked(&plan.options))),
+        ("command", json(&as_asked(&plan.command))),
         ("user", labels.user.clone()),
         ("run", labels.run.clone()),
         ("version", crate::framework::cli::VERSION.to_owned()),
@@ -449,52 +475,60 @@ fn resolve_digest(script: &mut Script, docker: &Docker, image: &str, asked: &Ima
     ));
 }
 
-/// The running container, if any, is stopped and kept aside (renamed), not
-/// removed: `restore` puts it back if the new one does not hold. A previous
-/// container left by a deploy that was cut goes first (if the managed one
-/// runs) or becomes the managed one again (if not). Prints what it
-/// replaced (`previous_image`, `previous_digest`, from its labels).
+/// The managed container, if any, is stopped and kept aside (renamed), not
+/// removed: `restore` puts it back, as it was (running or not), if the new
+/// one does not hold. A container kept aside by a deploy that was cut is
+/// dealt with first: dropped if the managed one runs (the new one held),
+/// else the managed one again (the new one never held, or is gone). Prints
+/// what it replaced (`previous_image`, `previous_digest`, from its labels).
 fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>) {
     script.stage(Stage::Remove);
     let (name, previous) = (&docker.container, docker.previous());
     let format = format!(
-        "{{{{.Name}}}}|{{{{index .Config.Labels \"{LABEL}.image\"}}}}|\
+        "{{{{.Name}}}}|{{{{.State.Status}}}}|{{{{index .Config.Labels \"{LABEL}.image\"}}}}|\
          {{{{index .Config.Labels \"{LABEL}.digest\"}}}}|{{{{.Config.Image}}}}"
     );
-    let inspect = quote(&docker.words(&["inspect", "--format", &format, name, &previous]));
-    let drop_previous = quote(&docker.words(&["rm", "-f", &previous]));
-    let rename_back = quote(&docker.words(&["rename", &previous, name]));
-    let stop = quote(&docker.words(&["stop", "-t", &stop_timeout.unwrap_or(0).to_string(), name]));
-    let aside = quote(&docker.words(&["rename", name, &previous]));
-    let remove = quote(&docker.words(&["rm", "-f", name]));
-    let start = quote(&docker.words(&["start", name]));
-    let (managed, kept) = (
-        quote_word(&format!("/{name}|")),
-        quote_word(&format!("/{previous}|")),
-    );
+    let d = |args: &[&str]| quote(&docker.words(args));
+    let inspect = d(&["inspect", "--format", &format, name, &previous]);
+    // The line of one name exactly (its first field), never a label's text.
+    let line_of = |of: &str| quote_word(&format!("$1 == \"/{of}\""));
+    let (line_managed, line_kept) = (line_of(name), line_of(&previous));
+    let drop_previous = d(&["rm", "-f", &previous]);
+    let drop_managed = d(&["rm", "-f", name]);
+    let rename_back = d(&["rename", &previous, name]);
+    let stop = d(&["stop", "-t", &stop_timeout.unwrap_or(0).to_string(), name]);
+    let aside = d(&["rename", name, &previous]);
+    let start = d(&["start", name]);
     script.line(&format!(
         "old=$({inspect} 2>/dev/null)\n\
-         had=\n\
-         case $old in *{managed}*) had=true ;; esac\n\
-         case $old in *{kept}*) if [ -n \"$had\" ]; then {drop_previous} >/dev/null 2>&1; \
-         else {rename_back} || exit 1; had=true; fi ;; esac\n\
-         if [ -n \"$had\" ]; then\n\
-         line=$(printf '%s\\n' \"$old\" | grep -F {managed} | head -n 1)\n\
-         [ -n \"$line\" ] || line=$(printf '%s\\n' \"$old\" | grep -F {kept} | head -n 1)\n\
-         IFS='|' read -r _ pimage pdigest pconfig <<EOF\n$line\nEOF\n\
+         managed=$(printf '%s\\n' \"$old\" | awk -F'|' {line_managed})\n\
+         kept=$(printf '%s\\n' \"$old\" | awk -F'|' {line_kept})\n\
+         if [ -n \"$kept\" ]; then\n\
+         case $(printf '%s' \"$managed\" | cut -d'|' -f2) in\n\
+         running) {drop_previous} >/dev/null 2>&1 ;;\n\
+         '') {rename_back} || exit 1; managed=$kept ;;\n\
+         *) {{ {drop_managed} >/dev/null 2>&1 && {rename_back}; }} || exit 1; managed=$kept ;;\n\
+         esac\n\
+         fi\n\
+         had= pstate=\n\
+         if [ -n \"$managed\" ]; then\n\
+         had=true\n\
+         IFS='|' read -r _ pstate pimage pdigest pconfig <<EOF\n$managed\nEOF\n\
          echo \"previous_image=${{pimage:-$pconfig}}\"\n\
          echo \"previous_digest=$pdigest\"\n\
          {stop} >/dev/null 2>&1\n\
-         out=$({aside} 2>&1) || {{ printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
+         out=$({aside} 2>&1) || {{ [ \"$pstate\" != running ] || {start} >/dev/null 2>&1; printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
          fi\n\
-         restore() {{ [ -n \"$had\" ] || return 0; {remove} >/dev/null 2>&1; \
-         {rename_back} >/dev/null && {start} >/dev/null && echo restored_previous=true; }}"
+         restore() {{ [ -n \"$had\" ] || return 0; {drop_managed} >/dev/null 2>&1; \
+         {rename_back} >/dev/null || return 0; [ \"$pstate\" != running ] || {start} >/dev/null; \
+         echo restored_previous=true; }}"
     ));
 }
 
-/// A new container that is already gone (a command that fails at once) is
-/// a failed deploy, with its status and last words (or, if it printed
-/// nothing, what it needs), not `ok`, and the previous one runs again.
+/// A new container that is not running right after its start (a command
+/// that fails at once, removed by --rm, restarting over and over) is a
+/// failed deploy, with its status and last words (or, if it printed
+/// nothing, what it needs), not `ok`, and the previous one is back.
 /// Defines `last` and `fail` for the readiness loop.
 fn held_or_restored(script: &mut Script, docker: &Docker) {
     let state = quote(&docker.words(&[
@@ -505,11 +539,16 @@ fn held_or_restored(script: &mut Script, docker: &Docker) {
     ]));
     let logs = quote(&docker.words(&["logs", "--tail", "5", &docker.container]));
     script.line(&format!(
-        "last() {{ out=$({logs} 2>&1); if [ -n \"$out\" ]; then echo 'its last lines:' >&2; \
+        "last() {{ out=$({logs} 2>&1) || out=; if [ -n \"$out\" ]; then echo 'its last lines:' >&2; \
          printf '%s\\n' \"$out\" | sed 's/^/  /' >&2; else echo {silent} >&2; fi; }}\n\
          fail() {{ last; restore; exit 1; }}\n\
          state=$({state} 2>/dev/null)\n\
-         case $state in exited*|dead*) echo \"the container exited at once with status ${{state#* }}\" >&2; fail ;; esac",
+         case $state in\n\
+         running*) ;;\n\
+         exited*|dead*) echo \"the container exited at once with status ${{state#* }}\" >&2; fail ;;\n\
+         ''|removing*) echo 'the container is gone at once (it exited, and was removed)' >&2; fail ;;\n\
+         *) echo \"the container is ${{state%% *}} at once, not running\" >&2; fail ;;\n\
+         esac",
         silent = quote_word(
             "it printed nothing: an image whose own command ends at once needs one that keeps \
              running, after -- (e.g. -- sleep infinity)"
@@ -525,7 +564,7 @@ const SETTLE_HALF_SECONDS: u64 = 4;
 /// ready when healthy (HEALTHCHECK), or when `ready_cmd` succeeds in it, or
 /// (neither) when it still runs after the settle time. A container that
 /// exits, turns unhealthy or is not ready in time fails the node (stage
-/// ready) with its last log lines, and the previous container runs again
+/// ready) with its last log lines, and the previous container is back
 /// (`fail`, defined by `held_or_restored`).
 /// Prints `ready_ms=`.
 fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cmd: Option<&str>) {
@@ -831,8 +870,8 @@ impl DeployJob {
         let mut fields = Fields::new()
             .with("image", plan.image.as_ref().map(|i| i.to_string()))
             .with("digest", digest.map(String::from))
-            .with("options", plan.options.clone())
-            .with("command", plan.command.clone());
+            .with("options", as_asked(&plan.options))
+            .with("command", as_asked(&plan.command));
         if let Some(seconds) = plan.wait {
             fields.set("wait", seconds);
             fields.set("ready_cmd", plan.ready_cmd.clone());
@@ -881,7 +920,7 @@ impl DeployJob {
                 .map_err(|complaint| Failure::new(Stage::Connect, complaint))?;
         }
         Ok(match pin.role() {
-            Role::Stopped => return Err(self.not_started()),
+            Role::Stopped => return Err(where_the_old_one_is(Failure::not_started())),
             Role::First => {
                 crate::framework::output::set_note(Some(format!(
                     "{node} pulls {image} and resolves its digest, its group waits"
@@ -971,16 +1010,22 @@ impl Job for DeployJob {
         "deploy"
     }
 
-    /// Nothing was done on the node: its old container runs on.
-    fn not_started(&self) -> Failure {
-        where_the_old_one_is(Failure::not_started())
+    fn request_check(&self) -> Option<RequestCheck> {
+        let (plan, timeout) = (self.plan.clone(), self.timeout);
+        Some(Arc::new(move |request: &Request| {
+            let plan = plan.requested(Some(request))?;
+            wait_within(plan.wait, timeout).map_err(|problem| format!("field {problem}"))
+        }))
     }
 
-    fn request_check(&self) -> Option<RequestCheck> {
-        let plan = self.plan.clone();
-        Some(Arc::new(move |request: &Request| {
-            plan.requested(Some(request)).map(drop)
-        }))
+    /// Nothing was done on the node: its old container runs on, and the
+    /// record asks for what the node was to run (a retry asks for it again).
+    fn not_started(&self, node: &NodeName, request: Option<&Request>) -> Failure {
+        let failure = where_the_old_one_is(Failure::not_started());
+        match self.plan_for(node, request) {
+            Ok(plan) => failure.and(self.request_fields(&plan, plan.digest.as_deref())),
+            Err(_) => failure,
+        }
     }
 
     fn start(
@@ -1028,7 +1073,10 @@ impl Job for DeployJob {
             let failure = self.explain.explain(&asked, where_the_old_one_is(failure));
             let failure = match restored {
                 true => Failure {
-                    error: format!("{}\nthe previous container runs again", failure.error),
+                    error: format!(
+                        "{}\nthe previous container is back, as it was",
+                        failure.error
+                    ),
                     ..failure
                 }
                 .with("restored_previous", true),
@@ -1063,13 +1111,15 @@ impl Job for DeployJob {
 /// `rhubarbe wait`, then deploy on those that came back. This needs the whole
 /// node list first, so input is collected before anything starts.
 fn bootstrap_then_run(fleet: &Fleet, ndz: &str, job: &DeployJob) -> ExitCode {
-    let inputs = fleet.all_inputs(None);
+    // Requests are checked before any node is reloaded: a refused one
+    // reloads none (each gets its record, not started).
+    let inputs = fleet.all_inputs(job.request_check());
     let nodes: Vec<String> = inputs
         .iter()
         .filter_map(Input::node)
         .map(String::from)
         .collect();
-    let failed = if nodes.is_empty() || fleet.dry_run {
+    let failed = if nodes.is_empty() || fleet.dry_run || stop::input_refused().is_some() {
         Vec::new()
     } else {
         bootstrap(fleet, ndz, &nodes)
@@ -1299,6 +1349,30 @@ mod tests {
         );
         // ...and removed only once it holds.
         assert!(!script.contains("docker rm -f container >/dev/null 2>&1\ndocker run"));
+    }
+
+    #[test]
+    fn a_kept_aside_container_is_told_by_its_name_alone_never_by_a_label() {
+        let plan = DeployPlan::new(Some("faraday.repo/container"), None, vec![]).unwrap();
+        let script = deploy_script(&plan, &docker(), &[], None, &labels());
+        // The line of each name is found by its first field, exactly.
+        assert!(
+            script.contains(r#"awk -F'|' '$1 == "/container"'"#),
+            "{script}"
+        );
+        assert!(script.contains(r#"awk -F'|' '$1 == "/container.baleine-previous"'"#));
+        // Put back only if it ran: a stopped container stays stopped.
+        assert!(script.contains("[ \"$pstate\" != running ] || docker start container"));
+    }
+
+    #[test]
+    fn recorded_words_keep_their_braces_doubled_so_they_ask_for_the_same_again() {
+        let words = vec!["echo".to_owned(), "{node} {{x}}".to_owned()];
+        assert_eq!(as_asked(&words), ["echo", "{{node}} {{{{x}}}}"]);
+        // Fed back, each word fills in to exactly what ran.
+        for (asked, ran) in as_asked(&words).iter().zip(&words) {
+            assert_eq!(&expand_placeholders(asked, "fit07").unwrap(), ran);
+        }
     }
 
     #[test]
