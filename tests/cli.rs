@@ -1423,3 +1423,55 @@ fn a_wait_as_long_as_the_timeout_is_refused_on_the_command_line_and_in_a_record(
         .nodes(1)
         .run();
 }
+
+/// SIGTERM and SIGHUP end a run as Ctrl-C does (every node still gets its
+/// record), with the status shells give a command such a signal ended:
+/// 143 and 129.
+#[test]
+fn sigterm_and_sighup_exit_143_and_129_and_every_node_gets_its_record() {
+    for (signal, seconds, status) in [
+        (nix::sys::signal::Signal::SIGTERM, 31, 143),
+        (nix::sys::signal::Signal::SIGHUP, 32, 129),
+    ] {
+        let env = common::harness::TestEnv::new();
+        // An "ssh" whose sessions hang until stopped; the cleanup session
+        // (the run's kill loop) ends at once.
+        let ssh = env.write_script(
+            "ssh",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = -Q ] && exit 0\nfor last; do :; done\ncase $last in n=0*) exit 0 ;; esac\nexec sleep {seconds}\n"
+            ),
+        );
+        let conf = env.write(
+            "baleine.conf",
+            &format!("{}SSH = {}\n", env.base_config(), ssh.display()),
+        );
+        let mut command = std::process::Command::new(common::binary("baleine-ps"));
+        common::scrub_environment(&mut command);
+        let mut child = command
+            .args(["1-2"])
+            .env("BALEINE_CONFIG", &conf)
+            .env("HOME", env.path("home"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pattern = format!("^sleep {seconds}$");
+        common::wait_until("both nodes at work", 30, || {
+            common::processes(&pattern).len() >= 2
+        });
+        common::signal(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(status), "{signal}");
+        let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert!(
+            records.iter().all(|r| r["stage"] == "interrupted"),
+            "{records:?}"
+        );
+    }
+}

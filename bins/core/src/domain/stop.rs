@@ -7,16 +7,19 @@
 //! and the writer poll them, so every node still gets its record
 //! (`interrupted`) before we exit 130.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first signal that stopped the run (its exit status is 128 + it).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static ABANDONED: AtomicBool = AtomicBool::new(false);
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// A Ctrl-C, SIGTERM or SIGHUP arrived; the second one abandons (stop
 /// waiting for the nodes' cleanup). Async-signal-safe: atomics only.
-pub fn signal_received() {
+pub fn signal_received(signal: i32) {
+    let _ = SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         ABANDONED.store(true, Ordering::SeqCst);
     }
@@ -24,6 +27,11 @@ pub fn signal_received() {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The signal that interrupted the run, if one did (SIGINT, SIGTERM, SIGHUP).
+pub fn signal() -> Option<i32> {
+    Some(SIGNAL.load(Ordering::SeqCst)).filter(|s| *s != 0)
 }
 
 /// A second Ctrl-C: give up on stopping the nodes' work, end at once

@@ -3,8 +3,8 @@
 use crate::domain::stop;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    stop::signal_received();
+extern "C" fn on_signal(signal: nix::libc::c_int) {
+    stop::signal_received(signal);
 }
 
 /// Routes SIGINT, SIGTERM and SIGHUP to the interrupted flag.

@@ -56,7 +56,8 @@ use std::time::{Duration, Instant};
         2,
         "usage or configuration error, or a missing Dockerfile or context; nothing was built"
     ),
-    error_code(130, "interrupted; the build was stopped and the record says so")
+    error_code(130, "interrupted; the build was stopped and the record says so"),
+    error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
 )]
 pub struct BuildArgs {
     /// the Dockerfile (default: CONTEXT/Dockerfile; with a URL context, a path inside it)

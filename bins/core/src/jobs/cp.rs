@@ -31,7 +31,8 @@ crate::fleet_args! {
                 refused and named in the record, which is then not ok).",
         error_code(1, "some node failed (no container, missing path, refused entries)"),
         error_code(2, "usage, configuration or node-list error, or a missing source; nothing was done"),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct CpArgs {
         timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),

@@ -45,7 +45,8 @@ crate::fleet_args! {
                 become each node's name and number (fit07, 7); {{{{ and }}}} are braces.",
         error_code(1, "some node failed (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct DeployArgs {
         timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),

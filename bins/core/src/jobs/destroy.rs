@@ -24,7 +24,8 @@ crate::fleet_args! {
             2,
             "usage, configuration or node-list error, or no terminal to confirm on; nothing was done"
         ),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct DestroyArgs {
         timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)"),

@@ -43,7 +43,8 @@ crate::fleet_args! {
                 number (fit07, 7); {{{{ and }}}} are braces; the record shows the command as run.",
         error_code(1, "the command failed on some node, or could not run there"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct ExecArgs {
         timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 2h (default: 300)"),

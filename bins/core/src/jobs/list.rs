@@ -33,7 +33,8 @@ use std::process::ExitCode;
         "the registry could not be read completely (stderr names the URL and why)"
     ),
     error_code(2, "usage or configuration error"),
-    error_code(130, "interrupted")
+    error_code(130, "interrupted"),
+    error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
 )]
 pub struct ListArgs {
     /// also show digest, size (compressed, config and layers), created,

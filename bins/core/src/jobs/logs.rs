@@ -36,7 +36,8 @@ crate::fleet_args! {
                 a reader that goes away (`| head`) ends it quietly.",
         error_code(1, "some node failed (no container, no docker, unreachable)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted (the way to end --follow); every node still got a record")
+        error_code(130, "interrupted (the way to end --follow); every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct LogsArgs {
         timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)"),

@@ -31,7 +31,8 @@ crate::fleet_args! {
                 else from stdin (node names, or JSON records with a \"node\" field), else from $NODES.",
         error_code(1, "some node could not be asked (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct PsArgs {
         timeout: (30, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 30)"),

@@ -38,7 +38,8 @@ use std::process::ExitCode;
         2,
         "usage or configuration error, a bad input line, or no terminal to confirm on; nothing was deleted"
     ),
-    error_code(130, "interrupted")
+    error_code(130, "interrupted"),
+    error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
 )]
 pub struct RmiArgs {
     /// do not ask for confirmation

@@ -41,7 +41,8 @@ crate::fleet_args! {
                 admin instance), never from a node or the network.",
         error_code(1, "some node failed (its record says where and why)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted; every node still got a record")
+        error_code(130, "interrupted; every node still got a record"),
+        error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct SaveArgs {
         timeout: (900, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)"),
