@@ -1448,7 +1448,7 @@ fn sigterm_and_sighup_exit_143_and_129_and_every_node_gets_its_record() {
         );
         let mut command = std::process::Command::new(common::binary("baleine-ps"));
         common::scrub_environment(&mut command);
-        let mut child = command
+        let child = command
             .args(["1-2"])
             .env("BALEINE_CONFIG", &conf)
             .env("HOME", env.path("home"))
