@@ -1475,3 +1475,44 @@ fn sigterm_and_sighup_exit_143_and_129_and_every_node_gets_its_record() {
         );
     }
 }
+
+/// The XDG spec: an empty or relative XDG_* is to be ignored. Kept
+/// connections then live in /tmp/baleine-ssh-UID, never ./baleine-ssh, and
+/// the records under ~/.local/state, never ./baleine.
+#[test]
+fn empty_or_relative_xdg_directories_are_ignored() {
+    for value in ["", "relative"] {
+        let env = common::harness::TestEnv::new();
+        let work = env.path("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let conf = env.write(
+            "baleine.conf",
+            "SSH_CONTROL_PERSIST = 60\nSSH = /bin/false\n",
+        );
+        let mut command = std::process::Command::new(common::binary("baleine-ps"));
+        common::scrub_environment(&mut command);
+        let out = command
+            .args(["1"])
+            .current_dir(&work)
+            .env("BALEINE_CONFIG", &conf)
+            .env("HOME", env.path("home"))
+            .env("XDG_RUNTIME_DIR", value)
+            .env("XDG_STATE_HOME", value)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "XDG {value:?}: files in the working directory: {left:?}"
+        );
+        assert!(env
+            .path("home/.local/state/baleine/latest-ps.jsonl")
+            .exists());
+    }
+}

@@ -518,9 +518,11 @@ pub fn load() -> Result<Config, ConfigError> {
 
 /// The system file, the user's file and the one `BALEINE_CONFIG` names, in reading order.
 pub fn standard_sources(env: &dyn Fn(&str) -> Option<String>) -> Vec<Source> {
-    // An empty variable counts as unset, as the XDG spec says of XDG_CONFIG_HOME.
+    // An empty variable counts as unset, and a relative XDG_CONFIG_HOME is
+    // ignored, as the XDG spec says.
     let set = |name: &str| env(name).filter(|value| !value.is_empty());
     let user_config_dir = set("XDG_CONFIG_HOME")
+        .filter(|dir| Path::new(dir).is_absolute())
         .map(PathBuf::from)
         .or_else(|| set("HOME").map(|home| Path::new(&home).join(".config")));
     let mut sources = vec![Source::optional(SYSTEM_CONFIG)];
@@ -1131,6 +1133,17 @@ DEFAULT_BOOTSTRAP_IMAGE="baleine"
             standard_sources(&env_of(&[("BALEINE_CONFIG", "")])),
             [Source::optional(SYSTEM_CONFIG)]
         );
+        // Empty or relative XDG values are ignored (the XDG spec).
+        for xdg in ["", "relative/dir"] {
+            let pairs: &'static [(&str, &str)] = match xdg {
+                "" => &[("HOME", "/home/me"), ("XDG_CONFIG_HOME", "")],
+                _ => &[("HOME", "/home/me"), ("XDG_CONFIG_HOME", "relative/dir")],
+            };
+            assert_eq!(
+                standard_sources(&env_of(pairs))[1],
+                Source::optional("/home/me/.config/baleine/baleine.conf")
+            );
+        }
     }
 
     #[test]

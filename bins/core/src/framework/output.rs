@@ -522,10 +522,12 @@ impl StateFile {
     }
 }
 
-/// `$XDG_STATE_HOME/baleine`, else `~/.local/state/baleine`.
+/// `$XDG_STATE_HOME/baleine`, else `~/.local/state/baleine`; an empty or
+/// relative XDG_STATE_HOME is ignored, as the XDG spec says.
 pub fn state_dir() -> Option<std::path::PathBuf> {
     let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     set("XDG_STATE_HOME")
+        .filter(|dir| std::path::Path::new(dir).is_absolute())
         .map(std::path::PathBuf::from)
         .or_else(|| set("HOME").map(|home| std::path::Path::new(&home).join(".local/state")))
         .map(|dir| dir.join("baleine"))

@@ -188,8 +188,13 @@ fn connection_reuse(socket: &Path, persist: Duration) -> Vec<String> {
 fn control_dir() -> Option<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let uid = nix::unistd::getuid();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(runtime) => PathBuf::from(runtime).join("baleine-ssh"),
+    // An empty or relative XDG_RUNTIME_DIR is to be ignored (the XDG
+    // spec): sockets in ./baleine-ssh would follow the working directory.
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute());
+    let dir = match runtime {
+        Some(runtime) => runtime.join("baleine-ssh"),
         None => PathBuf::from(format!("/tmp/baleine-ssh-{uid}")),
     };
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
