@@ -212,6 +212,12 @@ fn flag_synopsis(long: &str, short: Option<char>, kind: &FlagInfoKind) -> String
     }
 }
 
+/// argh keeps descriptions, notes and examples as format strings, where
+/// `{{` is a brace: the text as `--help` shows it.
+fn unbraced(text: &str) -> String {
+    text.replace("{{", "{").replace("}}", "}")
+}
+
 pub fn man_page(tool: &Tool) -> String {
     let name = roff(tool.name);
     let mut page = format!(
@@ -255,11 +261,9 @@ fn synopsis(tool: &Tool) -> String {
 fn description_and_options(tool: &Tool) -> String {
     let info = &tool.info;
     let mut page = String::new();
-    page += &format!(".SH DESCRIPTION\n{}\n", roff(info.description));
+    page += &format!(".SH DESCRIPTION\n{}\n", roff(&unbraced(info.description)));
     for note in info.notes {
-        // argh prints notes as format strings: `{{` is a brace there.
-        let note = note.replace("{{", "{").replace("}}", "}");
-        page += &format!(".PP\n{}\n", roff(&note));
+        page += &format!(".PP\n{}\n", roff(&unbraced(note)));
     }
     page += ".SH OPTIONS\n";
     for flag in info.flags.iter().filter(|f| f.long != "--help") {
@@ -298,7 +302,7 @@ fn arguments_and_examples(tool: &Tool) -> String {
         let examples: Vec<String> = info
             .examples
             .iter()
-            .map(|e| format!(".EX\n{}\n.EE\n", roff(e)))
+            .map(|e| format!(".EX\n{}\n.EE\n", roff(&unbraced(e))))
             .collect();
         page += &examples.join(".PP\n");
     }
@@ -764,6 +768,20 @@ pub fn fish_completion(tool: &Tool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Braces read as `--help` shows them: argh's `{{` is one brace.
+    #[test]
+    fn man_pages_show_braces_as_help_does() {
+        for tool in tools() {
+            let page = man_page(&tool).replace("{{ and }} are braces", "");
+            assert!(!page.contains("{{"), "{}: {page}", tool.name);
+        }
+        let list = tools()
+            .into_iter()
+            .find(|t| t.name == "baleine-list")
+            .unwrap();
+        assert!(man_page(&list).contains(r#"sorted: {"repository","tag","image"}"#));
+    }
 
     #[test]
     fn the_readme_has_every_line_of_the_migration_table() {
