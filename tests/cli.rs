@@ -285,9 +285,21 @@ fn an_unknown_configuration_key_is_reported_with_its_line() {
 }
 
 #[test]
-fn an_empty_stdin_is_an_empty_run() {
-    let records = Test::new("baleine-ps").status(0).nodes(0).run();
+fn an_empty_stdin_is_an_empty_run_that_says_so() {
+    let records = Test::new("baleine-ps")
+        .status(0)
+        .nodes(0)
+        .stderr("baleine-ps: no node: stdin gave none (nodes come from the arguments, else stdin")
+        .run();
     assert!(records.is_empty());
+    // From cron or `ssh gateway cmd`, stdin is no terminal: $NODES is not
+    // read, and the note says so.
+    Test::new("baleine-ps")
+        .env("NODES", "1-3")
+        .status(0)
+        .nodes(0)
+        .stderr("$NODES, though set, is read only when stdin is a terminal")
+        .run();
 }
 
 #[test]

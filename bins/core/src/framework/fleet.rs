@@ -382,6 +382,10 @@ impl Fleet {
         let tally = writer.finish();
         if let Some(why) = stop::input_refused() {
             eprintln!("baleine-{}: {why}: no node started after it", job.action());
+        } else if tally.total() == 0 && !stop::stopping() {
+            // Not an error (a pipeline that filtered to nothing exits 0),
+            // but never silent.
+            eprintln!("baleine-{}: {}", job.action(), no_node_note(self.streamed));
         }
         exit::status(&tally)
     }
@@ -476,6 +480,22 @@ pub fn stop_leftovers(ssh: &Ssh, node: &NodeName, tag: &str) -> Result<(), Strin
             return Err(error);
         }
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// What a run given no node says: where nodes are read from, and that
+/// $NODES was not read when stdin, not a terminal, came first (cron,
+/// `ssh gateway cmd`).
+fn no_node_note(streamed: bool) -> String {
+    let nodes = std::env::var("NODES").ok().filter(|n| !n.trim().is_empty());
+    match (streamed, nodes) {
+        (true, Some(_)) => "no node: stdin gave none, and $NODES, though set, is read only when \
+                            stdin is a terminal (give them as arguments: \"$NODES\")"
+            .to_owned(),
+        (true, None) => "no node: stdin gave none (nodes come from the arguments, else stdin, \
+                         else $NODES when stdin is a terminal)"
+            .to_owned(),
+        (false, _) => "no node given".to_owned(),
     }
 }
 
