@@ -1528,3 +1528,60 @@ fn empty_or_relative_xdg_directories_are_ignored() {
             .exists());
     }
 }
+
+#[test]
+fn node_sets_as_summaries_print_them_are_node_specs() {
+    let records = Test::new("baleine-ps")
+        .args(&["--dry-run", "fit[01-03,07],fit[100-101]"])
+        .status(0)
+        .nodes(6)
+        .run();
+    let mut nodes: Vec<&str> = records
+        .iter()
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        ["fit01", "fit02", "fit03", "fit07", "fit100", "fit101"]
+    );
+}
+
+#[test]
+fn typos_get_did_you_mean_and_the_dashes_hint_only_where_a_command_follows() {
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "--wiat", "10", "1", "--", "sleep", "9"])
+        .status(2)
+        .stderr("did you mean --wait?")
+        .run();
+    Test::new("baleine-ps")
+        .args(&["--timout", "5", "1"])
+        .status(2)
+        .stderr("did you mean --timeout?")
+        .stderr_lacks("forget")
+        .run();
+    // With `--` there, an unknown option is no missing `--`.
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "--node", "21", "--", "sleep", "9"])
+        .status(2)
+        .stderr("Unrecognized argument: --node")
+        .stderr_lacks("forget")
+        .run();
+    // destroy takes no command: a stray word is no missing `--`.
+    Test::new("baleine-destroy")
+        .args(&["-y", "1", "sleep"])
+        .status(2)
+        .stderr("\"sleep\" is not a node (3, fit03, 1-5, fit[01-05,07], ~7, a name with a dot, or a node of ALL_SCOPE)\n")
+        .stderr_lacks("forget")
+        .run();
+    Test::new("baleine-deploy")
+        .args(&["-i", "busybox", "1", "sleep"])
+        .status(2)
+        .stderr("did you forget `--` before the command?")
+        .run();
+    Test::new("baleine")
+        .args(&["deplyo", "1"])
+        .status(2)
+        .stderr("did you mean deploy?")
+        .run();
+}

@@ -114,6 +114,7 @@ pub struct Test {
     status: Option<i32>,
     nodes: Option<usize>,
     stderr_has: Vec<String>,
+    stderr_lacks: Vec<String>,
     stdout_has: Vec<String>,
     wrapper: Option<&'static str>,
     config_mode: Option<u32>,
@@ -132,6 +133,7 @@ impl Test {
             status: None,
             nodes: None,
             stderr_has: Vec::new(),
+            stderr_lacks: Vec::new(),
             stdout_has: Vec::new(),
             wrapper: None,
             config_mode: None,
@@ -215,6 +217,12 @@ impl Test {
         self
     }
 
+    /// Text stderr must not hold.
+    pub fn stderr_lacks(mut self, text: &str) -> Test {
+        self.stderr_lacks.push(text.into());
+        self
+    }
+
     pub fn stdout(mut self, text: &str) -> Test {
         self.stdout_has.push(text.into());
         self
@@ -271,6 +279,12 @@ impl Test {
             assert!(
                 stderr.contains(text.as_str()),
                 "no {text:?} on stderr: {context}"
+            );
+        }
+        for text in &self.stderr_lacks {
+            assert!(
+                !stderr.contains(text.as_str()),
+                "{text:?} on stderr: {context}"
             );
         }
         for text in &self.stdout_has {

@@ -216,7 +216,10 @@ impl NodeSelection {
             Some(body) => (true, body),
             None => (false, spec),
         };
-        let names = expand_one(spec, body, naming)?;
+        let names = match body.contains(['[', ',']) {
+            true => expand_set(spec, body, naming)?,
+            false => expand_one(spec, body, naming)?,
+        };
         if excluding {
             let excluded: HashSet<NodeName> = names.into_iter().collect();
             self.names.retain(|name| !excluded.contains(name));
@@ -242,6 +245,69 @@ pub fn expand_specs<S: AsRef<str>>(
         selection.add_spec(spec.as_ref(), naming)?;
     }
     Ok(selection.names)
+}
+
+/// The most names one bracket set may give (`fit[0000-9999]` and no more).
+const MAX_SET: u32 = 10_000;
+
+/// A node set as summaries print it (clush's form, which `fold_for_display`
+/// writes): names, numbers and ranges separated by commas, and
+/// `PREFIX[ITEMS]SUFFIX` with ITEMS numbers or ranges written with their
+/// width (`fit[01-05,07],node-a`).
+fn expand_set(spec: &str, body: &str, naming: &NodeNaming) -> Result<Vec<NodeName>, NodeError> {
+    let invalid = |reason| NodeError::InvalidSpec {
+        spec: spec.to_owned(),
+        reason,
+    };
+    // Commas outside brackets separate the parts.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0u32, 0);
+    for (at, c) in body.char_indices() {
+        match c {
+            '[' if depth == 0 => depth = 1,
+            ']' if depth == 1 => depth = 0,
+            '[' | ']' => return Err(invalid("brackets do not pair")),
+            ',' if depth == 0 => {
+                parts.push(&body[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(invalid("brackets do not pair"));
+    }
+    parts.push(&body[start..]);
+    let mut names = Vec::new();
+    for part in parts {
+        let Some((prefix, rest)) = part.split_once('[') else {
+            names.extend(expand_one(spec, part, naming)?);
+            continue;
+        };
+        let (inner, suffix) = rest
+            .split_once(']')
+            .ok_or_else(|| invalid("brackets do not pair"))?;
+        for item in inner.split(',') {
+            let (first, last) = item.split_once('-').unwrap_or((item, item));
+            let digits =
+                |d: &str| !d.is_empty() && d.len() <= 5 && d.bytes().all(|b| b.is_ascii_digit());
+            if !digits(first) || !digits(last) {
+                return Err(invalid("inside brackets: numbers or ranges (01-05,07)"));
+            }
+            let (a, b): (u32, u32) = (first.parse().unwrap_or(0), last.parse().unwrap_or(0));
+            if a > b {
+                return Err(invalid("range start is greater than its end"));
+            }
+            if names.len() as u32 + (b - a) >= MAX_SET {
+                return Err(invalid("more than 10000 nodes"));
+            }
+            let width = first.len();
+            for number in a..=b {
+                names.push(NodeName::new(&format!("{prefix}{number:0width$}{suffix}"))?);
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// `body` is `spec` without its `~`; `spec` is kept whole for error messages.
@@ -372,22 +438,23 @@ pub fn expand_placeholders(word: &str, node: &str) -> Result<String, String> {
 /// Node names for a person to read, clush-style: `fit[01-03,07],node-a`.
 pub fn fold_for_display<S: AsRef<str>>(names: &[S]) -> String {
     use std::collections::BTreeMap;
-    // Prefix → numbers (with their width, kept as written).
-    let mut groups: BTreeMap<&str, Vec<(u32, usize)>> = BTreeMap::new();
+    // (Prefix, width) → numbers: a set reads back to the very names, so
+    // fit05 and fit100 are two groups, never fit005.
+    let mut groups: BTreeMap<(&str, usize), Vec<(u32, usize)>> = BTreeMap::new();
     let mut others: Vec<&str> = Vec::new();
     for name in names {
         let name = name.as_ref();
         let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
         match name[digits..].parse::<u32>() {
             Ok(number) if digits < name.len() => groups
-                .entry(&name[..digits])
+                .entry((&name[..digits], name.len() - digits))
                 .or_default()
                 .push((number, name.len() - digits)),
             _ => others.push(name),
         }
     }
     let mut parts = Vec::new();
-    for (prefix, mut numbers) in groups {
+    for ((prefix, _), mut numbers) in groups {
         numbers.sort_unstable();
         numbers.dedup();
         let width = numbers.iter().map(|(_, w)| *w).max().unwrap_or(0);
@@ -676,6 +743,50 @@ mod tests {
         assert_eq!(expand("{{json .}}"), "{json .}");
         assert!(expand_placeholders("{index}", "node-a").is_err());
         assert_eq!(expand_placeholders("{index}", "fit100").unwrap(), "100");
+    }
+
+    #[test]
+    fn the_node_sets_summaries_print_read_back_as_the_same_nodes() {
+        let naming = NodeNaming::default();
+        for nodes in [
+            vec!["fit07", "fit05", "fit06", "fit37", "node-a", "fit09"],
+            vec!["fit03"],
+            vec![
+                "fit01",
+                "fit02",
+                "fit05",
+                "fit100",
+                "fit101",
+                "r2lab.example.org",
+            ],
+            vec!["n1", "n2", "n10"],
+        ] {
+            let folded = fold_for_display(&nodes);
+            let mut back: Vec<String> = expand_specs([folded.as_str()], &naming)
+                .unwrap_or_else(|e| panic!("{folded}: {e}"))
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            let mut nodes: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+            back.sort();
+            nodes.sort();
+            assert_eq!(back, nodes, "{folded}");
+        }
+        assert_eq!(
+            expand_specs(["fit[01-03,07]", "~fit02"], &naming).unwrap(),
+            ["fit01", "fit03", "fit07"]
+        );
+        for bad in [
+            "fit[01-",
+            "fit[a]",
+            "fit[3-1]",
+            "fit[0-99999]",
+            "fit]1[",
+            "fit[[1]]",
+            "-o[1]",
+        ] {
+            assert!(expand_specs([bad], &naming).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct FleetOptions {
     pub dry_run: bool,
     /// The tool's default timeout (its `DEFAULT_TIMEOUT`).
     pub default_timeout: Duration,
+    /// Words after `--` are a command (deploy, exec): a stray word may be
+    /// one that lacks its `--`.
+    pub takes_command: bool,
 }
 
 /// A duration beyond 30 days is a typo (and `u64::MAX` seconds would
@@ -82,7 +85,7 @@ macro_rules! fleet_args {
             /// print each node's ssh command and remote script instead of running them
             #[argh(switch)]
             pub dry_run: bool,
-            /// nodes: 3, fit03, 1-5, 4-16-2, ~7 (default: stdin, then $NODES)
+            /// nodes: 3, fit03, 1-5, 4-16-2, fit[01-05,07], ~7 (default: stdin, then $NODES)
             #[argh(positional)]
             pub nodes: Vec<String>,
         }
@@ -102,6 +105,7 @@ macro_rules! fleet_args {
                     timeout: self.timeout,
                     dry_run: self.dry_run,
                     default_timeout: Self::DEFAULT_TIMEOUT,
+                    takes_command: false,
                 }
             }
         }

@@ -38,7 +38,7 @@ impl AfterDashes {
 }
 
 /// A tool: its argument struct, its name, and what it does with them.
-pub trait Tool: FromArgs {
+pub trait Tool: FromArgs + argh::ArgsInfo {
     /// The program name (`baleine-deploy`).
     const NAME: &'static str;
     /// What the words after `--` are, if the tool takes any.
@@ -108,7 +108,10 @@ pub struct Parsed<T> {
 /// Parses the process arguments into `T`. Unlike `argh::from_env`, a usage
 /// error exits 2 (not 1), and `--version` works. Words after the first `--`
 /// are kept apart when the tool takes some (`after`).
-pub fn parse<T: FromArgs>(tool: &str, after: AfterDashes) -> Result<Parsed<T>, ExitCode> {
+pub fn parse<T: FromArgs + argh::ArgsInfo>(
+    tool: &str,
+    after: AfterDashes,
+) -> Result<Parsed<T>, ExitCode> {
     // std::env::args would panic on a word that is not UTF-8.
     let argv: Result<Vec<String>, _> = std::env::args_os()
         .skip(1)
@@ -123,7 +126,7 @@ pub fn parse<T: FromArgs>(tool: &str, after: AfterDashes) -> Result<Parsed<T>, E
     }
 }
 
-pub fn parse_from<T: FromArgs>(
+pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
     tool: &str,
     argv: &[String],
     after: AfterDashes,
@@ -154,13 +157,64 @@ pub fn parse_from<T: FromArgs>(
         }
         Err(early) => {
             eprintln!("{tool}: {}", early.output.trim_end());
-            if after != AfterDashes::Nothing && early.output.contains("Unrecognized argument") {
-                eprintln!("{tool}: did you forget `--` before {}?", after.what());
+            let stray = early
+                .output
+                .lines()
+                .find_map(|l| l.strip_prefix("Unrecognized argument: "))
+                .map(str::trim);
+            // An option's typo: the option it is closest to.
+            let flags = T::get_args_info().flags.iter().map(|f| f.long);
+            let near = stray
+                .filter(|word| word.starts_with('-'))
+                .and_then(|word| nearest(word, flags.chain(["--version"])));
+            match near {
+                Some(near) => eprintln!("{tool}: did you mean {near}?"),
+                // Else a word (or an option) of a command that lacks its
+                // `--`, where there is none and the tool takes one.
+                None if stray.is_some() && after != AfterDashes::Nothing && split.is_none() => {
+                    eprintln!("{tool}: did you forget `--` before {}?", after.what());
+                }
+                None => {}
             }
             eprintln!("Run {tool} --help for more information.");
             Err(ExitCode::from(exit::USAGE))
         }
     }
+}
+
+/// The candidate closest to `word` (at most two edits away, and closer
+/// than half its length), for "did you mean".
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (edits(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 2 && *distance * 2 < word.chars().count())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// The Damerau–Levenshtein distance (a swap of two letters is one edit).
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// argh's help, completed with what we add to it: the words after `--`

@@ -281,7 +281,8 @@ impl Fleet {
             Some(seconds) => Duration::from_secs(seconds),
             None => options.default_timeout,
         };
-        let source = input::node_source(&options.nodes, options.all, &config)?;
+        let source =
+            input::node_source(&options.nodes, options.all, options.takes_command, &config)?;
         let streamed = matches!(source, NodeSource::Stdin);
         Ok(Fleet {
             ssh: Ssh::from_config(&config),

@@ -87,15 +87,30 @@ pub enum NodeSource {
 /// Chooses the node source: positional specs (plus ALL_SCOPE with `--all`),
 /// else stdin when it is not a terminal, else `$NODES` (rhubarbe's convention).
 /// Spec errors here are usage errors: nothing has started yet.
-pub fn node_source(specs: &[String], all: bool, config: &Config) -> Result<NodeSource, UsageError> {
+pub fn node_source(
+    specs: &[String],
+    all: bool,
+    takes_command: bool,
+    config: &Config,
+) -> Result<NodeSource, UsageError> {
     let naming = &config.node_naming;
     if all || !specs.is_empty() {
         // A command word without `--` before it (`deploy -i busybox 1-2
         // sleep 3600`) must not become a node called `sleep`.
         if let Some(word) = specs.iter().find(|w| !is_node_spec(w, config)) {
+            // The hint only where a command follows, and the word could
+            // start one (not `fit[05-06`, not `--wiat`).
+            let command_like = word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b))
+                && !word.starts_with('-');
+            let hint = match takes_command && command_like {
+                true => ": did you forget `--` before the command?",
+                false => "",
+            };
             return Err(UsageError(format!(
-                "{word:?} is not a node (3, fit03, 1-5, ~7, a name with a dot, or a node of \
-                 ALL_SCOPE): did you forget `--` before the command?"
+                "{word:?} is not a node (3, fit03, 1-5, fit[01-05,07], ~7, a name with a dot, \
+                 or a node of ALL_SCOPE){hint}"
             )));
         }
         let mut words: Vec<String> = if all {
@@ -148,7 +163,10 @@ pub fn is_node_spec(word: &str, config: &Config) -> bool {
                 .unwrap_or(part);
             !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
         });
-    numeric || body.contains('.') || config.all_nodes.iter().any(|n| n == body)
+    // A node set as summaries print it (`fit[01-05,07],node-a`).
+    let set = body.contains(['[', ','])
+        && expand_specs([word], &config.node_naming).is_ok_and(|names| !names.is_empty());
+    numeric || set || body.contains('.') || config.all_nodes.iter().any(|n| n == body)
 }
 
 fn listed(words: &[String], naming: &NodeNaming, from: &str) -> Result<NodeSource, UsageError> {

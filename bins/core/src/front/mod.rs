@@ -57,8 +57,15 @@ pub fn main() -> ExitCode {
     }
     let program = format!("baleine-{tool}");
     let Some(path) = find(&program) else {
+        let names: Vec<&str> = crate::docs::tools()
+            .iter()
+            .filter_map(|t| t.name.strip_prefix("baleine-"))
+            .collect();
+        let near = crate::framework::cli::nearest(&tool, names.iter().copied())
+            .map(|near| format!("; did you mean {near}?"))
+            .unwrap_or_default();
         eprintln!(
-            "baleine: no tool {tool:?} ({program} is neither beside baleine nor on PATH); \
+            "baleine: no tool {tool:?} ({program} is neither beside baleine nor on PATH){near} \
              baleine --help lists them"
         );
         return ExitCode::from(exit::USAGE);

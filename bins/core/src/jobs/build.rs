@@ -188,6 +188,7 @@ impl BuildArgs {
             timeout: self.timeout,
             dry_run: self.dry_run,
             default_timeout: DEFAULT_TIMEOUT,
+            takes_command: false,
         })?;
         let nodes: Vec<NodeName> = fleet
             .all_inputs(None)

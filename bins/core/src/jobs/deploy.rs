@@ -100,7 +100,10 @@ impl Tool for DeployArgs {
         }
         plan.wait = self.wait;
         plan.ready_cmd = self.ready_cmd.clone();
-        let fleet = Fleet::prepare(self.fleet_options())?;
+        let fleet = Fleet::prepare(crate::framework::args::FleetOptions {
+            takes_command: true,
+            ..self.fleet_options()
+        })?;
         if let Err(problem) = wait_within(plan.wait, fleet.timeout) {
             return Err(UsageError(format!("--{problem}")));
         }

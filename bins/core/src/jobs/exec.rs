@@ -72,7 +72,10 @@ impl Tool for ExecArgs {
             self.max_output,
             self.output_dir.clone(),
         )?;
-        let fleet = Fleet::prepare(self.fleet_options())?;
+        let fleet = Fleet::prepare(crate::framework::args::FleetOptions {
+            takes_command: true,
+            ..self.fleet_options()
+        })?;
         Ok(fleet.run(&ExecJob::new(&fleet, plan)))
     }
 }
