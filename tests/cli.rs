@@ -84,7 +84,7 @@ fn timeouts_take_units() {
     Test::new("baleine-ps")
         .args(&["--timeout", "5 minutes", "1"])
         .status(2)
-        .stderr("90s, 5m, 2h")
+        .stderr("90s, 5m, 1h30m")
         .run();
 }
 
@@ -1583,5 +1583,28 @@ fn typos_get_did_you_mean_and_the_dashes_hint_only_where_a_command_follows() {
         .args(&["deplyo", "1"])
         .status(2)
         .stderr("did you mean deploy?")
+        .run();
+}
+
+#[test]
+fn every_duration_option_reads_compound_durations() {
+    Test::new("baleine-deploy")
+        .args(&[
+            "-i",
+            "busybox",
+            "--timeout",
+            "1h30m",
+            "--wait",
+            "2m30s",
+            "--dry-run",
+            "1",
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
+    Test::new("baleine-ps")
+        .args(&["--timeout", "30m1h", "1"])
+        .status(2)
+        .stderr("a number of seconds, or with s, m or h (90s, 5m, 1h30m)")
         .run();
 }

@@ -152,7 +152,11 @@ fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
         .collect();
     assert_eq!(named, tb.nodes);
     // Quiet, as a newcomer's first demo should be; its real errors still show.
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "rhubarbe's warnings");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "rhubarbe's warnings"
+    );
     let bad = tb.rhubarbe(&["nodes", "1-x"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Misformed node range"));
     let all = tb.rhubarbe(&["nodes", "-a"]);

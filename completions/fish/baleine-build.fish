@@ -5,6 +5,6 @@ complete -c baleine-build -s t -l tag -x -d 'a name to push the image as, NAME[:
 complete -c baleine-build -l on -x -a '(env BALEINE_COMPLETE=nodes baleine-build 2>/dev/null)' -d 'build on this node over ssh instead of with the gateway\'s docker'
 complete -c baleine-build -l log -r -F -d 'write the whole build log to this file'
 complete -c baleine-build -l force -d 'replace tags the registry already has (default: refuse, stage "exists")'
-complete -c baleine-build -l timeout -x -d 'give up after this long: seconds, or 90s, 5m, 2h (default: 1800)'
+complete -c baleine-build -l timeout -x -d 'give up after this long: seconds, or 90s, 5m, 1h30m (default: 1800)'
 complete -c baleine-build -l dry-run -d 'print the build script and where it would run, instead of building'
 complete -c baleine-build -l version -d 'print the version'

@@ -5,7 +5,7 @@ complete -c baleine-cp -l from -x -d 'the file or directory in the container to 
 complete -c baleine-cp -l output-dir -x -a '(__fish_complete_directories)' -d 'with --from: where each node\'s copy goes, as DIR/NODE/BASENAME'
 complete -c baleine-cp -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-cp -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
-complete -c baleine-cp -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)'
+complete -c baleine-cp -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)'
 complete -c baleine-cp -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-cp -l version -d 'print the version'
 complete -c baleine-cp -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-cp 2>/dev/null)'

@@ -10,7 +10,7 @@ complete -c baleine-deploy -l wait -x -d 'give each node\'s record only once its
 complete -c baleine-deploy -l ready-cmd -x -d 'with --wait: a command run in the container (sh -c) whose success means ready'
 complete -c baleine-deploy -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-deploy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
-complete -c baleine-deploy -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)'
+complete -c baleine-deploy -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)'
 complete -c baleine-deploy -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-deploy -l version -d 'print the version'
 complete -c baleine-deploy -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-deploy 2>/dev/null)'

@@ -5,7 +5,7 @@ complete -c baleine-exec -l max-output -x -d 'bytes of stdout and of stderr kept
 complete -c baleine-exec -l output-dir -x -a '(__fish_complete_directories)' -d 'write each node\'s full output to DIR/<node>.out and DIR/<node>.err instead'
 complete -c baleine-exec -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-exec -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
-complete -c baleine-exec -l timeout -x -d 'kill the command after this long: seconds, or 90s, 5m, 2h (default: 300)'
+complete -c baleine-exec -l timeout -x -d 'kill the command after this long: seconds, or 90s, 5m, 1h30m (default: 300)'
 complete -c baleine-exec -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-exec -l version -d 'print the version'
 complete -c baleine-exec -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-exec 2>/dev/null)'

@@ -7,7 +7,7 @@ complete -c baleine-logs -l max-output -x -d 'bytes of stdout and of stderr kept
 complete -c baleine-logs -l output-dir -x -a '(__fish_complete_directories)' -d 'write each node\'s whole logs to DIR/<node>.stdout and DIR/<node>.stderr instead'
 complete -c baleine-logs -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-logs -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
-complete -c baleine-logs -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)'
+complete -c baleine-logs -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 120)'
 complete -c baleine-logs -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-logs -l version -d 'print the version'
 complete -c baleine-logs -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-logs 2>/dev/null)'

@@ -6,7 +6,7 @@ complete -c baleine-save -l include-mounts -d 'also save what the container\'s b
 complete -c baleine-save -l force -d 'replace NAME:TAG if the registry already has it (default: refuse, stage "exists")'
 complete -c baleine-save -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'
 complete -c baleine-save -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
-complete -c baleine-save -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)'
+complete -c baleine-save -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 900)'
 complete -c baleine-save -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
 complete -c baleine-save -l version -d 'print the version'
 complete -c baleine-save -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-save 2>/dev/null)'

@@ -26,34 +26,54 @@ pub struct FleetOptions {
 /// overflow a deadline): every duration option is bounded by it.
 pub const MAX_SECONDS: u64 = 30 * 24 * 3600;
 
-/// A duration on the command line, in seconds: `90`, `90s`, `5m`, `2h`, at
-/// most [`MAX_SECONDS`].
+/// A duration on the command line, in seconds: `90`, `90s`, `5m`, `2h`, or
+/// those together as Docker and Go write them (`1h30m`, `2m30s`), at most
+/// [`MAX_SECONDS`]. Every duration option reads through here (`logs
+/// --since` hands its words to docker, which reads them the same way).
 pub fn seconds(text: &str) -> Result<u64, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, ""),
-    };
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(format!(
-                "{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"
-            ))
-        }
-    };
-    let seconds = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?}: a number of seconds, or with s, m or h (90s, 5m, 2h)"))?;
-    if seconds > MAX_SECONDS {
-        return Err(format!(
-            "{text:?} is more than {MAX_SECONDS} seconds (30 days)"
-        ));
+    let wrong = || format!("{text:?}: a number of seconds, or with s, m or h (90s, 5m, 1h30m)");
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return bounded(text.parse::<u64>().map_err(|_| wrong())?, text);
     }
-    Ok(seconds)
+    let mut total: u64 = 0;
+    let mut rest = text;
+    let mut last_unit = u64::MAX;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, tail) = rest.split_at(digits);
+        let unit = tail.chars().next().ok_or_else(wrong)?;
+        let factor = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(wrong()),
+        };
+        // Each unit once, largest first: 1h30m, not 30m1h or 1m1m.
+        if number.is_empty() || factor >= last_unit {
+            return Err(wrong());
+        }
+        last_unit = factor;
+        total = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .and_then(|n| n.checked_add(total))
+            .ok_or_else(wrong)?;
+        rest = &tail[1..];
+    }
+    match text.is_empty() {
+        true => Err(wrong()),
+        false => bounded(total, text),
+    }
+}
+
+fn bounded(seconds: u64, text: &str) -> Result<u64, String> {
+    match seconds > MAX_SECONDS {
+        true => Err(format!(
+            "{text:?} is more than {MAX_SECONDS} seconds (30 days)"
+        )),
+        false => Ok(seconds),
+    }
 }
 
 /// Declares a fleet tool's argument struct: the tool's own fields, then the
@@ -126,5 +146,13 @@ mod tests {
         assert!(seconds("m").is_err());
         assert!(seconds("1d").is_err());
         assert!(seconds("99999999999999999999h").is_err());
+        // Compound, as --since and Docker read them.
+        assert_eq!(seconds("1h30m"), Ok(5400));
+        assert_eq!(seconds("2m30s"), Ok(150));
+        assert_eq!(seconds("1h0m5s"), Ok(3605));
+        for bad in ["", "30m1h", "1m1m", "1h30", "h", "1.5h", "-1m", "1h 30m"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+        assert!(seconds("720h1s").unwrap_err().contains("30 days"));
     }
 }

@@ -75,7 +75,7 @@ pub struct BuildArgs {
     /// replace tags the registry already has (default: refuse, stage "exists")
     #[argh(switch)]
     pub force: bool,
-    /// give up after this long: seconds, or 90s, 5m, 2h (default: 1800)
+    /// give up after this long: seconds, or 90s, 5m, 1h30m (default: 1800)
     #[argh(option, from_str_fn(crate::framework::args::seconds))]
     pub timeout: Option<u64>,
     /// print the build script and where it would run, instead of building

@@ -35,7 +35,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct CpArgs {
-        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),
+        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)"),
         /// the directory in the container to copy the sources given after -- into
         #[argh(option)]
         pub to: Option<String>,

@@ -49,7 +49,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct DeployArgs {
-        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 600)"),
+        timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)"),
         /// image to run (Docker reference: busybox, faraday.repo/name:tag,
         /// name@sha256:...); optional when every stdin record names its image
         #[argh(option, short = 'i')]

@@ -28,7 +28,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct DestroyArgs {
-        timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)"),
+        timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 120)"),
         /// do not ask for confirmation
         #[argh(switch, short = 'y')]
         pub yes: bool,

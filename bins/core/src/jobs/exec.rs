@@ -47,7 +47,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct ExecArgs {
-        timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 2h (default: 300)"),
+        timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 1h30m (default: 300)"),
         /// feed this file to the command's stdin on every node
         #[argh(option)]
         pub stdin: Option<PathBuf>,

@@ -40,7 +40,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct LogsArgs {
-        timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 120)"),
+        timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 120)"),
         /// only the lines since this time: 10m, 2h, or a timestamp (2026-11-23T15:00:00Z)
         #[argh(option)]
         pub since: Option<String>,

@@ -35,7 +35,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct PsArgs {
-        timeout: (30, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 30)"),
+        timeout: (30, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 30)"),
         /// also list the node's other containers (name, image, state)
         #[argh(switch)]
         pub all_containers: bool,

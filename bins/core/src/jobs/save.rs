@@ -45,7 +45,7 @@ crate::fleet_args! {
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct SaveArgs {
-        timeout: (900, "give up on a node after this long: seconds, or 90s, 5m, 2h (default: 900)"),
+        timeout: (900, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 900)"),
         /// repository and tag to save as, NAME[:TAG] (tag defaults to latest)
         #[argh(option, short = 'n')]
         pub name: String,
