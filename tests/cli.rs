@@ -50,7 +50,7 @@ fn dash_h_is_help_which_lists_version_and_shows_the_command_after_dashes() {
             .args(&["-h"])
             .status(0)
             .stdout("[<nodes...>] [-- <command...>]")
-            .stdout("--version         print the version and exit")
+            .stdout("-V, --version     print the version and exit")
             .run();
     }
     // cp's words after `--` are files, not a command.
@@ -1606,5 +1606,37 @@ fn every_duration_option_reads_compound_durations() {
         .args(&["--timeout", "30m1h", "1"])
         .status(2)
         .stderr("a number of seconds, or with s, m or h (90s, 5m, 1h30m)")
+        .run();
+}
+
+#[test]
+fn version_and_help_are_options_never_an_option_s_value() {
+    for tool in ALL_TOOLS.iter().filter(|t| **t != "rdsh") {
+        Test::new(tool)
+            .args(&["-V"])
+            .status(0)
+            .stdout(&format!("{tool} {}", env!("CARGO_PKG_VERSION")))
+            .run();
+    }
+    // An option's value is a value, even `--version` or `-h`.
+    Test::new("baleine-deploy")
+        .args(&[
+            "-i",
+            "busybox",
+            "--wait",
+            "10",
+            "--ready-cmd",
+            "--version",
+            "--dry-run",
+            "1",
+        ])
+        .status(0)
+        .stdout(r#""action":"deploy","ok":true,"dry_run":true"#)
+        .stdout("sh -c --version")
+        .run();
+    Test::new("baleine-ps")
+        .args(&["-h"])
+        .status(0)
+        .stdout("-V, --version")
         .run();
 }

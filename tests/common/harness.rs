@@ -297,7 +297,7 @@ impl Test {
         let informational = self
             .args
             .iter()
-            .any(|a| a == "--help" || a == "-h" || a == "--version")
+            .any(|a| a == "--help" || a == "-h" || a == "--version" || a == "-V")
             || self.args.first().is_some_and(|a| a == "help")
             || self.vars.iter().any(|(k, _)| k == "BALEINE_COMPLETE");
         let is_records =

@@ -279,7 +279,7 @@ fn description_and_options(tool: &Tool) -> String {
         };
         page += &format!(".TP\n{both}\n{}\n", roff(&sentence(flag.description)));
     }
-    page += ".TP\n\\fB\\-\\-help\\fR\nPrint the usage and exit.\n.TP\n\\fB\\-\\-version\\fR\nPrint the version and exit.\n";
+    page += ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nPrint the usage and exit.\n.TP\n\\fB\\-V\\fR, \\fB\\-\\-version\\fR\nPrint the version and exit.\n";
     page
 }
 

@@ -140,15 +140,32 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
         Some(i) => (&argv[..i], argv[i + 1..].to_vec()),
         None => (argv, Vec::new()),
     };
-    if ours.iter().any(|a| a == "--version") {
-        println!("{tool} {VERSION}");
-        return Err(ExitCode::SUCCESS);
+    // `--version`, `-V` and `-h` (`--help`, as in most tools people know)
+    // are ours only as options, never as an option's value
+    // (`--ready-cmd --version` is a command).
+    let info = T::get_args_info();
+    let takes_value = |word: &str| {
+        info.flags.iter().any(|flag| {
+            matches!(flag.kind, argh::FlagInfoKind::Option { .. })
+                && (flag.long == word || flag.short.is_some_and(|c| word == format!("-{c}")))
+        })
+    };
+    let mut words: Vec<&str> = Vec::new();
+    let mut value_next = false;
+    for word in ours {
+        let as_option = !std::mem::take(&mut value_next);
+        match word.as_str() {
+            "--version" | "-V" if as_option => {
+                println!("{tool} {VERSION}");
+                return Err(ExitCode::SUCCESS);
+            }
+            "-h" if as_option => words.push("--help"),
+            other => {
+                value_next = as_option && takes_value(other);
+                words.push(other);
+            }
+        }
     }
-    // `-h` is `--help`, as in most tools people know.
-    let words: Vec<&str> = ours
-        .iter()
-        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
-        .collect();
     match T::from_args(&[tool], &words) {
         Ok(args) => Ok(Parsed { args, trailing }),
         Err(early) if early.status.is_ok() => {
@@ -229,7 +246,7 @@ fn help_text(help: &str, after: AfterDashes) -> String {
             }
             help if help.trim_start().starts_with("--help, help") => {
                 text += line;
-                text += "\n  --version         print the version and exit\n";
+                text += "\n  -V, --version     print the version and exit\n";
             }
             _ => {
                 text += line;
