@@ -37,6 +37,15 @@ pub fn status(tally: &Tally) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The status the records alone make: 1 when one failed, else 0 (a run
+/// whose interrupt was its normal end, `logs --follow`).
+pub fn status_of_records(tally: &Tally) -> ExitCode {
+    ExitCode::from(match tally.failed + tally.interrupted {
+        0 => OK,
+        _ => SOME_NODE_FAILED,
+    })
+}
+
 /// Runs `work` (a tool's whole run) on a thread of its own and returns its
 /// status, or 128 + the signal as soon as the run is interrupted: a request blocked on a
 /// slow server (a registry answering each page just before its timeout)

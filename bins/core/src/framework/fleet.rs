@@ -67,6 +67,13 @@ pub trait Job: Sync {
         None
     }
 
+    /// Whether an interrupt is the run's normal end (`logs --follow`
+    /// follows until told to stop): then its records, not the signal, make
+    /// the exit status.
+    fn interrupt_is_the_end(&self) -> bool {
+        false
+    }
+
     /// The writer's input, for a job that writes line records (see
     /// `Record::log_line`) as its sessions go: given before the first node
     /// starts, taken back (`None`) once every node is done.
@@ -388,7 +395,10 @@ impl Fleet {
             // but never silent.
             eprintln!("baleine-{}: {}", job.action(), no_node_note(self.streamed));
         }
-        exit::status(&tally)
+        match job.interrupt_is_the_end() && stop::interrupted() && !stop::abandoned() {
+            true => exit::status_of_records(&tally),
+            false => exit::status(&tally),
+        }
     }
 
     /// The one record of `node`: every way a node can end is decided here.

@@ -36,7 +36,7 @@ crate::fleet_args! {
                 a reader that goes away (`| head`) ends it quietly.",
         error_code(1, "some node failed (no container, no docker, unreachable)"),
         error_code(2, "usage, configuration or node-list error; nothing was done"),
-        error_code(130, "interrupted (the way to end --follow); every node still got a record"),
+        error_code(130, "interrupted; every node still got a record (with --follow, Ctrl-C is its end: 0)"),
         error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
     )]
     pub struct LogsArgs {
@@ -225,7 +225,12 @@ impl Job for LogsJob {
                 &payload.stderr,
             ),
         };
-        match session.command_end().exited("docker logs", session.timeout) {
+        let end = session.command_end();
+        // Following until told to stop is --follow's job: Ctrl-C is its end.
+        if self.follow && end == crate::framework::fleet::CommandEnd::Interrupted {
+            return Ok(fields.with("followed_until", "interrupted"));
+        }
+        match end.exited("docker logs", session.timeout) {
             Err(cut) => Err(cut.and(fields)),
             Ok(Some(0)) => Ok(fields),
             Ok(status) => Err(Failure::new(
@@ -241,6 +246,10 @@ impl Job for LogsJob {
 
     fn view(&self) -> Option<Box<dyn View>> {
         Some(Box::new(Prefixed))
+    }
+
+    fn interrupt_is_the_end(&self) -> bool {
+        self.follow
     }
 
     fn connect_output(&self, records: Option<&Sender<Record>>) {
