@@ -1640,3 +1640,32 @@ fn version_and_help_are_options_never_an_option_s_value() {
         .stdout("-V, --version")
         .run();
 }
+
+#[test]
+fn quiet_drops_progress_and_summary_and_json_forces_json_lines_at_a_terminal() {
+    let (screen, status, _env) =
+        common::harness::on_a_terminal("baleine-ps", "-q --timeout 20 1-2", "", "");
+    assert_eq!(status, Some(1), "{screen}");
+    assert!(
+        screen.contains("fit02    ! connect    ssh: Could not resolve"),
+        "the rows are the same: {screen}"
+    );
+    assert!(!screen.contains("every record is in"), "{screen}");
+    assert!(!screen.contains("ps: 2 nodes"), "{screen}");
+    // ps shows a table at a terminal; --json gives it the JSON lines.
+    let (screen, status, _env) =
+        common::harness::on_a_terminal("baleine-ps", "--json --dry-run 1-2", "", "");
+    assert_eq!(status, Some(0), "{screen}");
+    assert!(
+        screen.contains(r#"{"node":"fit01","action":"ps","ok":true"#),
+        "{screen}"
+    );
+    for tool in ["baleine-list", "baleine-rmi", "baleine-build"] {
+        Test::new(tool)
+            .args(&["--help"])
+            .status(0)
+            .stdout("-q, --quiet")
+            .stdout("--json")
+            .run();
+    }
+}

@@ -7,4 +7,6 @@ complete -c baleine-build -l log -r -F -d 'write the whole build log to this fil
 complete -c baleine-build -l force -d 'replace tags the registry already has (default: refuse, stage "exists")'
 complete -c baleine-build -l timeout -x -d 'give up after this long: seconds, or 90s, 5m, 1h30m (default: 1800)'
 complete -c baleine-build -l dry-run -d 'print the build script and where it would run, instead of building'
+complete -c baleine-build -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-build -l json -d 'JSON lines on stdout even at a terminal (this tool shows no other view)'
 complete -c baleine-build -l version -d 'print the version'

@@ -7,5 +7,7 @@ complete -c baleine-cp -s a -l all -d 'every node of ALL_SCOPE (plus or minus th
 complete -c baleine-cp -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-cp -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)'
 complete -c baleine-cp -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
+complete -c baleine-cp -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-cp -l json -d 'JSON lines on stdout even at a terminal, where a table or a view would show'
 complete -c baleine-cp -l version -d 'print the version'
 complete -c baleine-cp -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-cp 2>/dev/null)'

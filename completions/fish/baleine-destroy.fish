@@ -6,5 +6,7 @@ complete -c baleine-destroy -s a -l all -d 'every node of ALL_SCOPE (plus or min
 complete -c baleine-destroy -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-destroy -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 120)'
 complete -c baleine-destroy -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
+complete -c baleine-destroy -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-destroy -l json -d 'JSON lines on stdout even at a terminal, where a table or a view would show'
 complete -c baleine-destroy -l version -d 'print the version'
 complete -c baleine-destroy -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-destroy 2>/dev/null)'

@@ -7,5 +7,7 @@ complete -c baleine-exec -s a -l all -d 'every node of ALL_SCOPE (plus or minus 
 complete -c baleine-exec -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-exec -l timeout -x -d 'kill the command after this long: seconds, or 90s, 5m, 1h30m (default: 300)'
 complete -c baleine-exec -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
+complete -c baleine-exec -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-exec -l json -d 'JSON lines on stdout even at a terminal, where a table or a view would show'
 complete -c baleine-exec -l version -d 'print the version'
 complete -c baleine-exec -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-exec 2>/dev/null)'

@@ -2,5 +2,7 @@
 complete -c baleine-list -f
 complete -c baleine-list -s d -l details -d 'also show digest, size (compressed, config and layers), created, architecture and labels of each image'
 complete -c baleine-list -s j -l parallel -x -d 'how many repositories to read at once (default: 8)'
+complete -c baleine-list -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-list -l json -d 'JSON lines on stdout even at a terminal (this tool shows no other view)'
 complete -c baleine-list -l version -d 'print the version'
 complete -c baleine-list -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=repositories baleine-list 2>/dev/null)'

@@ -2,5 +2,7 @@
 complete -c baleine-rmi -f
 complete -c baleine-rmi -s y -l yes -d 'do not ask for confirmation'
 complete -c baleine-rmi -l dry-run -d 'say what would be deleted (and what refused), delete nothing'
+complete -c baleine-rmi -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-rmi -l json -d 'JSON lines on stdout even at a terminal (this tool shows no other view)'
 complete -c baleine-rmi -l version -d 'print the version'
 complete -c baleine-rmi -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=images baleine-rmi 2>/dev/null)'

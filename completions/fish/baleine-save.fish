@@ -8,5 +8,7 @@ complete -c baleine-save -s a -l all -d 'every node of ALL_SCOPE (plus or minus 
 complete -c baleine-save -s j -l parallel -x -d 'how many nodes to work on at once (default: PARALLEL from baleine.conf)'
 complete -c baleine-save -l timeout -x -d 'give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 900)'
 complete -c baleine-save -l dry-run -d 'print each node\'s ssh command and remote script instead of running them'
+complete -c baleine-save -s q -l quiet -d 'no progress line and no summary on a terminal (the records are the same)'
+complete -c baleine-save -l json -d 'JSON lines on stdout even at a terminal, where a table or a view would show'
 complete -c baleine-save -l version -d 'print the version'
 complete -c baleine-save -n 'not __fish_seen_subcommand_from --' -a '(env BALEINE_COMPLETE=nodes baleine-save 2>/dev/null)'

@@ -20,6 +20,10 @@ pub struct FleetOptions {
     /// Words after `--` are a command (deploy, exec): a stray word may be
     /// one that lacks its `--`.
     pub takes_command: bool,
+    /// No progress line and no summary on a terminal (`-q`).
+    pub quiet: bool,
+    /// JSON lines on stdout even at a terminal (`--json`).
+    pub json: bool,
 }
 
 /// A duration beyond 30 days is a typo (and `u64::MAX` seconds would
@@ -105,6 +109,12 @@ macro_rules! fleet_args {
             /// print each node's ssh command and remote script instead of running them
             #[argh(switch)]
             pub dry_run: bool,
+            /// no progress line and no summary on a terminal (the records are the same)
+            #[argh(switch, short = 'q')]
+            pub quiet: bool,
+            /// JSON lines on stdout even at a terminal, where a table or a view would show
+            #[argh(switch)]
+            pub json: bool,
             /// nodes: 3, fit03, 1-5, 4-16-2, fit[01-05,07], ~7 (default: stdin, then $NODES)
             #[argh(positional)]
             pub nodes: Vec<String>,
@@ -126,6 +136,8 @@ macro_rules! fleet_args {
                     dry_run: self.dry_run,
                     default_timeout: Self::DEFAULT_TIMEOUT,
                     takes_command: false,
+                    quiet: self.quiet,
+                    json: self.json,
                 }
             }
         }

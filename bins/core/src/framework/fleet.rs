@@ -258,6 +258,9 @@ pub struct Fleet {
     pub timeout: Duration,
     pub parallel: usize,
     pub dry_run: bool,
+    /// No progress line or summary (`-q`); JSON lines even at a terminal (`--json`).
+    pub quiet: bool,
+    pub json: bool,
     /// This run's mark on the processes it starts on nodes (see
     /// `remote::protocol::session_command`): no other run shares it.
     pub tag: String,
@@ -297,6 +300,8 @@ impl Fleet {
             timeout,
             parallel,
             dry_run: options.dry_run,
+            quiet: options.quiet,
+            json: options.json,
             tag: run_tag(),
             streamed,
             source: std::sync::Mutex::new(Some(source)),
@@ -370,7 +375,12 @@ impl Fleet {
         total: Option<usize>,
     ) -> ExitCode {
         let (stages, reached) = unbounded();
-        let writer = Writer::start(Run::of_nodes(job.action(), total, job.view()), reached);
+        let view = job.view().filter(|_| !self.json);
+        let run = Run {
+            quiet: self.quiet,
+            ..Run::of_nodes(job.action(), total, view)
+        };
+        let writer = Writer::start(run, reached);
         for record in settled {
             let _ = writer.records.send(record);
         }

@@ -103,6 +103,8 @@ pub struct Run {
     /// A progress line on a terminal (not where the tool's own output on
     /// stderr is its progress: a build's log).
     pub progress: bool,
+    /// No progress line and no summary (`-q`): the records are the same.
+    pub quiet: bool,
     /// Failed records go to stdout too (everywhere but baleine-list, whose
     /// stdout is one line per tag and whose failures stderr says): the
     /// state file keeps them all the same.
@@ -122,6 +124,7 @@ impl Run {
             view,
             subject: Subject::NODES,
             progress: true,
+            quiet: false,
             failures_on_stdout: true,
         }
     }
@@ -294,7 +297,7 @@ impl Screen {
     /// Draws the progress line: after each record, or only in a pause
     /// (`idle`) when a reader shares the screen.
     fn draw_progress(&mut self, idle: bool) {
-        if self.terminal && self.run.progress && (idle || !self.shared_screen) {
+        if self.terminal && self.run.progress && !self.run.quiet && (idle || !self.shared_screen) {
             let columns = window_size(2).map(|(_, columns)| columns);
             say!("{}", fit(self.progress(), columns));
             self.drawn = true;
@@ -350,7 +353,7 @@ impl Screen {
         }
         let kept = self.state.close(self.run.action, &self.touched);
         // A listing that failed nowhere speaks for itself.
-        if self.terminal && (self.tally.total() > 0 || !self.listed) {
+        if self.terminal && !self.run.quiet && (self.tally.total() > 0 || !self.listed) {
             summarize(
                 &self.run,
                 &self.tally,

@@ -81,6 +81,12 @@ pub struct BuildArgs {
     /// print the build script and where it would run, instead of building
     #[argh(switch)]
     pub dry_run: bool,
+    /// no progress line and no summary on a terminal (the records are the same)
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// JSON lines on stdout even at a terminal (this tool shows no other view)
+    #[argh(switch)]
+    pub json: bool,
     /// the build context: a directory (default: .) or a URL docker fetches (git repository, tarball)
     #[argh(positional)]
     pub context: Option<String>,
@@ -153,6 +159,7 @@ impl Tool for BuildArgs {
             subject: BUILDS,
             // The log, streaming to the terminal, is the build's progress.
             progress: false,
+            quiet: self.quiet,
             failures_on_stdout: true,
         });
         let record = match self.dry_run {
@@ -189,6 +196,8 @@ impl BuildArgs {
             dry_run: self.dry_run,
             default_timeout: DEFAULT_TIMEOUT,
             takes_command: false,
+            quiet: self.quiet,
+            json: self.json,
         })?;
         let nodes: Vec<NodeName> = fleet
             .all_inputs(None)

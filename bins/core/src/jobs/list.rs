@@ -44,6 +44,12 @@ pub struct ListArgs {
     /// how many repositories to read at once (default: 8)
     #[argh(option, short = 'j')]
     pub parallel: Option<usize>,
+    /// no progress line and no summary on a terminal (the records are the same)
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// JSON lines on stdout even at a terminal (this tool shows no other view)
+    #[argh(switch)]
+    pub json: bool,
     /// repositories to list (default: the whole catalog)
     #[argh(positional)]
     pub repositories: Vec<String>,
@@ -62,7 +68,13 @@ impl Tool for ListArgs {
         let config = config::load().map_err(|e| UsageError(e.to_string()))?;
         let parallel = self.parallel.unwrap_or(DEFAULT_PARALLEL);
         Ok(exit::unless_interrupted(move || {
-            run(&config, &self.repositories, self.details, parallel)
+            run(
+                &config,
+                &self.repositories,
+                self.details,
+                parallel,
+                self.quiet,
+            )
         }))
     }
 }
@@ -139,7 +151,13 @@ fn platform_manifest(
 /// Lists `repositories` (all of the catalog when empty), fetching
 /// repositories in parallel and printing them sorted. Errors go to stderr
 /// naming the URL; the lines already written stay valid; exit 1 if any.
-pub fn run(config: &Config, repositories: &[String], details: bool, parallel: usize) -> ExitCode {
+pub fn run(
+    config: &Config,
+    repositories: &[String],
+    details: bool,
+    parallel: usize,
+    quiet: bool,
+) -> ExitCode {
     let registry = Registry::from_config(config);
     let writer = Writer::without_stages(Run {
         action: "list",
@@ -148,6 +166,7 @@ pub fn run(config: &Config, repositories: &[String], details: bool, parallel: us
         subject: REPOSITORIES,
         // Its lines come as fast as the registry answers.
         progress: false,
+        quiet,
         failures_on_stdout: false,
     });
     let mut repositories = if repositories.is_empty() {

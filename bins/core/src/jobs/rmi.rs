@@ -48,6 +48,12 @@ pub struct RmiArgs {
     /// say what would be deleted (and what refused), delete nothing
     #[argh(switch)]
     pub dry_run: bool,
+    /// no progress line and no summary on a terminal (the records are the same)
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// JSON lines on stdout even at a terminal (this tool shows no other view)
+    #[argh(switch)]
+    pub json: bool,
     /// tags to delete: NAME:TAG or SAVE_URL/NAME:TAG (default: stdin)
     #[argh(positional)]
     pub tags: Vec<String>,
@@ -122,6 +128,7 @@ impl Tool for RmiArgs {
             view: None,
             subject: TAGS,
             progress: true,
+            quiet: self.quiet,
             failures_on_stdout: true,
         });
         for planned in &plan {
