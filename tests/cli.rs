@@ -838,7 +838,10 @@ fn ctrl_c_says_what_it_does_and_every_node_still_gets_a_record() {
         2,
         "{records}"
     );
-    assert!(screen.contains("2 interrupted: fit[01-02]"), "{screen}");
+    assert!(
+        screen.contains("2 interrupted: interrupted during connect: fit[01-02]"),
+        "{screen}"
+    );
     drop(child.stdin.take());
 }
 
@@ -1668,4 +1671,23 @@ fn quiet_drops_progress_and_summary_and_json_forces_json_lines_at_a_terminal() {
             .stdout("--json")
             .run();
     }
+}
+
+#[test]
+fn the_retry_tip_comes_only_when_a_retry_can_help() {
+    // A refused input line: nothing a retry mends.
+    let env = common::harness::TestEnv::new();
+    let input = env.write("input", "{\"node\":\"fit01\",\"image\":7}\n");
+    let (screen, status, _env) = common::harness::on_a_terminal(
+        "baleine-deploy",
+        &format!("-i busybox < {}", input.display()),
+        "",
+        "",
+    );
+    assert_eq!(status, Some(2), "{screen}");
+    assert!(
+        screen.contains("1 input: stdin line 1: field image: a string, not a number"),
+        "{screen}"
+    );
+    assert!(!screen.contains("retry the failed"), "{screen}");
 }

@@ -252,13 +252,16 @@ impl Screen {
         }
         if stop::interrupted() && !self.told_interrupt {
             self.told_interrupt = true;
-            let left = self.run.total.map_or("the".to_owned(), |t| {
-                t.saturating_sub(self.tally.total()).to_string()
-            });
+            let left = match self.run.total {
+                Some(total) => plural(
+                    total.saturating_sub(self.tally.total()),
+                    self.run.subject.noun,
+                ),
+                None => format!("the {}s", self.run.subject.noun),
+            };
             say_line!(
-                "{}: interrupting: stopping {left} {}s (Ctrl-C again to abandon them)",
-                self.run.action,
-                self.run.subject.noun
+                "{}: interrupting: stopping {left} (Ctrl-C again to abandon them)",
+                self.run.action
             );
         }
     }
@@ -644,6 +647,20 @@ pub fn write_line(stdout: &mut impl Write, line: &str) -> bool {
     true
 }
 
+/// `text` in at most `most` characters: its beginning and its end (where
+/// a hint is), with `…` where the middle was left out.
+pub fn shortened(text: &str, most: usize) -> String {
+    let count = text.chars().count();
+    if count <= most {
+        return text.to_owned();
+    }
+    let tail = most / 3;
+    let head = most - tail - 3;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start} … {end}")
+}
+
 /// `count noun`, with the plural's s where it takes one.
 pub fn plural(count: usize, noun: &str) -> String {
     match (count, noun.strip_suffix('y')) {
@@ -675,23 +692,29 @@ fn summarize(
         line += &format!(", {} interrupted", tally.interrupted);
     }
     say_line!("{line} · {}s", elapsed.as_secs());
-    // Grouped by stage and first line of the error, largest group first.
+    // Grouped by stage and what the error says (its first line, and its
+    // last where the hint or what became of the node is), largest first.
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for record in failures {
-        let error = record
+        let lines: Vec<&str> = record
             .error()
-            .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
-            .unwrap_or("");
+            .unwrap_or("")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let error = match lines[..] {
+            [] => String::new(),
+            [only] => only.to_owned(),
+            [first, .., last] => format!("{first} … {last}"),
+        };
         let name = run.subject.name_of(record);
         // The same error on many nodes often names each node: one group.
         let error = match name.is_empty() {
-            true => error.trim().to_owned(),
-            false => error.trim().replace(name, "<node>"),
+            true => error,
+            false => error.replace(name, "<node>"),
         };
-        let key = match record.stage() {
-            Some(Stage::Interrupted) => "interrupted".to_owned(),
-            stage => format!("{}: {error}", stage.map_or("?", Stage::as_str)),
-        };
+        let key = format!("{}: {error}", record.stage().map_or("?", Stage::as_str));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, names)) => names.push(name),
             None => groups.push((key, vec![name])),
@@ -699,17 +722,24 @@ fn summarize(
     }
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
     for (key, names) in groups {
-        let shown: String = key.chars().take(160).collect();
         let folded = crate::domain::nodes::fold_for_display(&names);
         say_line!(
             "  {} {}: {}",
             names.len(),
-            printable(&shown),
+            printable(&shortened(&key, 160)),
             printable(&folded)
         );
     }
+    // A failure a retry cannot mend (a bad input line, a tag that exists,
+    // another tag naming the image) gets no retry tip.
+    let retry_helps = failures.iter().any(|r| {
+        !matches!(
+            r.stage(),
+            Some(Stage::Input | Stage::Exists | Stage::Referenced | Stage::Verify)
+        )
+    });
     if let (Some(path), true) = (state, tally.failed + tally.interrupted > 0) {
-        match run.subject.retry {
+        match run.subject.retry.filter(|_| retry_helps) {
             Some(filter) => say_line!(
                 "{action}: every record is in {} (retry the failed {}s: \
                  {filter} FILE | baleine-{action} ...)",
@@ -746,6 +776,22 @@ mod tests {
             "deploy"
         ));
         assert!(!is_run_of("latest-ps.jsonl", "ps"));
+    }
+
+    #[test]
+    fn a_long_error_keeps_its_beginning_and_its_hint() {
+        let error = format!(
+            "faraday.repo/exp:v1-fit03 already exists ({}): choose another tag, or --force to replace it",
+            "sha256:".to_owned() + &"a".repeat(64)
+        );
+        let short = shortened(&error, 100);
+        assert_eq!(short.chars().count(), 100);
+        assert!(short.starts_with("faraday.repo/exp:v1-fit03 already exists"));
+        assert!(short.ends_with("or --force to replace it"), "{short}");
+        assert!(short.contains(" … "));
+        assert_eq!(shortened("short", 100), "short");
+        assert_eq!(plural(1, "node"), "1 node");
+        assert_eq!(plural(2, "repository"), "2 repositories");
     }
 
     #[test]

@@ -778,7 +778,16 @@ impl PullExplainer {
         } else {
             return failure;
         };
-        let mirror = format!("{}:81", self.config.save_url);
+        // The mirror listens on the repo's host, port 81 (bins/gateway),
+        // whatever port SAVE_URL names.
+        let host = self.config.save_url.rsplit_once(':').map_or(
+            self.config.save_url.as_str(),
+            |(host, port)| match port.bytes().all(|b| b.is_ascii_digit()) {
+                true => host,
+                false => self.config.save_url.as_str(),
+            },
+        );
+        let mirror = format!("{host}:81");
         let place = match &image.domain {
             Some(domain) => format!("registry {domain}"),
             None => format!("Docker Hub, through the nodes' mirror {mirror}"),
