@@ -93,8 +93,13 @@ struct Follower {
 
 impl Follower {
     fn start(tb: &Testbed, nodes: &str) -> Follower {
+        Follower::start_with(tb, nodes, &[])
+    }
+
+    fn start_with(tb: &Testbed, nodes: &str, more: &[&str]) -> Follower {
         let mut child = tool(tb, "baleine-logs")
             .args([nodes, "--follow", "--tail", "0"])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -487,4 +492,36 @@ fn rmi_deletes_tags_but_never_one_another_tag_still_names() {
     let digest = refused["digest"].as_str().unwrap();
     let url = format!("{}/v2/{name}/manifests/{digest}", tb.repo_url);
     assert_eq!(tb.http_delete(&url), 405);
+}
+
+#[test]
+fn timestamps_come_from_docker_on_each_line() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    deploy_busybox(&tb, "4");
+    let follower = Follower::start_with(&tb, "4", &["--timestamps"]);
+    common::wait_until("docker logs --timestamps on the node", 30, || {
+        common::processes("docker .*logs --tail 0 --follow --timestamps container").len() == 1
+    });
+    sh_on(&tb, "4", "echo stamped > /proc/1/fd/1");
+    common::wait_until("the stamped line", 30, || !follower.seen().is_empty());
+    let line = &follower.seen()[0];
+    assert_eq!(line["line"], "stamped", "{line}");
+    let ts = line["ts"].as_str().unwrap_or_default();
+    assert!(
+        ts.starts_with("20") && ts.ends_with('Z') && ts.contains('.'),
+        "RFC 3339 with sub-seconds: {line}"
+    );
+    common::signal(&follower.child, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(follower.wait().0, Some(0));
+    no_docker_logs_left();
+    // Without --follow, each line of the text starts with its time.
+    let records = ok(&run(&tb, "baleine-logs", &["4", "--timestamps"]));
+    let stdout = records[0]["stdout"].as_str().unwrap();
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.starts_with("20") && l.contains("Z ")),
+        "{stdout}"
+    );
 }

@@ -3,6 +3,7 @@ complete -c baleine-logs -f
 complete -c baleine-logs -l since -x -d 'only the lines since this time: 10m, 2h, or a timestamp (2026-11-23T15:00:00Z)'
 complete -c baleine-logs -l tail -x -d 'only the last N lines of each node (default: all)'
 complete -c baleine-logs -s f -l follow -d 'keep streaming new lines, one record each, until Ctrl-C or every container stops'
+complete -c baleine-logs -s t -l timestamps -d 'each line\'s time as Docker kept it: with --follow a line record\'s ts (RFC 3339, sub-seconds), else at the start of each line'
 complete -c baleine-logs -l max-output -x -d 'bytes of stdout and of stderr kept in each record (default: 65536)'
 complete -c baleine-logs -l output-dir -x -a '(__fish_complete_directories)' -d 'write each node\'s whole logs to DIR/<node>.stdout and DIR/<node>.stderr instead'
 complete -c baleine-logs -s a -l all -d 'every node of ALL_SCOPE (plus or minus the node arguments)'

@@ -50,6 +50,10 @@ crate::fleet_args! {
         /// keep streaming new lines, one record each, until Ctrl-C or every container stops
         #[argh(switch, short = 'f')]
         pub follow: bool,
+        /// each line's time as Docker kept it: with --follow a line record's ts
+        /// (RFC 3339, sub-seconds), else at the start of each line
+        #[argh(switch, short = 't')]
+        pub timestamps: bool,
         /// bytes of stdout and of stderr kept in each record (default: 65536)
         #[argh(option, default = "64 * 1024")]
         pub max_output: usize,
@@ -87,12 +91,20 @@ impl Tool for LogsArgs {
             since: self.since,
             tail: self.tail,
             follow: self.follow,
+            timestamps: self.timestamps,
             max_output: self.max_output,
             output_dir,
             records: Mutex::new(None),
         };
         Ok(fleet.run(&job))
     }
+}
+
+/// A line as `docker logs --timestamps` writes it: its RFC 3339 time (with
+/// sub-seconds, as Docker gives it) and the line; None if it has none.
+fn timestamped(line: &str) -> Option<(&str, &str)> {
+    let (ts, rest) = line.split_once(' ').unwrap_or((line, ""));
+    ts.parse::<jiff::Timestamp>().ok().map(|_| (ts, rest))
 }
 
 /// `--since` goes to docker as one quoted word; refuse what docker would
@@ -120,6 +132,8 @@ struct LogsJob {
     since: Option<String>,
     tail: Option<u64>,
     follow: bool,
+    /// `docker logs --timestamps`: each line record gets its `ts`.
+    timestamps: bool,
     max_output: usize,
     output_dir: Option<OutputDir>,
     /// The writer's input while the run goes (for --follow's line records).
@@ -148,6 +162,9 @@ impl LogsJob {
         if self.follow {
             logs.push("--follow".into());
         }
+        if self.timestamps {
+            logs.push("--timestamps".into());
+        }
         logs.push(container.clone());
         script.line(&format!("exec {}", quote(&self.docker.words(&logs))));
         script.text().to_owned()
@@ -162,6 +179,7 @@ impl LogsJob {
             .clone();
         let node = node.to_owned();
         let count = count.clone();
+        let timestamps = self.timestamps;
         Sink::Lines(LineFeed(Arc::new(move |line: &str| {
             count.fetch_add(1, Ordering::Relaxed);
             if let Some(records) = &records {
@@ -170,7 +188,14 @@ impl LogsJob {
                 while records.len() > MAX_PENDING_LINES && !crate::domain::stop::stopping() {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-                let _ = records.send(Record::log_line(&node, stream, line));
+                let record = match timestamps {
+                    true => match timestamped(line) {
+                        Some((ts, line)) => Record::log_line(&node, stream, line).with("ts", ts),
+                        None => Record::log_line(&node, stream, line),
+                    },
+                    false => Record::log_line(&node, stream, line),
+                };
+                let _ = records.send(record);
             }
         })))
     }
@@ -295,6 +320,7 @@ mod tests {
             since: Some("10m".into()),
             tail: Some(5),
             follow,
+            timestamps: false,
             max_output: 10,
             output_dir: None,
             records: Mutex::new(None),
@@ -310,6 +336,19 @@ mod tests {
         );
         assert!(script.find(OUTPUT_MARK).unwrap() < script.find("docker logs").unwrap());
         assert!(!job(false).script().contains("--follow"));
+    }
+
+    #[test]
+    fn a_timestamped_line_gives_its_time_and_its_text() {
+        assert_eq!(
+            timestamped("2026-12-06T07:25:20.128625449Z hello world"),
+            Some(("2026-12-06T07:25:20.128625449Z", "hello world"))
+        );
+        assert_eq!(
+            timestamped("2026-12-06T07:25:20Z"),
+            Some(("2026-12-06T07:25:20Z", ""))
+        );
+        assert_eq!(timestamped("hello world"), None);
     }
 
     #[test]
