@@ -218,6 +218,9 @@ struct Screen {
     listed: bool,
     /// What the records were about (the state file's name, `latest`).
     touched: Touched,
+    /// What ok records left undone, worth a summary line (save's
+    /// `not_saved`), with the nodes it concerns.
+    partly: Vec<(String, Vec<String>)>,
 }
 
 impl Screen {
@@ -238,6 +241,7 @@ impl Screen {
             at: Default::default(),
             listed: false,
             touched: Touched::default(),
+            partly: Vec::new(),
         }
     }
 
@@ -276,6 +280,13 @@ impl Screen {
             self.tally.count(record);
             if !record.is_ok() {
                 self.failures.push(record.clone());
+            }
+            if let Some(note) = left_undone(record) {
+                let name = self.run.subject.name_of(record).to_owned();
+                match self.partly.iter_mut().find(|(n, _)| *n == note) {
+                    Some((_, names)) => names.push(name),
+                    None => self.partly.push((note, vec![name])),
+                }
             }
         }
         self.listed |= matches!(record.kind(), Kind::Listing);
@@ -364,6 +375,15 @@ impl Screen {
                 self.started.elapsed(),
                 kept.as_deref(),
             );
+            for (note, names) in &self.partly {
+                let folded = crate::domain::nodes::fold_for_display(names);
+                say_line!(
+                    "  {} {}: {}",
+                    names.len(),
+                    printable(note),
+                    printable(&folded)
+                );
+            }
         }
         self.tally
     }
@@ -647,6 +667,23 @@ pub fn write_line(stdout: &mut impl Write, line: &str) -> bool {
     true
 }
 
+/// What an ok record says was left undone, for the summary: save's
+/// `not_saved`, the mounts `docker commit` leaves out.
+fn left_undone(record: &Record) -> Option<String> {
+    let mounts: Vec<&str> = record
+        .get("not_saved")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.as_str().or_else(|| m["destination"].as_str()))
+        .collect();
+    (record.is_ok() && !mounts.is_empty()).then(|| {
+        format!(
+            "saved without what commit leaves out (not_saved: {})",
+            mounts.join(", ")
+        )
+    })
+}
+
 /// `text` in at most `most` characters: its beginning and its end (where
 /// a hint is), with `…` where the middle was left out.
 pub fn shortened(text: &str, most: usize) -> String {
@@ -776,6 +813,17 @@ mod tests {
             "deploy"
         ));
         assert!(!is_run_of("latest-ps.jsonl", "ps"));
+    }
+
+    #[test]
+    fn a_save_that_left_mounts_out_says_so_in_the_summary() {
+        let record = Record::success("fit01", "save").with("not_saved", vec!["/var", "/data"]);
+        assert_eq!(
+            left_undone(&record).as_deref(),
+            Some("saved without what commit leaves out (not_saved: /var, /data)")
+        );
+        let whole = Record::success("fit01", "save").with("not_saved", Vec::<String>::new());
+        assert_eq!(left_undone(&whole), None);
     }
 
     #[test]
