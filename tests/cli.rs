@@ -1691,3 +1691,24 @@ fn the_retry_tip_comes_only_when_a_retry_can_help() {
     );
     assert!(!screen.contains("retry the failed"), "{screen}");
 }
+
+#[test]
+fn dash_is_stdin_for_exec_s_stdin() {
+    let records = Test::new("baleine-exec")
+        .local_nodes()
+        .args(&["fit01", "fit02", "--stdin", "-", "--", "cat"])
+        .stdin("fed to every node\n")
+        .status(0)
+        .nodes(2)
+        .run();
+    for record in &records {
+        assert_eq!(record["stdout"], "fed to every node\n", "{record}");
+    }
+    // Then the nodes cannot come from stdin too.
+    Test::new("baleine-exec")
+        .args(&["--stdin", "-", "--", "cat"])
+        .stdin("fit01\n")
+        .status(2)
+        .stderr("--stdin - gives stdin to the command: give the nodes as arguments")
+        .run();
+}

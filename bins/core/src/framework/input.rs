@@ -28,6 +28,49 @@ pub type RequestCheck = std::sync::Arc<CheckRequest>;
 /// What a [`RequestCheck`] holds.
 pub type CheckRequest = dyn Fn(&Request) -> Result<(), String> + Send + Sync;
 
+/// Our stdin, copied whole into a file of our own (0600, removed when
+/// dropped), for a tool that feeds it to every node (`exec --stdin -`). A
+/// Ctrl-C while it waits for the writer ends the wait: `None`.
+pub fn stdin_to_file() -> std::io::Result<Option<OwnFile>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "baleine-stdin-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    let own = OwnFile(path);
+    let (done, copied) = crossbeam::channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done.send(std::io::copy(&mut std::io::stdin().lock(), &mut file));
+    });
+    loop {
+        match copied.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(result) => return result.map(|_| Some(own)),
+            Err(_) if crate::domain::stop::interrupted() => return Ok(None),
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("the copy of stdin stopped"))
+            }
+        }
+    }
+}
+
+/// A file of ours, removed when dropped.
+#[derive(Debug)]
+pub struct OwnFile(pub std::path::PathBuf);
+
+impl Drop for OwnFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// One unit of input for the workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {

@@ -48,7 +48,7 @@ crate::fleet_args! {
     )]
     pub struct ExecArgs {
         timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 1h30m (default: 300)"),
-        /// feed this file to the command's stdin on every node
+        /// feed this file to the command's stdin on every node (- for ours)
         #[argh(option)]
         pub stdin: Option<PathBuf>,
         /// bytes of stdout and of stderr kept in each record (default: 65536)
@@ -66,12 +66,26 @@ impl Tool for ExecArgs {
         crate::framework::cli::AfterDashes::Command;
 
     fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
-        let plan = ExecPlan::new(
-            command,
-            self.stdin.clone(),
-            self.max_output,
-            self.output_dir.clone(),
-        )?;
+        // `--stdin -`: our own stdin, read whole first, for every node.
+        let mut own = None;
+        let stdin = match self.stdin.as_deref() {
+            Some(dash) if dash == std::path::Path::new("-") => {
+                if self.nodes.is_empty() && !self.all {
+                    return Err(UsageError(
+                        "--stdin - gives stdin to the command: give the nodes as arguments".into(),
+                    ));
+                }
+                match crate::framework::input::stdin_to_file() {
+                    Ok(Some(file)) => Some(own.insert(file).0.clone()),
+                    Ok(None) => {
+                        return Ok(ExitCode::from(crate::framework::exit::interrupted_status()))
+                    }
+                    Err(e) => return Err(UsageError(format!("--stdin -: {e}"))),
+                }
+            }
+            other => other.map(PathBuf::from),
+        };
+        let plan = ExecPlan::new(command, stdin, self.max_output, self.output_dir.clone())?;
         let fleet = Fleet::prepare(crate::framework::args::FleetOptions {
             takes_command: true,
             ..self.fleet_options()
