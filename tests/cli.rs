@@ -1712,3 +1712,49 @@ fn dash_is_stdin_for_exec_s_stdin() {
         .stderr("--stdin - gives stdin to the command: give the nodes as arguments")
         .run();
 }
+
+#[test]
+fn dash_is_stdin_for_build_s_dockerfile_and_context() {
+    let registry = registry_of_the_test();
+    let url = format!(
+        "REGISTRY_URL = 127.0.0.1:{0}\nSAVE_URL = 127.0.0.1:{0}",
+        registry.port
+    );
+    let keep = common::harness::TestEnv::new();
+    let seen = keep.path("seen");
+    let context = keep.path("ctx");
+    std::fs::create_dir_all(&context).unwrap();
+    let context = context.to_str().unwrap().to_owned();
+    for (args, given) in [
+        (
+            vec!["-f", "-", context.as_str()],
+            "FROM busybox\nRUN echo from stdin\n",
+        ),
+        (vec!["-"], "a tar of the context, as bytes\n"),
+    ] {
+        let test = Test::new("baleine-build");
+        // The gateway docker keeps what it was given to build from: the
+        // file after -f, or its stdin for the context `-`.
+        let docker = gateway_docker(
+            &test,
+            &format!(
+                "for a; do last=$a; done; if [ \"$last\" = - ]; then cat >{0}; else cat \"$4\" >{0}; fi",
+                seen.display()
+            ),
+        );
+        let mut all = vec!["-t", "exp:v1", "--force"];
+        all.extend(args);
+        test.config(&url)
+            .config(&docker)
+            .args(&all)
+            .stdin(given)
+            .status(0)
+            .run();
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), given);
+    }
+    Test::new("baleine-build")
+        .args(&["-t", "exp:v1", "-f", "-", "-"])
+        .status(2)
+        .stderr("stdin can give the Dockerfile (-f -) or the context (-), not both")
+        .run();
+}

@@ -151,6 +151,9 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
         })
     };
     let mut words: Vec<&str> = Vec::new();
+    // `-` as an argument of its own is stdin, a positional word, which argh
+    // would take for an option: given it after a `--` of argh's.
+    let mut dashes: Vec<&str> = Vec::new();
     let mut value_next = false;
     for word in ours {
         let as_option = !std::mem::take(&mut value_next);
@@ -160,11 +163,16 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
                 return Err(ExitCode::SUCCESS);
             }
             "-h" if as_option => words.push("--help"),
+            "-" if as_option => dashes.push("-"),
             other => {
                 value_next = as_option && takes_value(other);
                 words.push(other);
             }
         }
+    }
+    if !dashes.is_empty() {
+        words.push("--");
+        words.extend(dashes);
     }
     match T::from_args(&[tool], &words) {
         Ok(args) => Ok(Parsed { args, trailing }),

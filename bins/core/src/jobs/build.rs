@@ -16,6 +16,7 @@ use crate::domain::reference::{target_image, RepoName};
 use crate::framework::args::FleetOptions;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{leftovers_possible, run_tag, stop_leftovers, Fleet, REMOTE_GRACE};
+use crate::framework::input::OwnFile;
 use crate::framework::output::{Run, Subject, Writer};
 use crate::framework::{exit, UsageError};
 use crate::remote::protocol::{interpret, session_command};
@@ -60,7 +61,7 @@ use std::time::{Duration, Instant};
     error_code(143, "ended by SIGTERM (129: by SIGHUP), as 130 for Ctrl-C")
 )]
 pub struct BuildArgs {
-    /// the Dockerfile (default: CONTEXT/Dockerfile; with a URL context, a path inside it)
+    /// the Dockerfile (default: CONTEXT/Dockerfile; with a URL or tar context, a path inside it; - for stdin)
     #[argh(option, short = 'f')]
     pub file: Option<String>,
     /// a name to push the image as, NAME[:TAG] (repeat for several; at least one)
@@ -87,7 +88,7 @@ pub struct BuildArgs {
     /// JSON lines on stdout even at a terminal (this tool shows no other view)
     #[argh(switch)]
     pub json: bool,
-    /// the build context: a directory (default: .) or a URL docker fetches (git repository, tarball)
+    /// the build context: a directory (default: .), a URL docker fetches (git repository, tarball), or - for a tar on stdin
     #[argh(positional)]
     pub context: Option<String>,
 }
@@ -113,7 +114,35 @@ impl Tool for BuildArgs {
     const NAME: &'static str = "baleine-build";
 
     fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
-        let context = Context::new(self.context.as_deref().unwrap_or("."), self.file.as_deref())?;
+        // `-` is our stdin, read whole first (one of the two at most): a
+        // Dockerfile (`-f -`), or the context as a tar (`baleine-build -`).
+        let from_stdin = |what: &str| -> Result<Option<OwnFile>, UsageError> {
+            crate::framework::input::stdin_to_file().map_err(|e| UsageError(format!("{what}: {e}")))
+        };
+        let (file, context) = (self.file.as_deref(), self.context.as_deref().unwrap_or("."));
+        if file == Some("-") && context == "-" {
+            return Err(UsageError(
+                "stdin can give the Dockerfile (-f -) or the context (-), not both".into(),
+            ));
+        }
+        let mut own = None;
+        let context = match (file, context) {
+            (Some("-"), context) => match from_stdin("-f -")? {
+                Some(dockerfile) => {
+                    let path = own.insert(dockerfile).0.display().to_string();
+                    Context::new(context, Some(&path))?
+                }
+                None => return Ok(ExitCode::from(exit::interrupted_status())),
+            },
+            (file, "-") => match from_stdin("the context -")? {
+                Some(tar) => Context::Tar {
+                    path: own.insert(tar).0.clone(),
+                    dockerfile: file.map(String::from),
+                },
+                None => return Ok(ExitCode::from(exit::interrupted_status())),
+            },
+            (file, context) => Context::new(context, file)?,
+        };
         if self.tag.is_empty() {
             return Err(UsageError(
                 "give at least one -t NAME:TAG to push the image as".into(),
@@ -243,6 +272,12 @@ pub enum Context {
     /// Docker fetches it; `dockerfile` is a path inside it, if given.
     Url {
         url: String,
+        dockerfile: Option<String>,
+    },
+    /// A tar read from our stdin (`baleine-build -`), given to docker as
+    /// its stdin; `dockerfile` is a path inside it, if given.
+    Tar {
+        path: PathBuf,
         dockerfile: Option<String>,
     },
 }
@@ -405,6 +440,7 @@ impl Build {
     fn inputs(&self) -> (Option<String>, String) {
         match &self.context {
             Context::Url { url, dockerfile } => (dockerfile.clone(), url.clone()),
+            Context::Tar { dockerfile, .. } => (dockerfile.clone(), "-".to_owned()),
             Context::Directory { dir, dockerfile } if !self.host.on_node => (
                 Some(dockerfile.display().to_string()),
                 dir.display().to_string(),
@@ -500,8 +536,12 @@ impl Build {
             pushed: Vec::new(),
         }));
         let feed = log.clone();
+        let stdin = match &self.context {
+            Context::Tar { path, .. } => Some(path.clone()),
+            _ => tar.as_ref().map(|tar| tar.path.clone()),
+        };
         let io = SessionIo {
-            stdin: tar.as_ref().map(|tar| tar.path.clone()),
+            stdin,
             stages: Some(StageEvents {
                 node: self.host.node.to_string(),
                 sender,
