@@ -13,7 +13,8 @@ use crate::framework::input::{self, Input, NodeSource, Request, RequestCheck};
 use crate::framework::output::{Run, View, Writer};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::protocol::{
-    began, cleanup_command, interpret, session_command, Captured, Cut, Payload, SessionEnd, Values,
+    began, cleanup_command, decode, interpret, session_command, Captured, Cut, Mark, Payload,
+    SessionEnd, Values,
 };
 use crate::remote::ssh::{SessionIo, Sink, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};
@@ -65,6 +66,14 @@ pub trait Job: Sync {
     /// JSON lines there too).
     fn view(&self) -> Option<Box<dyn View>> {
         None
+    }
+
+    /// Shell run on a node after a cut session's processes are stopped
+    /// there, to put the node back as the job found it where it can (deploy:
+    /// the previous container it had set aside). Its stdout lines are
+    /// the session's `key=value` results too.
+    fn cleanup(&self, _node: &NodeName, _tag: &str) -> String {
+        String::new()
     }
 
     /// Whether an interrupt is the run's normal end (`logs --follow`
@@ -428,7 +437,7 @@ impl Fleet {
             // Waiting in `start` (deploy's digest) may have outlasted the run.
             return Record::failure(Some(node), action, &job.not_started(node, request));
         }
-        let command = session_command(&remote.script, &self.tag, self.timeout);
+        let command = session_command(&remote.script, &self.tag, node, self.timeout);
         if self.dry_run {
             return Record::success(node, action)
                 .with("dry_run", true)
@@ -442,12 +451,27 @@ impl Fleet {
         });
         // The node's own time, without what `start` waited for.
         let started = Instant::now();
-        let end = self
+        let mut end = self
             .ssh
             .run_with(node, &command, self.timeout + REMOTE_GRACE, &remote.io);
         // Our session ended before the script did: what it started on the
-        // node goes on unless we stop it (what we start, we stop).
-        let stopped = leftovers_possible(&end).then(|| self.stop_leftovers(node));
+        // node goes on unless we stop it (what we start, we stop). The
+        // stop says the stage the script had really reached, which the
+        // record must tell, not the last one we heard.
+        let stopped = leftovers_possible(&end)
+            .then(|| stop_leftovers(&self.ssh, node, &self.tag, &job.cleanup(node, &self.tag)));
+        if let Some(Ok(said)) = &stopped {
+            for line in said
+                .stderr
+                .lines()
+                .filter(|l| matches!(decode(l), Mark::Stage(_)))
+            {
+                end.stderr.push_str(line);
+                end.stderr.push('\n');
+            }
+            end.stdout.push_str(&said.stdout);
+        }
+        let stopped = stopped.map(|s| s.map(drop));
         let session = Session {
             end,
             timeout: self.timeout,
@@ -470,15 +494,22 @@ impl Fleet {
 impl Fleet {
     /// Stops, on `node`, everything this run started there (see
     /// [`stop_leftovers`]).
-    pub fn stop_leftovers(&self, node: &NodeName) -> Result<(), String> {
-        stop_leftovers(&self.ssh, node, &self.tag)
+    pub fn stop_leftovers(&self, node: &NodeName) -> Result<SessionEnd, String> {
+        stop_leftovers(&self.ssh, node, &self.tag, "")
     }
 }
 
 /// Stops, on `node`, everything the run `tag` started there, in sessions of
-/// their own that an interrupt does not cut. A node whose sshd just died
-/// may be back in a moment: tried again for up to CLEANUP_TIMEOUT.
-pub fn stop_leftovers(ssh: &Ssh, node: &NodeName, tag: &str) -> Result<(), String> {
+/// their own that an interrupt does not cut, and returns what the node said
+/// (the stage mark of where the script was stopped, if it kept one). A
+/// node whose sshd just died may be back in a moment: tried again for up
+/// to CLEANUP_TIMEOUT.
+pub fn stop_leftovers(
+    ssh: &Ssh,
+    node: &NodeName,
+    tag: &str,
+    then: &str,
+) -> Result<SessionEnd, String> {
     let io = SessionIo {
         survives_interrupt: true,
         ..SessionIo::default()
@@ -486,9 +517,11 @@ pub fn stop_leftovers(ssh: &Ssh, node: &NodeName, tag: &str) -> Result<(), Strin
     let deadline = Instant::now() + CLEANUP_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let end = ssh.run_with(node, &cleanup_command(tag), left, &io);
+        let command = format!("{}\n{then}", cleanup_command(tag, node));
+        let end = ssh.run_with(node, &command, left, &io);
         let error = match (end.cut, end.status) {
-            (None, Some(0)) => return Ok(()),
+            // Its stderr: the stage mark of where the script was stopped.
+            (None, Some(0)) => return Ok(end),
             (Some(_), _) => {
                 format!("no answer from the node in {} s", CLEANUP_TIMEOUT.as_secs())
             }

@@ -458,7 +458,7 @@ impl Build {
     fn command(&self) -> (String, String) {
         let (file, context) = self.inputs();
         let script = self.script(file.as_deref(), &context);
-        let command = session_command(&script, &self.host.tag, self.timeout);
+        let command = session_command(&script, &self.host.tag, &self.host.node, self.timeout);
         (script, command)
     }
 
@@ -555,7 +555,7 @@ impl Build {
         let end = ssh.run_with(node, &command, self.timeout + REMOTE_GRACE, &io);
         // What we start, we stop: the build a cut session left running.
         if leftovers_possible(&end) {
-            if let Err(error) = stop_leftovers(ssh, node, &self.host.tag) {
+            if let Err(error) = stop_leftovers(ssh, node, &self.host.tag, "") {
                 log::warn!("{node}: could not stop the build there: {error}");
             }
         }

@@ -520,6 +520,7 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
          IFS='|' read -r _ pstate pimage pdigest pconfig <<EOF\n$managed\nEOF\n\
          echo \"previous_image=${{pimage:-$pconfig}}\"\n\
          echo \"previous_digest=$pdigest\"\n\
+         [ -z \"$BALEINE_STAGE\" ] || echo \"$pstate\" >\"$BALEINE_STAGE.previous\" 2>/dev/null\n\
          {stop} >/dev/null 2>&1\n\
          out=$({aside} 2>&1) || {{ [ \"$pstate\" != running ] || {start} >/dev/null 2>&1; printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
          fi\n\
@@ -527,6 +528,34 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
          {rename_back} >/dev/null || return 0; [ \"$pstate\" != running ] || {start} >/dev/null; \
          echo restored_previous=true; }}"
     ));
+}
+
+/// What a deploy cut after setting the previous container aside leaves put
+/// right, once the run's processes are stopped on the node: the new
+/// container if it runs, else the previous one back, started if it ran
+/// (`restored_previous=true`). Run by the cleanup of a cut session.
+fn put_back(docker: &Docker, tag: &str, node: &str) -> String {
+    let (name, previous) = (&docker.container, docker.previous());
+    let d = |args: &[&str]| quote(&docker.words(args));
+    let state = d(&["inspect", "--format", "{{.State.Status}}", name]);
+    let kept = d(&["inspect", "--format", "{{.Id}}", &previous]);
+    let file = quote_word(&format!(
+        "{}.previous",
+        crate::remote::protocol::stage_file(tag, node)
+    ));
+    format!(
+        "if {kept} >/dev/null 2>&1; then\n\
+         if [ \"$({state} 2>/dev/null)\" = running ]; then {drop_previous} >/dev/null 2>&1;\n\
+         else {drop_managed} >/dev/null 2>&1; {rename_back} >/dev/null 2>&1 && \
+         {{ [ \"$(cat {file} 2>/dev/null)\" != running ] || {start} >/dev/null 2>&1; echo restored_previous=true; }}; fi\n\
+         fi\n\
+         rm -f {file}\n\
+         true",
+        drop_previous = d(&["rm", "-f", &previous]),
+        drop_managed = d(&["rm", "-f", name]),
+        rename_back = d(&["rename", &previous, name]),
+        start = d(&["start", name]),
+    )
 }
 
 /// A new container that is not running right after its start (a command
@@ -1023,6 +1052,10 @@ impl Job for DeployJob {
         "deploy"
     }
 
+    fn cleanup(&self, node: &NodeName, tag: &str) -> String {
+        put_back(&self.docker, tag, node)
+    }
+
     fn request_check(&self) -> Option<RequestCheck> {
         let (plan, timeout) = (self.plan.clone(), self.timeout);
         Some(Arc::new(move |request: &Request| {
@@ -1083,7 +1116,12 @@ impl Job for DeployJob {
         let previous = previous_fields(session);
         let values = result.map_err(|failure| {
             let restored = session.repeated("restored_previous").any(|r| r == "true");
-            let failure = self.explain.explain(&asked, where_the_old_one_is(failure));
+            // Put back by the cleanup of a cut session: no "may be aside".
+            let failure = match restored {
+                true => failure,
+                false => where_the_old_one_is(failure),
+            };
+            let failure = self.explain.explain(&asked, failure);
             let failure = match restored {
                 true => Failure {
                     error: format!(

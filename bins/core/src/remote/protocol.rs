@@ -150,7 +150,7 @@ pub fn killed_line(tag: &str) -> String {
 /// started beside it, stops it all after `limit` and says so on stderr,
 /// so the time limit holds even when our ssh is gone. The script ending
 /// ends the timer (and the timer's sleep: no process is left behind).
-pub fn session_command(script: &str, tag: &str, limit: Duration) -> String {
+pub fn session_command(script: &str, tag: &str, node: &str, limit: Duration) -> String {
     // The timer counts seconds and ends as soon as the script is gone (its
     // pid is the login shell's, kept by exec): a script killed by a signal
     // leaves no timer behind either.
@@ -168,20 +168,37 @@ pub fn session_command(script: &str, tag: &str, limit: Duration) -> String {
         killed_line(tag),
         kill_tagged(&[run_var(tag)])
     );
-    let body = format!("trap 'kill $BALEINE_TIMER_PID 2>/dev/null' EXIT\n{script}");
+    let body = format!(
+        "trap 'kill $BALEINE_TIMER_PID 2>/dev/null; rm -f \"$BALEINE_STAGE\" \"$BALEINE_STAGE.previous\"' EXIT\n{script}"
+    );
     format!(
-        "BALEINE_TIMER={tag} BALEINE_WATCHED=$$ sh -c {} </dev/null &\nexec env {} BALEINE_TIMER_PID=$! sh -c {}",
+        "BALEINE_TIMER={tag} BALEINE_WATCHED=$$ sh -c {} </dev/null &\nexec env {} BALEINE_STAGE={} BALEINE_TIMER_PID=$! sh -c {}",
         quote_word(&timer),
         run_var(tag),
+        quote_word(&stage_file(tag, node)),
         quote_word(&body)
     )
+}
+
+/// Where a script keeps the stage it has reached (besides announcing it),
+/// so that the cleanup of a cut session can say how far the node really
+/// went after we stopped listening. In /run, which only root may write:
+/// no one can plant a link there (elsewhere, or as another user, there is
+/// no such file, and a cut record says what we saw).
+pub fn stage_file(tag: &str, node: &str) -> String {
+    format!("/run/baleine-stage-{tag}-{node}")
 }
 
 /// The command that stops, on a node, whatever a run with `tag` left
 /// running there: its scripts, their docker clients, the commands they
 /// started in containers, and its timers.
-pub fn cleanup_command(tag: &str) -> String {
-    kill_tagged(&[run_var(tag), format!("BALEINE_TIMER={tag}")])
+pub fn cleanup_command(tag: &str, node: &str) -> String {
+    let file = quote_word(&stage_file(tag, node));
+    format!(
+        "{}
+if [ -f {file} ]; then echo \"{STAGE_MARK}$(cat {file})\" >&2; rm -f {file}; fi",
+        kill_tagged(&[run_var(tag), format!("BALEINE_TIMER={tag}")])
+    )
 }
 
 /// What a script printed on success: its `key=value` lines.
@@ -381,10 +398,15 @@ mod tests {
 
     #[test]
     fn a_session_command_tags_its_script_and_times_it() {
-        let command = session_command("echo hi", "t1", Duration::from_secs(7));
-        assert!(command.contains("exec env BALEINE_RUN=t1 BALEINE_TIMER_PID=$! sh -c"));
+        let command = session_command("echo hi", "t1", "fit01", Duration::from_secs(7));
+        assert!(command.contains(
+            "exec env BALEINE_RUN=t1 BALEINE_STAGE=/run/baleine-stage-t1-fit01 BALEINE_TIMER_PID=$! sh -c"
+        ));
         assert!(command.contains("while [ $i -lt 7 ]"));
-        assert!(cleanup_command("t1").contains("-e 'BALEINE_RUN=t1' -e 'BALEINE_TIMER=t1'"));
+        let cleanup = cleanup_command("t1", "fit01");
+        assert!(cleanup.contains("-e 'BALEINE_RUN=t1' -e 'BALEINE_TIMER=t1'"));
+        // It says the stage the node really reached, after our cut.
+        assert!(cleanup.contains("echo \"@@baleine-stage $(cat /run/baleine-stage-t1-fit01)\" >&2"));
     }
 
     #[test]

@@ -22,7 +22,9 @@ impl Default for Script {
 impl Script {
     pub fn new() -> Script {
         Script {
-            text: format!("m() {{ echo \"{STAGE_MARK}$1\" >&2; }}\n"),
+            text: format!(
+                "m() {{ echo \"{STAGE_MARK}$1\" >&2; [ -z \"$BALEINE_STAGE\" ] || echo \"$1\" >\"$BALEINE_STAGE\" 2>/dev/null; }}\n"
+            ),
         }
     }
 
