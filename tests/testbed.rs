@@ -158,7 +158,8 @@ fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
         "rhubarbe's warnings"
     );
     let bad = tb.rhubarbe(&["nodes", "1-x"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("Misformed node range"));
+    let said = String::from_utf8_lossy(&bad.stdout) + String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("Misformed node range"), "{said}");
     let all = tb.rhubarbe(&["nodes", "-a"]);
     assert_eq!(
         String::from_utf8_lossy(&all.stdout)

@@ -328,6 +328,58 @@ fn arrived(reader: &mut std::io::BufReader<std::fs::File>) -> bool {
             .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
 }
 
+/// The inputs of one word of stdin line `line_no`: its new nodes (a
+/// record's with its request, checked: a refused one is the line's
+/// `input` record, and sets `refused`), or why it names none.
+fn word_inputs(
+    word: &LineWord,
+    line_no: usize,
+    selection: &mut NodeSelection,
+    naming: &NodeNaming,
+    check: Option<&CheckRequest>,
+    refused: &mut bool,
+) -> Vec<Input> {
+    let new = match selection.add_word(word, naming) {
+        Ok(new) => new,
+        Err(e) => {
+            // The record's node is the word, if it could be a name at all.
+            let node = Some(word.text().to_owned()).filter(|w| w.len() <= MAX_NODE_NAME_LEN);
+            return vec![Input::Invalid {
+                node,
+                line: line_no,
+                error: format!("stdin line {line_no}: {e}"),
+            }];
+        }
+    };
+    let LineWord::Record(_, fields) = word else {
+        return new.into_iter().map(Input::Node).collect();
+    };
+    // A node read before: its first line's request stands.
+    if new.is_empty() {
+        return Vec::new();
+    }
+    let request = Request {
+        line: line_no,
+        fields: (**fields).clone(),
+    };
+    match check.map_or(Ok(()), |check| check(&request)) {
+        Ok(()) => {
+            let request = Arc::new(request);
+            new.into_iter()
+                .map(|node| Input::Record(node, request.clone()))
+                .collect()
+        }
+        Err(e) => {
+            *refused = true;
+            vec![Input::Invalid {
+                node: Some(word.text().to_owned()),
+                line: line_no,
+                error: format!("stdin line {line_no}: {e}"),
+            }]
+        }
+    }
+}
+
 /// `read_stdin`, holding back the nodes read while `more` says more input
 /// has arrived already: they are sent together once it has not (or at the
 /// end), so a refused request among what arrived at once (a file, a jq
@@ -377,41 +429,8 @@ fn read_input<R: BufRead>(
                     Err(e) => vec![invalid(None, e.to_string())],
                     Ok(words) => words
                         .iter()
-                        .flat_map(|word| match selection.add_word(word, naming) {
-                            // A node read before: its first line's request stands.
-                            Ok(new) if new.is_empty() => Vec::new(),
-                            Ok(new) => match word {
-                                LineWord::Record(_, fields) => {
-                                    let request = Request {
-                                        line: line_no,
-                                        fields: (**fields).clone(),
-                                    };
-                                    match check.map_or(Ok(()), |check| check(&request)) {
-                                        Ok(()) => new
-                                            .into_iter()
-                                            .map(|node| {
-                                                Input::Record(node, Arc::new(request.clone()))
-                                            })
-                                            .collect(),
-                                        Err(e) => {
-                                            refused = true;
-                                            let error = format!("stdin line {line_no}: {e}");
-                                            vec![Input::Invalid {
-                                                node: Some(word.text().to_owned()),
-                                                line: line_no,
-                                                error,
-                                            }]
-                                        }
-                                    }
-                                }
-                                _ => new.into_iter().map(Input::Node).collect(),
-                            },
-                            Err(e) => {
-                                // The record's node is the word, if it could be a name at all.
-                                let node = Some(word.text().to_owned())
-                                    .filter(|w| w.len() <= MAX_NODE_NAME_LEN);
-                                vec![invalid(node, e.to_string())]
-                            }
+                        .flat_map(|word| {
+                            word_inputs(word, line_no, &mut selection, naming, check, &mut refused)
                         })
                         .collect(),
                 },
