@@ -719,7 +719,7 @@ fn a_typo_in_the_image_never_breaks_the_running_experiment() {
     // Not found on the mirror (on R2Lab, not found on Docker Hub either; here
     // the Hub is out of reach, and the error says that instead).
     assert!(
-        error.contains("not found") || error.contains("not on the nodes' mirror"),
+        error.contains("not found") || error.contains("no such image on the nodes' mirror"),
         "{error}"
     );
     assert!(error.contains("mirror faraday.repo:81"), "{error}");

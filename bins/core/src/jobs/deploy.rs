@@ -827,7 +827,8 @@ impl PullExplainer {
         let mut error = match (verdict, hub_behind_mirror) {
             ("not found", _) => format!("{image}: not found ({place})"),
             (_, true) => format!(
-                "{image}: not on the nodes' mirror {mirror}, and Docker Hub itself unreachable"
+                "{image}: no such image on the nodes' mirror {mirror} (Docker Hub, behind it, \
+                 could not be reached to ask)"
             ),
             _ => format!("{image}: registry unreachable ({place})"),
         };
@@ -1314,7 +1315,7 @@ mod tests {
         );
         assert!(
             closed.starts_with(
-                "busybox:1.36: not on the nodes' mirror faraday.repo:81, and Docker Hub itself unreachable"
+                "busybox:1.36: no such image on the nodes' mirror faraday.repo:81 (Docker Hub, behind it, could not be reached to ask)"
             ),
             "{closed}"
         );
