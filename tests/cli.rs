@@ -1758,3 +1758,36 @@ fn dash_is_stdin_for_build_s_dockerfile_and_context() {
         .stderr("stdin can give the Dockerfile (-f -) or the context (-), not both")
         .run();
 }
+
+#[test]
+fn exec_follow_streams_each_line_as_a_record_then_the_node_s_record() {
+    let records = Test::new("baleine-exec")
+        .local_nodes()
+        .args(&[
+            "--follow",
+            "fit01",
+            "fit02",
+            "--",
+            "sh",
+            "-c",
+            "echo one; echo two >&2",
+        ])
+        .status(0)
+        .stdout(r#"{"node":"fit01","stream":"stdout","line":"one"}"#)
+        .stdout(r#"{"node":"fit02","stream":"stderr","line":"two"}"#)
+        .nodes(2)
+        .run();
+    // The line records are not the nodes' records: one record per node.
+    for end in &records {
+        assert_eq!(
+            (&end["exit_code"], &end["stdout_bytes"]),
+            (&0.into(), &4.into()),
+            "{end}"
+        );
+    }
+    Test::new("baleine-exec")
+        .args(&["--follow", "--output-dir", "/tmp/x", "1", "--", "true"])
+        .status(2)
+        .stderr("--follow writes records as lines come")
+        .run();
+}

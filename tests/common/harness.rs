@@ -305,6 +305,17 @@ impl Test {
         let records: Vec<Value> = if is_records {
             stdout
                 .lines()
+                // A stream's line as it came (--follow): a record of its
+                // own, `{"node","stream","line"}`, not the node's record.
+                .filter(|line| {
+                    let value: Value = serde_json::from_str(line).unwrap_or_default();
+                    let streamed = value["stream"].is_string() && value["line"].is_string();
+                    assert!(
+                        !streamed || line.starts_with(r#"{"node":""#),
+                        "a stream's line opens with node: {line}\n{context}"
+                    );
+                    !streamed
+                })
                 .map(|line| {
                     assert!(
                         opens_with_node_action_ok(line),

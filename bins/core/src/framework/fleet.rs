@@ -234,6 +234,60 @@ pub fn output_sinks(dir: Option<&OutputDir>, node: &str, limit: usize) -> [Sink;
     }
 }
 
+/// How many lines a streamed node sent.
+pub type LineCount = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// The most line records waiting for the writer: a slow reader slows the
+/// nodes' streams down (through ssh) rather than our memory growing.
+const MAX_PENDING_LINES: usize = 10_000;
+
+/// The writer's input while a run goes, for a job whose sessions stream
+/// their output as line records (`logs --follow`, `exec --follow`).
+#[derive(Default)]
+pub struct LineRecords {
+    records: std::sync::Mutex<Option<Sender<Record>>>,
+}
+
+impl LineRecords {
+    /// See `Job::connect_output`.
+    pub fn connect(&self, records: Option<&Sender<Record>>) {
+        *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records.cloned();
+    }
+
+    /// A sink turning each line of `node`'s `stream` into a line record,
+    /// now; with `stamped`, a leading RFC 3339 time (Docker's
+    /// `--timestamps`) becomes the record's `ts`.
+    pub fn sink(&self, node: &str, stream: &'static str, count: &LineCount, stamped: bool) -> Sink {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (node, count) = (node.to_owned(), count.clone());
+        Sink::Lines(crate::remote::ssh::LineFeed(std::sync::Arc::new(
+            move |line: &str| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(records) = &records else { return };
+                while records.len() > MAX_PENDING_LINES && !stop::stopping() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let record = match timestamped(line).filter(|_| stamped) {
+                    Some((ts, line)) => Record::log_line(&node, stream, line).with("ts", ts),
+                    None => Record::log_line(&node, stream, line),
+                };
+                let _ = records.send(record);
+            },
+        )))
+    }
+}
+
+/// A line as `docker logs --timestamps` writes it: its RFC 3339 time (with
+/// sub-seconds, as Docker gives it) and the line; None if it has none.
+pub fn timestamped(line: &str) -> Option<(&str, &str)> {
+    let (ts, rest) = line.split_once(' ').unwrap_or((line, ""));
+    ts.parse::<jiff::Timestamp>().ok().map(|_| (ts, rest))
+}
+
 /// A command's output in a record: the text kept (or the files it went
 /// to), byte counts, and whether anything was cut.
 pub fn output_fields(

@@ -64,6 +64,33 @@ pub trait View: Send {
     }
 }
 
+/// Streams on a terminal: every line as `fit07 | line`; a failed node as
+/// `fit07: stage: error` (logs, exec --follow).
+pub struct Prefixed;
+
+impl View for Prefixed {
+    fn line(&mut self, record: &Record) -> Option<String> {
+        let text = |key: &str| record.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        let node = record.node().unwrap_or("-");
+        if record.is_log_line() {
+            return Some(format!("{node} | {}", text("line")));
+        }
+        if !record.is_ok() {
+            let stage = record.stage().map_or("?", |s| s.as_str());
+            return Some(format!(
+                "{node}: {stage}: {}",
+                record.error().unwrap_or_default()
+            ));
+        }
+        let lines: Vec<String> = [text("stdout"), text("stderr")]
+            .iter()
+            .flat_map(|s| s.lines())
+            .map(|l| format!("{node} | {l}"))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
 /// What one counted record of a tool is about, as its summary names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject {

@@ -11,15 +11,16 @@ use crate::domain::nodes::NodeName;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
-    output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
+    output_fields, output_sinks, Fleet, Job, LineCount, LineRecords, OutputDir, Remote, Session,
 };
 use crate::framework::input::Request;
-use crate::framework::output::View;
+use crate::framework::output::{Prefixed, View};
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, run_var, Captured, OUTPUT_MARK};
 use crate::remote::quote::quote;
 use crate::remote::script::{Docker, Script};
 use crate::remote::ssh::{PayloadWiring, SessionIo};
+use crossbeam::channel::Sender;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,6 +49,10 @@ crate::fleet_args! {
     )]
     pub struct ExecArgs {
         timeout: (300, "kill the command after this long: seconds, or 90s, 5m, 1h30m (default: 300)"),
+        /// each line of output a record as it comes (fit07 | line on a terminal),
+        /// the node's record at its end; Ctrl-C stops every node's command
+        #[argh(switch)]
+        pub follow: bool,
         /// feed this file to the command's stdin on every node (- for ours)
         #[argh(option)]
         pub stdin: Option<PathBuf>,
@@ -85,7 +90,13 @@ impl Tool for ExecArgs {
             }
             other => other.map(PathBuf::from),
         };
-        let plan = ExecPlan::new(command, stdin, self.max_output, self.output_dir.clone())?;
+        if self.follow && self.output_dir.is_some() {
+            return Err(UsageError(
+                "--follow writes records as lines come; --output-dir keeps whole streams".into(),
+            ));
+        }
+        let mut plan = ExecPlan::new(command, stdin, self.max_output, self.output_dir.clone())?;
+        plan.follow = self.follow;
         let fleet = Fleet::prepare(crate::framework::args::FleetOptions {
             takes_command: true,
             ..self.fleet_options()
@@ -104,6 +115,8 @@ pub struct ExecPlan {
     pub max_output: usize,
     /// Write the full streams to DIR/<node>.out and .err instead.
     pub output_dir: Option<OutputDir>,
+    /// Each line a record as it comes (`--follow`).
+    pub follow: bool,
 }
 
 impl ExecPlan {
@@ -131,6 +144,7 @@ impl ExecPlan {
             stdin,
             max_output,
             output_dir,
+            follow: false,
         })
     }
 }
@@ -168,6 +182,8 @@ pub struct ExecJob {
     tag: String,
     /// The run's timeout, which the remote timer enforces.
     limit: Duration,
+    /// The writer's input while the run goes (`--follow`'s line records).
+    lines: LineRecords,
 }
 
 impl ExecJob {
@@ -177,6 +193,7 @@ impl ExecJob {
             docker: Docker::from_config(&fleet.config),
             tag: fleet.tag.clone(),
             limit: fleet.timeout,
+            lines: LineRecords::default(),
         }
     }
 }
@@ -245,8 +262,14 @@ impl Job for ExecJob {
     }
 
     fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Vec<String>>, Failure> {
-        let [stdout, stderr] =
-            output_sinks(self.plan.output_dir.as_ref(), node, self.plan.max_output);
+        let count = LineCount::default();
+        let [stdout, stderr] = match self.plan.follow {
+            true => [
+                self.lines.sink(node, "stdout", &count, false),
+                self.lines.sink(node, "stderr", &count, false),
+            ],
+            false => output_sinks(self.plan.output_dir.as_ref(), node, self.plan.max_output),
+        };
         let command: Vec<String> = self
             .plan
             .command
@@ -272,7 +295,14 @@ impl Job for ExecJob {
     }
 
     fn view(&self) -> Option<Box<dyn View>> {
-        Some(Box::<Grouped>::default())
+        match self.plan.follow {
+            true => Some(Box::new(Prefixed)),
+            false => Some(Box::<Grouped>::default()),
+        }
+    }
+
+    fn connect_output(&self, records: Option<&Sender<Record>>) {
+        self.lines.connect(records);
     }
 
     fn finish(
@@ -314,7 +344,13 @@ impl Job for ExecJob {
 /// The record's view of the command's output (DIR/NODE.out and .err with
 /// --output-dir).
 fn streams(plan: &ExecPlan, node: &str, stdout: &Captured, stderr: &Captured) -> Fields {
-    output_fields(plan.output_dir.as_ref(), node, stdout, stderr)
+    match plan.follow {
+        // The lines went as records of their own: their counts only.
+        true => Fields::new()
+            .with("stdout_bytes", stdout.bytes)
+            .with("stderr_bytes", stderr.bytes),
+        false => output_fields(plan.output_dir.as_ref(), node, stdout, stderr),
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +363,7 @@ mod tests {
             stdin: stdin.then(|| PathBuf::from("/dev/null")),
             max_output: 10,
             output_dir: None,
+            follow: false,
         }
     }
 

@@ -5,20 +5,19 @@ use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::framework::args::MAX_SECONDS;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{
-    output_fields, output_sinks, Fleet, Job, OutputDir, Remote, Session,
+    output_fields, output_sinks, Fleet, Job, LineCount, LineRecords, OutputDir, Remote, Session,
 };
 use crate::framework::input::Request;
-use crate::framework::output::View;
+use crate::framework::output::{Prefixed, View};
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, OUTPUT_MARK};
 use crate::remote::quote::quote;
 use crate::remote::script::{Docker, Script};
-use crate::remote::ssh::{LineFeed, PayloadWiring, SessionIo, Sink};
+use crate::remote::ssh::{PayloadWiring, SessionIo};
 use crossbeam::channel::Sender;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
 crate::fleet_args! {
     /// Get the logs of the managed container of each node: one JSON record per
@@ -94,17 +93,10 @@ impl Tool for LogsArgs {
             timestamps: self.timestamps,
             max_output: self.max_output,
             output_dir,
-            records: Mutex::new(None),
+            lines: LineRecords::default(),
         };
         Ok(fleet.run(&job))
     }
-}
-
-/// A line as `docker logs --timestamps` writes it: its RFC 3339 time (with
-/// sub-seconds, as Docker gives it) and the line; None if it has none.
-fn timestamped(line: &str) -> Option<(&str, &str)> {
-    let (ts, rest) = line.split_once(' ').unwrap_or((line, ""));
-    ts.parse::<jiff::Timestamp>().ok().map(|_| (ts, rest))
 }
 
 /// `--since` goes to docker as one quoted word; refuse what docker would
@@ -123,9 +115,6 @@ fn check_since(since: &str) -> Result<(), UsageError> {
     }
 }
 
-/// Line records waiting for the writer, at most, before the streams wait.
-const MAX_PENDING_LINES: usize = 10_000;
-
 struct LogsJob {
     docker: Docker,
     tag: String,
@@ -137,11 +126,8 @@ struct LogsJob {
     max_output: usize,
     output_dir: Option<OutputDir>,
     /// The writer's input while the run goes (for --follow's line records).
-    records: Mutex<Option<Sender<Record>>>,
+    lines: LineRecords,
 }
-
-/// How many lines a followed node sent.
-type LineCount = Arc<AtomicU64>;
 
 impl LogsJob {
     /// The script: the container must exist (in any state: an exited
@@ -169,36 +155,6 @@ impl LogsJob {
         script.line(&format!("exec {}", quote(&self.docker.words(&logs))));
         script.text().to_owned()
     }
-
-    /// With --follow: each line of `stream` becomes a line record, now.
-    fn feed(&self, node: &str, stream: &'static str, count: &LineCount) -> Sink {
-        let records = self
-            .records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let node = node.to_owned();
-        let count = count.clone();
-        let timestamps = self.timestamps;
-        Sink::Lines(LineFeed(Arc::new(move |line: &str| {
-            count.fetch_add(1, Ordering::Relaxed);
-            if let Some(records) = &records {
-                // A slow reader slows the node's stream down (through ssh)
-                // rather than our memory growing without bound.
-                while records.len() > MAX_PENDING_LINES && !crate::domain::stop::stopping() {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                let record = match timestamps {
-                    true => match timestamped(line) {
-                        Some((ts, line)) => Record::log_line(&node, stream, line).with("ts", ts),
-                        None => Record::log_line(&node, stream, line),
-                    },
-                    false => Record::log_line(&node, stream, line),
-                };
-                let _ = records.send(record);
-            }
-        })))
-    }
 }
 
 impl Job for LogsJob {
@@ -212,8 +168,8 @@ impl Job for LogsJob {
         let count = LineCount::default();
         let [stdout, stderr] = match self.follow {
             true => [
-                self.feed(node, "stdout", &count),
-                self.feed(node, "stderr", &count),
+                self.lines.sink(node, "stdout", &count, self.timestamps),
+                self.lines.sink(node, "stderr", &count, self.timestamps),
             ],
             false => output_sinks(self.output_dir.as_ref(), node, self.max_output),
         };
@@ -278,34 +234,7 @@ impl Job for LogsJob {
     }
 
     fn connect_output(&self, records: Option<&Sender<Record>>) {
-        *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records.cloned();
-    }
-}
-
-/// Logs on a terminal: every line as `fit07 | line`; a failed node as
-/// `fit07: stage: error`.
-struct Prefixed;
-
-impl View for Prefixed {
-    fn line(&mut self, record: &Record) -> Option<String> {
-        let text = |key: &str| record.get(key).and_then(|v| v.as_str()).unwrap_or_default();
-        let node = record.node().unwrap_or("-");
-        if record.is_log_line() {
-            return Some(format!("{node} | {}", text("line")));
-        }
-        if !record.is_ok() {
-            let stage = record.stage().map_or("?", |s| s.as_str());
-            return Some(format!(
-                "{node}: {stage}: {}",
-                record.error().unwrap_or_default()
-            ));
-        }
-        let lines: Vec<String> = [text("stdout"), text("stderr")]
-            .iter()
-            .flat_map(|s| s.lines())
-            .map(|l| format!("{node} | {l}"))
-            .collect();
-        (!lines.is_empty()).then(|| lines.join("\n"))
+        self.lines.connect(records);
     }
 }
 
@@ -323,7 +252,7 @@ mod tests {
             timestamps: false,
             max_output: 10,
             output_dir: None,
-            records: Mutex::new(None),
+            lines: LineRecords::default(),
         }
     }
 
@@ -340,6 +269,7 @@ mod tests {
 
     #[test]
     fn a_timestamped_line_gives_its_time_and_its_text() {
+        use crate::framework::fleet::timestamped;
         assert_eq!(
             timestamped("2026-12-06T07:25:20.128625449Z hello world"),
             Some(("2026-12-06T07:25:20.128625449Z", "hello world"))
