@@ -184,6 +184,12 @@ impl Failure {
         self.fields = self.fields.and(fields);
         self
     }
+
+    /// Puts `first` ahead of the failure's own fields (see `Record::after`).
+    pub fn after(mut self, first: Fields) -> Failure {
+        self.fields = first.and(self.fields);
+        self
+    }
 }
 
 /// The most of an error's text a record carries. A node may send up to the

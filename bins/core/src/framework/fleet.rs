@@ -545,14 +545,6 @@ impl Fleet {
     }
 }
 
-impl Fleet {
-    /// Stops, on `node`, everything this run started there (see
-    /// [`stop_leftovers`]).
-    pub fn stop_leftovers(&self, node: &NodeName) -> Result<SessionEnd, String> {
-        stop_leftovers(&self.ssh, node, &self.tag, "")
-    }
-}
-
 /// Stops, on `node`, everything the run `tag` started there, in sessions of
 /// their own that an interrupt does not cut, and returns what the node said
 /// (the stage mark of where the script was stopped, if it kept one). A

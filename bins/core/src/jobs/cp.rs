@@ -191,7 +191,8 @@ pub struct Started {
 
 /// Whether a source names each node's own file (`configs/{node}.env`).
 fn has_placeholder(source: &str) -> bool {
-    source.replace("{{", "").contains("{node}") || source.replace("{{", "").contains("{index}")
+    let unescaped = source.replace("{{", "");
+    unescaped.contains("{node}") || unescaped.contains("{index}")
 }
 
 /// The sources of `node`: {node} and {index} filled in.

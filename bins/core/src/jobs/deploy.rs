@@ -328,11 +328,7 @@ fn digest_of(image: &ImageRef, text: &str) -> Result<String, String> {
         .with_digest(digest)
         .map_err(|e| format!("field digest: {e}"))?;
     if let Some(named) = named {
-        let short = |name: &str| {
-            let name = name.strip_prefix("docker.io/").unwrap_or(name);
-            name.strip_prefix("library/").unwrap_or(name).to_owned()
-        };
-        if short(named) != short(&image.repository()) {
+        if short_name(named) != short_name(&image.repository()) {
             return Err(format!(
                 "field digest: {text:?} is of repository {named}, not of the image {image}"
             ));
@@ -1083,10 +1079,8 @@ impl Job for DeployJob {
         let plan = self.plan_for(node, request)?;
         // A node that fails before its session still says what it was asked.
         let fields = self.request_fields(&plan, plan.digest.as_deref());
-        self.start_planned(node, plan).map_err(|failure| Failure {
-            fields: fields.and(failure.fields.clone()),
-            ..failure
-        })
+        self.start_planned(node, plan)
+            .map_err(|failure| failure.after(fields))
     }
 
     fn finish(&self, _: &NodeName, started: Started, session: &Session) -> Result<Fields, Failure> {
@@ -1134,13 +1128,7 @@ impl Job for DeployJob {
                 .with("restored_previous", true),
                 false => failure,
             };
-            Failure {
-                fields: request
-                    .clone()
-                    .and(previous.clone())
-                    .and(failure.fields.clone()),
-                ..failure
-            }
+            failure.after(request.clone().and(previous.clone()))
         })?;
         let fields = request
             .with("container", values.get("container").cloned())
