@@ -49,15 +49,35 @@ fn dash_h_is_help_which_lists_version_and_shows_the_command_after_dashes() {
         Test::new(tool)
             .args(&["-h"])
             .status(0)
-            .stdout("[<nodes...>] [-- <command...>]")
-            .stdout("-V, --version     print the version and exit")
+            .stdout("[-- <command...>]")
+            .stdout("print the version and exit")
             .run();
+        let help = std::process::Command::new(common::binary(tool))
+            .arg("-h")
+            .output()
+            .unwrap()
+            .stdout;
+        let help = String::from_utf8(help).unwrap();
+        // Wrapped to the width (80 off a terminal), but for the examples,
+        // commands to copy whole; every option with its argument's name.
+        let (before, examples) = help.split_once("\nExamples:\n").unwrap();
+        let after = examples.split_once("\n\n").unwrap().1;
+        for text in [before, after] {
+            assert!(text.lines().all(|l| l.chars().count() <= 80), "{help}");
+        }
+        assert!(help.contains("  -V, --version "), "{help}");
+        assert!(help.contains("  --timeout DURATION "), "{help}");
+        assert!(help.contains("[-j N]"), "{help}");
     }
+    Test::new("baleine-exec")
+        .args(&["--help"])
+        .stdout("  --stdin FILE ")
+        .run();
     // cp's words after `--` are files, not a command.
     Test::new("baleine-cp")
         .args(&["-h"])
         .status(0)
-        .stdout("[<nodes...>] [-- <source...>]")
+        .stdout("[-- <source...>]")
         .run();
     Test::new("baleine-cp")
         .args(&["--to", "/x", "1", "a.txt"])
@@ -667,9 +687,9 @@ fn each_record_on_a_line_of_its_own(screen: &str, count: usize) {
 
 #[test]
 fn on_a_terminal_the_progress_line_is_cleared_before_every_record() {
-    // destroy has no table view: its JSON lines go to the terminal.
+    // --json: the JSON lines go to the terminal.
     let (screen, status, _) =
-        common::harness::on_a_terminal("baleine-destroy", "-y --dry-run 1-5", "", "");
+        common::harness::on_a_terminal("baleine-destroy", "-y --json --dry-run 1-5", "", "");
     assert_eq!(status, Some(0), "{screen}");
     each_record_on_a_line_of_its_own(&screen, 5);
     assert!(screen.contains("destroy: 5 nodes, 5 ok"), "{screen}");
@@ -1650,7 +1670,7 @@ fn quiet_drops_progress_and_summary_and_json_forces_json_lines_at_a_terminal() {
         common::harness::on_a_terminal("baleine-ps", "-q --timeout 20 1-2", "", "");
     assert_eq!(status, Some(1), "{screen}");
     assert!(
-        screen.contains("fit02    ! connect    ssh: Could not resolve"),
+        screen.contains("fit02  ! connect: ssh: Could not resolve"),
         "the rows are the same: {screen}"
     );
     assert!(!screen.contains("every record is in"), "{screen}");
@@ -1671,6 +1691,61 @@ fn quiet_drops_progress_and_summary_and_json_forces_json_lines_at_a_terminal() {
             .stdout("--json")
             .run();
     }
+}
+
+#[test]
+fn on_a_terminal_every_tool_shows_one_row_per_node_in_order() {
+    let env = common::harness::TestEnv::new();
+    let local = env.local_nodes();
+    let (screen, status, env) = common::harness::on_a_terminal_in(
+        env,
+        "baleine-deploy",
+        "-i busybox fit10 fit02 fit03 -- sleep 1",
+        &local,
+        "",
+    );
+    assert_eq!(status, Some(0), "{screen}");
+    // (The progress line, cleared, stands before the table's first row.)
+    let rows: Vec<&str> = screen
+        .split(['\n', '\r'])
+        .map(|l| l.rsplit("\x1b[K").next().unwrap_or(l))
+        .filter(|l| l.starts_with("NODE") || l.starts_with("fit"))
+        .collect();
+    assert_eq!(rows.len(), 4, "a header and a row per node: {screen}");
+    assert!(rows[0].starts_with("NODE   IMAGE    DIGEST"), "{screen}");
+    for (row, node) in rows[1..].iter().zip(["fit02", "fit03", "fit10"]) {
+        assert!(
+            row.starts_with(&format!("{node:<5}  busybox  ")),
+            "{screen}"
+        );
+        // The time a person reads, not milliseconds.
+        assert!(row.trim_end().ends_with('s'), "{screen}");
+    }
+    assert!(
+        !screen.contains("{\"node\""),
+        "JSON on a terminal: {screen}"
+    );
+    // Every fleet tool has its table; --json gives the JSON lines back.
+    let (screen, status, env) =
+        common::harness::on_a_terminal_in(env, "baleine-destroy", "-y fit02 fit03", &local, "");
+    assert_eq!(status, Some(0), "{screen}");
+    assert!(screen.contains("NODE   CONTAINER"), "{screen}");
+    assert!(screen.contains("fit02  container  removed"), "{screen}");
+    let (screen, _, _) =
+        common::harness::on_a_terminal_in(env, "baleine-destroy", "--json -y fit02", &local, "");
+    assert!(
+        screen.contains(r#"{"node":"fit02","action":"destroy""#),
+        "{screen}"
+    );
+    // A dry run says what each node would run, not its script's JSON.
+    let (screen, status, _) =
+        common::harness::on_a_terminal("baleine-destroy", "--dry-run fit01", "", "");
+    assert_eq!(status, Some(0), "{screen}");
+    assert!(screen.contains("fit01  a "), "{screen}");
+    assert!(
+        screen.contains("-line script over ssh (--json shows it)"),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -1790,4 +1865,58 @@ fn exec_follow_streams_each_line_as_a_record_then_the_node_s_record() {
         .status(2)
         .stderr("--follow writes records as lines come")
         .run();
+}
+
+#[test]
+fn file_names_need_not_be_utf8_but_commands_and_options_must_be() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = common::harness::TestEnv::new();
+    // "café.txt" in Latin-1, as an old archive names it.
+    let name = env.path("").join(OsStr::from_bytes(b"caf\xe9.txt"));
+    std::fs::write(&name, "latin\n").unwrap();
+    let conf = env.write("baleine.conf", &env.base_config());
+    let run = |tool: &str, args: &[&OsStr]| {
+        let mut command = std::process::Command::new(common::binary(tool));
+        common::scrub_environment(&mut command);
+        command
+            .args(args)
+            .env("BALEINE_CONFIG", &conf)
+            .env("HOME", env.path("home"))
+            .output()
+            .unwrap()
+    };
+    let os = |s: &'static str| OsStr::new(s);
+    // A file to send: packed under its own bytes.
+    let out = run(
+        "baleine-cp",
+        &[
+            os("--dry-run"),
+            os("fit01"),
+            os("--to"),
+            os("/in"),
+            os("--"),
+            name.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A command's word or an option is text: refused, named, exit 2.
+    let bad = OsStr::from_bytes(b"\xff");
+    for (tool, args) in [
+        ("baleine-exec", vec![os("fit01"), os("--"), os("echo"), bad]),
+        ("baleine-ps", vec![bad]),
+    ] {
+        let out = run(tool, &args);
+        assert_eq!(out.status.code(), Some(2), "{tool}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(r#""\xFF" is not valid UTF-8"#),
+            "{tool}: {stderr}"
+        );
+    }
 }

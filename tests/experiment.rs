@@ -353,6 +353,46 @@ fn files_go_in_and_results_come_out_of_every_node() {
     );
 }
 
+#[test]
+fn file_names_that_are_not_utf8_go_in_and_come_back_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    deploy_busybox(&tb, "1");
+    let src = scratch("cp-latin1");
+    // "café.txt" in Latin-1, as an old archive names it: not UTF-8.
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(src.join(name), "latin\n").unwrap();
+    let out = tool(&tb, "baleine-cp")
+        .args(["1", "--to", "/root/in8", "--"])
+        .arg(src.join(name))
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out)[0]["files"], 1);
+    assert_eq!(
+        tb.ssh_ok(
+            "fit01",
+            "docker exec container ls /root/in8 | od -An -c | tr -s ' '"
+        ),
+        " c a f 351 . t x t \\n\n"
+    );
+    let dest = scratch("cp-latin1-out");
+    ok(&run(
+        &tb,
+        "baleine-cp",
+        &[
+            "1",
+            "--from",
+            "/root/in8",
+            "--output-dir",
+            dest.to_str().unwrap(),
+        ],
+    ));
+    let back = dest.join("fit01/in8").join(name);
+    assert_eq!(std::fs::read_to_string(back).unwrap(), "latin\n");
+}
+
 /// One raw tar header and its data, as an attacker writes them.
 fn raw_entry(tar: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
     let mut header = [0u8; 512];

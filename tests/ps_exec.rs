@@ -424,9 +424,9 @@ fn on_a_terminal_ps_is_a_table_and_exec_output_is_grouped() {
     );
     deploy(&tb, "busybox", &[a, b, c]);
     let screen = on_a_terminal(&tb, &format!("baleine-ps {a} {b} {c}"));
-    assert!(screen.contains("NODE     STATE        IMAGE"), "{screen}");
+    assert!(screen.contains("NODE   STATE    IMAGE"), "{screen}");
     assert!(
-        screen.contains(&format!("{a}    running      busybox")),
+        screen.contains(&format!("{a}  running  busybox")),
         "{screen}"
     );
     assert!(

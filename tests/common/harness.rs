@@ -381,7 +381,17 @@ pub fn on_a_terminal(
     config: &str,
     stdin: &str,
 ) -> (String, Option<i32>, TestEnv) {
-    let env = TestEnv::new();
+    on_a_terminal_in(TestEnv::new(), tool, args, config, stdin)
+}
+
+/// [`on_a_terminal`] in `env` (whose local nodes `config` may name).
+pub fn on_a_terminal_in(
+    env: TestEnv,
+    tool: &str,
+    args: &str,
+    config: &str,
+    stdin: &str,
+) -> (String, Option<i32>, TestEnv) {
     let conf = env.write("baleine.conf", &format!("{}{config}", env.base_config()));
     let home = env.path("home");
     let mut command = std::process::Command::new("script");

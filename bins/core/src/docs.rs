@@ -212,11 +212,7 @@ fn flag_synopsis(long: &str, short: Option<char>, kind: &FlagInfoKind) -> String
     }
 }
 
-/// argh keeps descriptions, notes and examples as format strings, where
-/// `{{` is a brace: the text as `--help` shows it.
-fn unbraced(text: &str) -> String {
-    text.replace("{{", "{").replace("}}", "}")
-}
+use crate::framework::help::unbraced;
 
 pub fn man_page(tool: &Tool) -> String {
     let name = roff(tool.name);
@@ -819,7 +815,7 @@ mod tests {
     fn deploy_page_documents_options_examples_and_exit_codes() {
         let tool = tools().into_iter().next().unwrap();
         let page = man_page(&tool);
-        assert!(page.contains("\\fB\\-i\\fR, \\fB\\-\\-image\\fR \\fIimage\\fR"));
+        assert!(page.contains("\\fB\\-i\\fR, \\fB\\-\\-image\\fR \\fIIMAGE\\fR"));
         assert!(page.contains(".B 130\nInterrupted"));
         assert!(page.contains(".EX\nrhubarbe nodes 1\\-5 | baleine\\-deploy"));
     }

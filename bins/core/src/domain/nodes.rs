@@ -408,30 +408,41 @@ pub fn fold_names<S: AsRef<str>>(names: &[S], naming: &NodeNaming) -> Vec<String
 /// stays as written (`{a,b}` is not a placeholder). Applied to each word
 /// before it is quoted, so a value can never inject anything.
 pub fn expand_placeholders(word: &str, node: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(word.len());
+    // Only ASCII sequences are replaced, by text: UTF-8 in, UTF-8 out.
+    expand_placeholders_in_bytes(word.as_bytes(), node)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`expand_placeholders`] over any bytes: a file name need not be UTF-8.
+pub fn expand_placeholders_in_bytes(word: &[u8], node: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(word.len());
     let mut rest = word;
-    while let Some(at) = rest.find(['{', '}']) {
-        out.push_str(&rest[..at]);
+    while let Some(at) = rest.iter().position(|&b| b == b'{' || b == b'}') {
+        out.extend_from_slice(&rest[..at]);
         rest = &rest[at..];
-        let (text, used) = if rest.starts_with("{{") {
-            ("{".to_owned(), 2)
-        } else if rest.starts_with("}}") {
-            ("}".to_owned(), 2)
-        } else if rest.starts_with("{node}") {
-            (node.to_owned(), 6)
-        } else if rest.starts_with("{index}") {
+        let used = if rest.starts_with(b"{{") {
+            out.push(b'{');
+            2
+        } else if rest.starts_with(b"}}") {
+            out.push(b'}');
+            2
+        } else if rest.starts_with(b"{node}") {
+            out.extend_from_slice(node.as_bytes());
+            6
+        } else if rest.starts_with(b"{index}") {
             let digits = node.len() - node.bytes().rev().take_while(u8::is_ascii_digit).count();
             let number = node[digits..]
                 .parse::<u32>()
                 .map_err(|_| format!("{{index}}: {node:?} ends with no number"))?;
-            (number.to_string(), 7)
+            out.extend_from_slice(number.to_string().as_bytes());
+            7
         } else {
-            (rest[..1].to_owned(), 1)
+            out.push(rest[0]);
+            1
         };
-        out.push_str(&text);
         rest = &rest[used..];
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest);
     Ok(out)
 }
 

@@ -101,10 +101,10 @@ macro_rules! fleet_args {
             #[argh(switch, short = 'a')]
             pub all: bool,
             /// how many nodes to work on at once (default: PARALLEL from baleine.conf)
-            #[argh(option, short = 'j')]
+            #[argh(option, arg_name = "N", short = 'j')]
             pub parallel: Option<usize>,
             #[doc = $timeout_help]
-            #[argh(option, from_str_fn($crate::framework::args::seconds))]
+            #[argh(option, arg_name = "DURATION", from_str_fn($crate::framework::args::seconds))]
             pub timeout: Option<u64>,
             /// print each node's ssh command and remote script instead of running them
             #[argh(switch)]

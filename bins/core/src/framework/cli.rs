@@ -1,7 +1,8 @@
 //! What every tool's `main` is: logging, signals, argument parsing with our exit codes, then the tool's `run`.
 
-use crate::framework::{complete, exit, signals, UsageError};
+use crate::framework::{complete, exit, help, signals, UsageError};
 use argh::FromArgs;
+use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -43,8 +44,9 @@ pub trait Tool: FromArgs + argh::ArgsInfo {
     const NAME: &'static str;
     /// What the words after `--` are, if the tool takes any.
     const AFTER_DASHES: AfterDashes = AfterDashes::Nothing;
-    /// Does the tool's work; `command` holds the words after `--`.
-    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError>;
+    /// Does the tool's work; `after` holds the words after `--`, as given:
+    /// file names need not be UTF-8 (a command's words are, see [`parse`]).
+    fn run(self, after: Vec<OsString>) -> Result<ExitCode, UsageError>;
 }
 
 /// A tool's whole `main`: logging (RUST_LOG, default warnings), signal
@@ -99,10 +101,18 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Parsed arguments, plus the words after `--` when the tool takes a command.
+/// Parsed arguments, plus the words after `--` when the tool takes some.
 pub struct Parsed<T> {
     pub args: T,
-    pub trailing: Vec<String>,
+    pub trailing: Vec<OsString>,
+}
+
+/// A command's words, which [`parse`] has checked are UTF-8.
+pub fn command_words(after: Vec<OsString>) -> Vec<String> {
+    after
+        .into_iter()
+        .map(|word| word.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Parses the process arguments into `T`. Unlike `argh::from_env`, a usage
@@ -112,23 +122,13 @@ pub fn parse<T: FromArgs + argh::ArgsInfo>(
     tool: &str,
     after: AfterDashes,
 ) -> Result<Parsed<T>, ExitCode> {
-    // std::env::args would panic on a word that is not UTF-8.
-    let argv: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
-    match argv {
-        Ok(argv) => parse_from(tool, &argv, after),
-        Err(word) => {
-            eprintln!("{tool}: the argument {word:?} is not valid UTF-8");
-            Err(ExitCode::from(exit::USAGE))
-        }
-    }
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    parse_from(tool, &argv, after)
 }
 
 pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
     tool: &str,
-    argv: &[String],
+    argv: &[OsString],
     after: AfterDashes,
 ) -> Result<Parsed<T>, ExitCode> {
     let split = if after != AfterDashes::Nothing {
@@ -140,6 +140,22 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
         Some(i) => (&argv[..i], argv[i + 1..].to_vec()),
         None => (argv, Vec::new()),
     };
+    // Our own options and a command are text (argh reads &str, a command
+    // is quoted for the node's shell and docker); files to send are the
+    // file system's bytes, whatever they are.
+    let not_utf8 = |word: &OsStr| {
+        eprintln!("{tool}: the argument {word:?} is not valid UTF-8");
+        ExitCode::from(exit::USAGE)
+    };
+    let ours = ours
+        .iter()
+        .map(|word| word.to_str().ok_or_else(|| not_utf8(word)))
+        .collect::<Result<Vec<&str>, ExitCode>>()?;
+    if after == AfterDashes::Command {
+        if let Some(word) = trailing.iter().find(|word| word.to_str().is_none()) {
+            return Err(not_utf8(word));
+        }
+    }
     // `--version`, `-V` and `-h` (`--help`, as in most tools people know)
     // are ours only as options, never as an option's value
     // (`--ready-cmd --version` is a command).
@@ -157,7 +173,7 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
     let mut value_next = false;
     for word in ours {
         let as_option = !std::mem::take(&mut value_next);
-        match word.as_str() {
+        match word {
             "--version" | "-V" if as_option => {
                 println!("{tool} {VERSION}");
                 return Err(ExitCode::SUCCESS);
@@ -177,7 +193,8 @@ pub fn parse_from<T: FromArgs + argh::ArgsInfo>(
     match T::from_args(&[tool], &words) {
         Ok(args) => Ok(Parsed { args, trailing }),
         Err(early) if early.status.is_ok() => {
-            print!("{}", help_text(&early.output, after));
+            let width = crate::framework::output::window_size(1).map_or(80, |(_, c)| c.into());
+            print!("{}", help::render(tool, &T::get_args_info(), after, width));
             Err(ExitCode::SUCCESS)
         }
         Err(early) => {
@@ -240,27 +257,4 @@ fn edits(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
-}
-
-/// argh's help, completed with what we add to it: the words after `--`
-/// in the usage line, and `--version` among the options.
-fn help_text(help: &str, after: AfterDashes) -> String {
-    let mut text = String::new();
-    for line in help.lines() {
-        match line {
-            usage if usage.starts_with("Usage: ") && after != AfterDashes::Nothing => {
-                text += &usage.replace(" [--] ", " ");
-                text += &format!(" [-- <{}...>]\n", after.name());
-            }
-            help if help.trim_start().starts_with("--help, help") => {
-                text += line;
-                text += "\n  -V, --version     print the version and exit\n";
-            }
-            _ => {
-                text += line;
-                text += "\n";
-            }
-        }
-    }
-    text
 }

@@ -11,6 +11,7 @@ use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource, Request, RequestCheck};
 use crate::framework::output::{Run, View, Writer};
+use crate::framework::table::{self, Column, Table};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::protocol::{
     began, cleanup_command, decode, interpret, session_command, Captured, Cut, Mark, Payload,
@@ -62,10 +63,16 @@ pub trait Job: Sync {
         session: &Session,
     ) -> Result<Fields, Failure>;
 
-    /// How the records look to a person when stdout is a terminal (default:
-    /// JSON lines there too).
+    /// The columns of the job's table on a terminal (see [`Job::view`]).
+    fn columns(&self) -> &'static [Column] {
+        &[table::NODE, table::TOOK]
+    }
+
+    /// How the records look to a person when stdout is a terminal: a table
+    /// of the job's columns, one row per node, unless the job has a view of
+    /// its own.
     fn view(&self) -> Option<Box<dyn View>> {
-        None
+        Table::boxed(self.columns())
     }
 
     /// Shell run on a node after a cut session's processes are stopped
@@ -438,7 +445,11 @@ impl Fleet {
         total: Option<usize>,
     ) -> ExitCode {
         let (stages, reached) = unbounded();
-        let view = job.view().filter(|_| !self.json);
+        let view = match self.dry_run {
+            true => Table::boxed(table::DRY_RUN),
+            false => job.view(),
+        }
+        .filter(|_| !self.json);
         let run = Run {
             quiet: self.quiet,
             ..Run::of_nodes(job.action(), total, view)

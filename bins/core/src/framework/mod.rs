@@ -7,9 +7,11 @@ pub mod confirm;
 pub mod exit;
 pub mod fanout;
 pub mod fleet;
+pub mod help;
 pub mod input;
 pub mod output;
 pub mod signals;
+pub mod table;
 
 use std::fmt;
 

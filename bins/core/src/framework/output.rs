@@ -638,7 +638,8 @@ pub fn window_size(fd: std::os::fd::RawFd) -> Option<(u16, u16)> {
     };
     // SAFETY: TIOCGWINSZ only writes the winsize it is given.
     let result = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut size) };
-    (result == 0 && size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
+    // A pseudo-terminal may know its width and not its height (rows 0).
+    (result == 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
 }
 
 /// `line` cut to fit one row of a terminal `columns` wide: a progress line

@@ -18,6 +18,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{leftovers_possible, run_tag, stop_leftovers, Fleet, REMOTE_GRACE};
 use crate::framework::input::OwnFile;
 use crate::framework::output::{Run, Subject, Writer};
+use crate::framework::table::{self, Cell, Column, Table};
 use crate::framework::{exit, UsageError};
 use crate::remote::protocol::{interpret, session_command};
 use crate::remote::quote::quote;
@@ -62,22 +63,26 @@ use std::time::{Duration, Instant};
 )]
 pub struct BuildArgs {
     /// the Dockerfile (default: CONTEXT/Dockerfile; with a URL or tar context, a path inside it; - for stdin)
-    #[argh(option, short = 'f')]
+    #[argh(option, arg_name = "FILE", short = 'f')]
     pub file: Option<String>,
     /// a name to push the image as, NAME[:TAG] (repeat for several; at least one)
-    #[argh(option, short = 't')]
+    #[argh(option, arg_name = "NAME", short = 't')]
     pub tag: Vec<String>,
     /// build on this node over ssh instead of with the gateway's docker
-    #[argh(option)]
+    #[argh(option, arg_name = "NODE")]
     pub on: Option<String>,
     /// write the whole build log to this file
-    #[argh(option)]
+    #[argh(option, arg_name = "FILE")]
     pub log: Option<PathBuf>,
     /// replace tags the registry already has (default: refuse, stage "exists")
     #[argh(switch)]
     pub force: bool,
     /// give up after this long: seconds, or 90s, 5m, 1h30m (default: 1800)
-    #[argh(option, from_str_fn(crate::framework::args::seconds))]
+    #[argh(
+        option,
+        arg_name = "DURATION",
+        from_str_fn(crate::framework::args::seconds)
+    )]
     pub timeout: Option<u64>,
     /// print the build script and where it would run, instead of building
     #[argh(switch)]
@@ -110,10 +115,27 @@ const BUILDS: Subject = Subject {
     retry: None,
 };
 
+/// A build on a terminal: its image, and where and how long.
+const COLUMNS: &[Column] = &[
+    Column {
+        header: "IMAGE",
+        cell: Cell::Text("image"),
+    },
+    Column {
+        header: "DIGEST",
+        cell: Cell::Digest("digest"),
+    },
+    Column {
+        header: "BUILT ON",
+        cell: Cell::Text("built_on"),
+    },
+    table::TOOK,
+];
+
 impl Tool for BuildArgs {
     const NAME: &'static str = "baleine-build";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         // `-` is our stdin, read whole first (one of the two at most): a
         // Dockerfile (`-f -`), or the context as a tar (`baleine-build -`).
         let from_stdin = |what: &str| -> Result<Option<OwnFile>, UsageError> {
@@ -184,7 +206,11 @@ impl Tool for BuildArgs {
         let writer = Writer::without_stages(Run {
             action: "build",
             total: Some(1),
-            view: None,
+            view: match self.dry_run {
+                true => None,
+                false => Table::boxed(COLUMNS),
+            }
+            .filter(|_| !self.json),
             subject: BUILDS,
             // The log, streaming to the terminal, is the build's progress.
             progress: false,

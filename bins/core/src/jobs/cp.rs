@@ -5,12 +5,15 @@ use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{create_output_dir, CommandEnd, Fleet, Job, Remote, Session};
 use crate::framework::input::Request;
+use crate::framework::table::{self, Cell, Column};
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, OUTPUT_MARK};
 use crate::remote::quote::quote;
 use crate::remote::script::{Docker, Script};
 use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
 use crate::remote::tarball::{self, Packed};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,13 +40,13 @@ crate::fleet_args! {
     pub struct CpArgs {
         timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)"),
         /// the directory in the container to copy the sources given after -- into
-        #[argh(option)]
+        #[argh(option, arg_name = "DIR")]
         pub to: Option<String>,
         /// the file or directory in the container to copy out
-        #[argh(option)]
+        #[argh(option, arg_name = "PATH")]
         pub from: Option<String>,
         /// with --from: where each node's copy goes, as DIR/NODE/BASENAME
-        #[argh(option)]
+        #[argh(option, arg_name = "DIR")]
         pub output_dir: Option<PathBuf>,
     }
 }
@@ -53,7 +56,7 @@ impl Tool for CpArgs {
     const AFTER_DASHES: crate::framework::cli::AfterDashes =
         crate::framework::cli::AfterDashes::Sources;
 
-    fn run(self, sources: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, sources: Vec<OsString>) -> Result<ExitCode, UsageError> {
         let direction = match (&self.to, &self.from) {
             (Some(dir), None) => {
                 let dir = container_path("--to", dir)?;
@@ -135,7 +138,8 @@ enum Direction {
     /// (naming {node} or {index}) for each node in its turn.
     To {
         dir: String,
-        sources: Vec<String>,
+        /// As given: a file name is bytes, not always UTF-8.
+        sources: Vec<OsString>,
         packed: Option<Packed>,
     },
     From {
@@ -190,41 +194,39 @@ pub struct Started {
 }
 
 /// Whether a source names each node's own file (`configs/{node}.env`).
-fn has_placeholder(source: &str) -> bool {
-    let unescaped = source.replace("{{", "");
+fn has_placeholder(source: &OsStr) -> bool {
+    let unescaped = String::from_utf8_lossy(source.as_bytes()).replace("{{", "");
     unescaped.contains("{node}") || unescaped.contains("{index}")
 }
 
 /// The sources of `node`: {node} and {index} filled in.
-fn node_sources(sources: &[String], node: &NodeName) -> Result<Vec<String>, String> {
+fn node_sources(sources: &[OsString], node: &NodeName) -> Result<Vec<OsString>, String> {
     sources
         .iter()
-        .map(|source| crate::domain::nodes::expand_placeholders(source, node))
+        .map(|source| {
+            crate::domain::nodes::expand_placeholders_in_bytes(source.as_bytes(), node)
+                .map(OsString::from_vec)
+        })
         .collect()
 }
 
 /// The sources packed under `dir` (a container path from `/`), each under
 /// the name given. A link given by name is followed (as `cp -H`): what it
 /// leads to is copied, under the name given. A missing source is named.
-fn pack_sources(sources: &[String], dir: &str) -> Result<Packed, String> {
-    let prefix = dir.trim_matches('/');
+fn pack_sources(sources: &[OsString], dir: &str) -> Result<Packed, String> {
+    let prefix = Path::new(dir.trim_matches('/'));
     let items = sources
         .iter()
         .map(|src| {
             let given = PathBuf::from(src);
-            let local = given.canonicalize().map_err(|e| format!("{src}: {e}"))?;
+            let shown = given.display();
+            let local = given.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+            // Path::file_name is None for `..`, and `.` never ends a path.
             let base = given
                 .file_name()
                 .or_else(|| local.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .filter(|n| n != "." && n != "..")
-                .or_else(|| local.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .ok_or_else(|| format!("{src}: names no file"))?;
-            let name = match prefix {
-                "" => base,
-                prefix => format!("{prefix}/{base}"),
-            };
-            Ok((local, name))
+                .ok_or_else(|| format!("{shown}: names no file"))?;
+            Ok((local.clone(), prefix.join(base)))
         })
         .collect::<Result<Vec<_>, String>>()?;
     tarball::pack(&items).map_err(|e| format!("cannot pack the sources: {e}"))
@@ -235,6 +237,28 @@ impl Job for CpJob {
 
     fn action(&self) -> &'static str {
         "cp"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[
+            table::NODE,
+            Column {
+                header: "FILES",
+                cell: Cell::Text("files"),
+            },
+            Column {
+                header: "SIZE",
+                cell: Cell::Bytes("bytes"),
+            },
+            Column {
+                header: "IN",
+                cell: Cell::With(|record| {
+                    let text = |key| record.get(key).and_then(|v| v.as_str());
+                    text("to").or(text("dir")).unwrap_or_default().to_owned()
+                }),
+            },
+            table::TOOK,
+        ]
     }
 
     fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Started>, Failure> {

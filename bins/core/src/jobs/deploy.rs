@@ -13,6 +13,7 @@ use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::{replay, Input, Request, RequestCheck};
+use crate::framework::table::{self, Cell, Column};
 use crate::framework::UsageError;
 use crate::remote::protocol::{EARLY_MARK, RESTAGE_MARK};
 use crate::remote::quote::{quote, quote_word};
@@ -52,19 +53,19 @@ crate::fleet_args! {
         timeout: (600, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 600)"),
         /// image to run (Docker reference: busybox, faraday.repo/name:tag,
         /// name@sha256:...); optional when every stdin record names its image
-        #[argh(option, short = 'i')]
+        #[argh(option, arg_name = "IMAGE", short = 'i')]
         pub image: Option<String>,
         /// extra docker run options, split like a shell would ("-e 'MSG=hello world'")
-        #[argh(option)]
+        #[argh(option, arg_name = "OPTIONS")]
         pub options: Option<String>,
         /// when to pull: always (default), missing or never
-        #[argh(option, default = "PullPolicy::Always", from_str_fn(pull_policy))]
+        #[argh(option, arg_name = "POLICY", default = "PullPolicy::Always", from_str_fn(pull_policy))]
         pub pull: PullPolicy,
         /// reload the nodes with this rhubarbe image first ("default" for DEFAULT_BOOTSTRAP_IMAGE)
-        #[argh(option)]
+        #[argh(option, arg_name = "IMAGE")]
         pub bootstrap: Option<String>,
         /// stop the old container gracefully, waiting up to this long: seconds, or 90s, 5m (default: remove at once)
-        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        #[argh(option, arg_name = "DURATION", from_str_fn(crate::framework::args::seconds))]
         pub stop_timeout: Option<u64>,
         /// do not pin the other nodes to the digest the first node resolved
         #[argh(switch)]
@@ -72,10 +73,10 @@ crate::fleet_args! {
         /// give each node's record only once its container is ready, waiting up
         /// to this long (90, 90s, 5m): healthy if the image has a HEALTHCHECK, else
         /// still running 2 s after it started, or --ready-cmd succeeding
-        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        #[argh(option, arg_name = "DURATION", from_str_fn(crate::framework::args::seconds))]
         pub wait: Option<u64>,
         /// with --wait: a command run in the container (sh -c) whose success means ready
-        #[argh(option)]
+        #[argh(option, arg_name = "COMMAND")]
         pub ready_cmd: Option<String>,
     }
 }
@@ -89,7 +90,8 @@ impl Tool for DeployArgs {
     const AFTER_DASHES: crate::framework::cli::AfterDashes =
         crate::framework::cli::AfterDashes::Command;
 
-    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, command: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
+        let command = crate::framework::cli::command_words(command);
         let mut plan = DeployPlan::new(self.image.as_deref(), self.options.as_deref(), command)?;
         plan.pull = self.pull;
         plan.stop_timeout = self.stop_timeout;
@@ -1047,6 +1049,29 @@ impl Job for DeployJob {
 
     fn action(&self) -> &'static str {
         "deploy"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[
+            table::NODE,
+            Column {
+                header: "IMAGE",
+                cell: Cell::Text("image"),
+            },
+            Column {
+                header: "DIGEST",
+                cell: Cell::Digest("digest"),
+            },
+            Column {
+                header: "REPLACED",
+                cell: Cell::Text("previous_image"),
+            },
+            Column {
+                header: "READY IN",
+                cell: Cell::Millis("ready_ms"),
+            },
+            table::TOOK,
+        ]
     }
 
     fn cleanup(&self, node: &NodeName, tag: &str) -> String {

@@ -6,6 +6,7 @@ use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::Request;
 use crate::framework::input::{replay, Input};
+use crate::framework::table::{self, Cell, Column};
 use crate::framework::{confirm, UsageError};
 use crate::remote::script::{Docker, Script};
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ crate::fleet_args! {
         #[argh(switch, short = 'y')]
         pub yes: bool,
         /// stop the container gracefully, waiting up to this long: seconds, or 90s, 5m (default: remove at once)
-        #[argh(option, from_str_fn(crate::framework::args::seconds))]
+        #[argh(option, arg_name = "DURATION", from_str_fn(crate::framework::args::seconds))]
         pub stop_timeout: Option<u64>,
     }
 }
@@ -41,7 +42,7 @@ crate::fleet_args! {
 impl Tool for DestroyArgs {
     const NAME: &'static str = "baleine-destroy";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         let fleet = Fleet::prepare(self.fleet_options())?;
         let job = DestroyJob::new(&fleet, self.stop_timeout);
         if self.yes || fleet.dry_run {
@@ -77,6 +78,27 @@ impl Job for DestroyJob {
 
     fn action(&self) -> &'static str {
         "destroy"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[
+            table::NODE,
+            Column {
+                header: "CONTAINER",
+                cell: Cell::Text("container"),
+            },
+            Column {
+                header: "REMOVED",
+                cell: Cell::With(
+                    |record| match record.get("removed").and_then(|r| r.as_bool()) {
+                        Some(true) => "removed".into(),
+                        Some(false) => "none there".into(),
+                        None => String::new(),
+                    },
+                ),
+            },
+            table::TOOK,
+        ]
     }
 
     fn start(&self, _: &NodeName, _: Option<&Request>) -> Result<Remote<()>, Failure> {

@@ -15,6 +15,7 @@ use crate::framework::fleet::{
 };
 use crate::framework::input::Request;
 use crate::framework::output::{Prefixed, View};
+use crate::framework::table::natural_key;
 use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, run_var, Captured, OUTPUT_MARK};
 use crate::remote::quote::quote;
@@ -54,13 +55,13 @@ crate::fleet_args! {
         #[argh(switch)]
         pub follow: bool,
         /// feed this file to the command's stdin on every node (- for ours)
-        #[argh(option)]
+        #[argh(option, arg_name = "FILE")]
         pub stdin: Option<PathBuf>,
         /// bytes of stdout and of stderr kept in each record (default: 65536)
-        #[argh(option, default = "64 * 1024")]
+        #[argh(option, arg_name = "BYTES", default = "64 * 1024")]
         pub max_output: usize,
         /// write each node's full output to DIR/<node>.out and DIR/<node>.err instead
-        #[argh(option)]
+        #[argh(option, arg_name = "DIR")]
         pub output_dir: Option<PathBuf>,
     }
 }
@@ -70,7 +71,8 @@ impl Tool for ExecArgs {
     const AFTER_DASHES: crate::framework::cli::AfterDashes =
         crate::framework::cli::AfterDashes::Command;
 
-    fn run(self, command: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, command: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
+        let command = crate::framework::cli::command_words(command);
         // `--stdin -`: our own stdin, read whole first, for every node.
         let mut own = None;
         let stdin = match self.stdin.as_deref() {
@@ -240,8 +242,15 @@ impl View for Grouped {
     }
 
     fn end(&mut self) -> Vec<String> {
-        self.groups
-            .sort_by_key(|(_, nodes)| std::cmp::Reverse(nodes.len()));
+        // The largest group first; groups as large, by their first node.
+        for (_, nodes) in &mut self.groups {
+            nodes.sort_by_key(|node| natural_key(node));
+        }
+        self.groups.sort_by(|(_, a), (_, b)| {
+            b.len()
+                .cmp(&a.len())
+                .then_with(|| natural_key(&a[0]).cmp(&natural_key(&b[0])))
+        });
         self.groups
             .iter()
             .map(|(output, nodes)| {

@@ -13,6 +13,7 @@ use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::reference::{target_image, validate_repository_name};
 use crate::framework::cli::Tool;
 use crate::framework::output::{printable, Run, Subject, Writer};
+use crate::framework::table::{Cell, Column, Table};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::registry::{Manifest, Registry, RegistryError};
 use argh::{ArgsInfo, FromArgs};
@@ -42,7 +43,7 @@ pub struct ListArgs {
     #[argh(switch, short = 'd')]
     pub details: bool,
     /// how many repositories to read at once (default: 8)
-    #[argh(option, short = 'j')]
+    #[argh(option, arg_name = "N", short = 'j')]
     pub parallel: Option<usize>,
     /// no progress line and no summary on a terminal (the records are the same)
     #[argh(switch, short = 'q')]
@@ -61,7 +62,7 @@ pub const DEFAULT_PARALLEL: usize = 8;
 impl Tool for ListArgs {
     const NAME: &'static str = "baleine-list";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         for repository in &self.repositories {
             validate_repository_name(repository).map_err(|e| UsageError(e.to_string()))?;
         }
@@ -73,7 +74,10 @@ impl Tool for ListArgs {
                 &self.repositories,
                 self.details,
                 parallel,
-                self.quiet,
+                Shown {
+                    quiet: self.quiet,
+                    json: self.json,
+                },
             )
         }))
     }
@@ -148,6 +152,36 @@ fn platform_manifest(
     registry.manifest(repository, chosen)
 }
 
+/// How the lines are shown: `-q`, `--json`.
+pub struct Shown {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+/// A listing on a terminal: a row per tag, by name.
+const COLUMNS: &[Column] = &[
+    Column {
+        header: "IMAGE",
+        cell: Cell::Text("image"),
+    },
+    Column {
+        header: "DIGEST",
+        cell: Cell::Digest("digest"),
+    },
+    Column {
+        header: "SIZE",
+        cell: Cell::Bytes("size"),
+    },
+    Column {
+        header: "CREATED",
+        cell: Cell::Text("created"),
+    },
+    Column {
+        header: "ARCH",
+        cell: Cell::Text("architecture"),
+    },
+];
+
 /// Lists `repositories` (all of the catalog when empty), fetching
 /// repositories in parallel and printing them sorted. Errors go to stderr
 /// naming the URL; the lines already written stay valid; exit 1 if any.
@@ -156,17 +190,17 @@ pub fn run(
     repositories: &[String],
     details: bool,
     parallel: usize,
-    quiet: bool,
+    shown: Shown,
 ) -> ExitCode {
     let registry = Registry::from_config(config);
     let writer = Writer::without_stages(Run {
         action: "list",
         total: None,
-        view: None,
+        view: Table::boxed(COLUMNS).filter(|_| !shown.json),
         subject: REPOSITORIES,
         // Its lines come as fast as the registry answers.
         progress: false,
-        quiet,
+        quiet: shown.quiet,
         failures_on_stdout: false,
     });
     let mut repositories = if repositories.is_empty() {

@@ -41,10 +41,10 @@ crate::fleet_args! {
     pub struct LogsArgs {
         timeout: (120, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 120)"),
         /// only the lines since this time: 10m, 2h, or a timestamp (2026-11-23T15:00:00Z)
-        #[argh(option)]
+        #[argh(option, arg_name = "TIME")]
         pub since: Option<String>,
         /// only the last N lines of each node (default: all)
-        #[argh(option)]
+        #[argh(option, arg_name = "N")]
         pub tail: Option<u64>,
         /// keep streaming new lines, one record each, until Ctrl-C or every container stops
         #[argh(switch, short = 'f')]
@@ -54,10 +54,10 @@ crate::fleet_args! {
         #[argh(switch, short = 't')]
         pub timestamps: bool,
         /// bytes of stdout and of stderr kept in each record (default: 65536)
-        #[argh(option, default = "64 * 1024")]
+        #[argh(option, arg_name = "BYTES", default = "64 * 1024")]
         pub max_output: usize,
         /// write each node's whole logs to DIR/<node>.stdout and DIR/<node>.stderr instead
-        #[argh(option)]
+        #[argh(option, arg_name = "DIR")]
         pub output_dir: Option<PathBuf>,
     }
 }
@@ -65,7 +65,7 @@ crate::fleet_args! {
 impl Tool for LogsArgs {
     const NAME: &'static str = "baleine-logs";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         if let Some(since) = &self.since {
             check_since(since)?;
         }

@@ -1,12 +1,13 @@
 //! baleine-ps's job: what runs where, and is it the same everywhere. Read-only.
 
 use crate::domain::nodes::NodeName;
-use crate::domain::record::{Failure, Fields, Record, Stage};
+use crate::domain::record::{Failure, Fields, Stage};
 use crate::domain::reference::{repo_digest, ImageRef};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::Request;
-use crate::framework::output::{printable, View};
+use crate::framework::output::printable;
+use crate::framework::table::{self, Cell, Column};
 use crate::framework::UsageError;
 use crate::remote::protocol::Values;
 use crate::remote::quote::quote;
@@ -45,7 +46,7 @@ crate::fleet_args! {
 impl Tool for PsArgs {
     const NAME: &'static str = "baleine-ps";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         let fleet = Fleet::prepare(self.fleet_options())?;
         let job = PsJob {
             script: ps_script(&Docker::from_config(&fleet.config), self.all_containers),
@@ -173,10 +174,45 @@ impl Job for PsJob {
         Ok(Remote::script(self.script.clone()))
     }
 
-    fn view(&self) -> Option<Box<dyn View>> {
-        Some(Box::new(PsTable {
-            header_shown: false,
-        }))
+    fn columns(&self) -> &'static [Column] {
+        &[
+            table::NODE,
+            Column {
+                header: "STATE",
+                cell: Cell::With(|record| {
+                    let text = |key| {
+                        record
+                            .get(key)
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                    };
+                    match text("state").as_deref() {
+                        Some("exited") => {
+                            format!("exited ({})", text("exit_code").unwrap_or_default())
+                        }
+                        other => other.unwrap_or_default().to_owned(),
+                    }
+                }),
+            },
+            // The digest has its own column: the image is shown by name.
+            Column {
+                header: "IMAGE",
+                cell: Cell::With(|record| {
+                    let image = record
+                        .get("image")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
+                    image.split('@').next().unwrap_or_default().to_owned()
+                }),
+            },
+            Column {
+                header: "DIGEST",
+                cell: Cell::Digest("digest"),
+            },
+            Column {
+                header: "UPTIME",
+                cell: Cell::Seconds("uptime_s"),
+            },
+        ]
     }
 
     fn finish(&self, node: &NodeName, _: (), session: &Session) -> Result<Fields, Failure> {
@@ -206,64 +242,6 @@ impl Job for PsJob {
             .or_default()
             .push(node.to_string());
         Ok(record)
-    }
-}
-
-/// ps on a terminal: one table row per node as it answers.
-struct PsTable {
-    header_shown: bool,
-}
-
-impl View for PsTable {
-    fn line(&mut self, record: &Record) -> Option<String> {
-        let text = |key: &str| {
-            record
-                .get(key)
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
-                .filter(|v| v != "null")
-                .unwrap_or_default()
-        };
-        let node = record.node().unwrap_or("-");
-        let row = if record.is_ok() {
-            let state = match text("state").as_str() {
-                "exited" => format!("exited ({})", text("exit_code")),
-                other => other.to_owned(),
-            };
-            let digest: String = text("digest")
-                .trim_start_matches("sha256:")
-                .chars()
-                .take(12)
-                .collect();
-            let uptime = text("uptime_s");
-            // The digest has its own column: the image is shown by name.
-            let image = text("image");
-            format!(
-                "{node:<8} {state:<12} {:<32} {:<12} {:>8}",
-                image.split('@').next().unwrap_or_default(),
-                digest,
-                if uptime.is_empty() {
-                    "-".to_owned()
-                } else {
-                    format!("{uptime}s")
-                }
-            )
-        } else {
-            let first = record.error().and_then(|e| e.lines().next());
-            let stage = record.stage().map_or("?", |s| s.as_str());
-            format!(
-                "{node:<8} {:<12} {}",
-                format!("! {stage}"),
-                first.unwrap_or_default()
-            )
-        };
-        let header = (!self.header_shown).then(|| {
-            self.header_shown = true;
-            format!(
-                "{:<8} {:<12} {:<32} {:<12} {:>8}\n",
-                "NODE", "STATE", "IMAGE", "DIGEST", "UPTIME"
-            )
-        });
-        Some(header.unwrap_or_default() + &row)
     }
 }
 

@@ -165,7 +165,7 @@ impl Session {
             container: config.container_name.clone(),
             host,
             tty: io::stdin().is_terminal(),
-            size: crate::framework::output::window_size(0),
+            size: crate::framework::output::window_size(0).filter(|(rows, _)| *rows > 0),
             env: passed_env(std::env::vars_os()),
         }
     }
@@ -692,7 +692,7 @@ pub fn refuse_sftp(mut input: impl Read, mut output: impl Write, message: &str) 
 )]
 pub struct RdshArgs {
     /// run this command string in the container with sh -c (what sshd does for ssh commands, scp, sftp and rsync)
-    #[argh(option, short = 'c')]
+    #[argh(option, arg_name = "COMMAND", short = 'c')]
     pub command: Option<String>,
 }
 

@@ -11,6 +11,7 @@ use crate::domain::reference::{target_image, RepoName};
 use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::output::{Run, Subject, Writer};
+use crate::framework::table::{Cell, Column, Table};
 use crate::framework::{confirm, exit, UsageError};
 use crate::remote::registry::Registry;
 use argh::{ArgsInfo, FromArgs};
@@ -59,10 +60,33 @@ pub struct RmiArgs {
     pub tags: Vec<String>,
 }
 
+/// A deletion on a terminal: a row per tag, by name.
+const COLUMNS: &[Column] = &[
+    Column {
+        header: "IMAGE",
+        cell: Cell::Text("image"),
+    },
+    Column {
+        header: "DIGEST",
+        cell: Cell::Digest("digest"),
+    },
+    Column {
+        header: "DELETED",
+        cell: Cell::With(|record| match record.get("dry_run") {
+            Some(_) => "would be".into(),
+            None => "yes".into(),
+        }),
+    },
+    Column {
+        header: "ALONG",
+        cell: Cell::Text("along"),
+    },
+];
+
 impl Tool for RmiArgs {
     const NAME: &'static str = "baleine-rmi";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         let config = config::load().map_err(|e| UsageError(e.to_string()))?;
         let mut targets = Vec::new();
         let login = config::login_name();
@@ -125,7 +149,7 @@ impl Tool for RmiArgs {
         let writer = Writer::without_stages(Run {
             action: "rmi",
             total: Some(plan.len()),
-            view: None,
+            view: Table::boxed(COLUMNS).filter(|_| !self.json),
             subject: TAGS,
             progress: true,
             quiet: self.quiet,

@@ -11,6 +11,7 @@ use crate::framework::cli::{Tool, VERSION};
 use crate::framework::fleet::{Fleet, Job, Remote, Session};
 use crate::framework::input::Request;
 use crate::framework::input::{replay, Input};
+use crate::framework::table::{self, Cell, Column};
 use crate::framework::UsageError;
 use crate::remote::quote::{quote, quote_word};
 use crate::remote::registry::Registry;
@@ -47,7 +48,7 @@ crate::fleet_args! {
     pub struct SaveArgs {
         timeout: (900, "give up on a node after this long: seconds, or 90s, 5m, 1h30m (default: 900)"),
         /// repository and tag to save as, NAME[:TAG] (tag defaults to latest)
-        #[argh(option, short = 'n')]
+        #[argh(option, arg_name = "NAME", short = 'n')]
         pub name: String,
         /// push the image a previous save committed but could not push
         #[argh(switch)]
@@ -65,7 +66,7 @@ crate::fleet_args! {
 impl Tool for SaveArgs {
     const NAME: &'static str = "baleine-save";
 
-    fn run(self, _: Vec<String>) -> Result<ExitCode, UsageError> {
+    fn run(self, _: Vec<std::ffi::OsString>) -> Result<ExitCode, UsageError> {
         let mut plan = SavePlan::new(&self.name, self.push_only)?;
         plan.include_mounts = self.include_mounts;
         plan.force = self.force;
@@ -358,6 +359,25 @@ impl Job for SaveJob {
 
     fn action(&self) -> &'static str {
         "save"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        &[
+            table::NODE,
+            Column {
+                header: "IMAGE",
+                cell: Cell::Text("image"),
+            },
+            Column {
+                header: "DIGEST",
+                cell: Cell::Digest("digest"),
+            },
+            Column {
+                header: "NOT SAVED",
+                cell: Cell::Text("not_saved"),
+            },
+            table::TOOK,
+        ]
     }
 
     fn start(&self, node: &NodeName, _: Option<&Request>) -> Result<Remote<Target>, Failure> {

@@ -160,7 +160,7 @@ fn glob(pattern: &[u8], path: &[u8]) -> bool {
 
 /// Packs `items` (a local file or directory, and its name in the tar),
 /// modes kept and links stored as links, into a new temporary file.
-pub fn pack(items: &[(PathBuf, String)]) -> io::Result<Packed> {
+pub fn pack(items: &[(PathBuf, PathBuf)]) -> io::Result<Packed> {
     let (mut packed, mut builder) = temporary()?;
     for (local, name) in items {
         let meta = std::fs::symlink_metadata(local)?;
