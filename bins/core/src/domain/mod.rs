@@ -2,8 +2,10 @@
 
 pub mod clock;
 pub mod config;
+pub mod dockerignore;
 pub mod labels;
 pub mod nodes;
+pub mod own_dir;
 pub mod record;
 pub mod reference;
 pub mod stop;

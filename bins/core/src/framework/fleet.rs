@@ -7,6 +7,7 @@
 
 use crate::domain::config::{self, Config};
 use crate::domain::nodes::NodeName;
+use crate::domain::own_dir::OwnDir;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::stop;
 use crate::framework::input::{self, Input, NodeSource, Request, RequestCheck};
@@ -17,9 +18,9 @@ use crate::remote::protocol::{
     began, cleanup_command, decode, interpret, session_command, Captured, Cut, Mark, Payload,
     SessionEnd, Values,
 };
-use crate::remote::ssh::{SessionIo, Sink, Ssh, StageEvents};
+use crate::remote::ssh::{OutputFile, SessionIo, Sink, Ssh, StageEvents};
 use crossbeam::channel::{unbounded, Receiver, Sender};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -202,33 +203,34 @@ impl CommandEnd {
     }
 }
 
-/// Makes `--output-dir DIR` if missing; a usage error if it cannot be.
-pub fn create_output_dir(dir: &Path) -> Result<(), UsageError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))
+/// Makes `--output-dir DIR` if missing and opens it; a usage error if it
+/// cannot be, or if another user could plant links in it.
+pub fn create_output_dir(dir: &Path) -> Result<OwnDir, UsageError> {
+    OwnDir::open(dir).map_err(|e| UsageError(format!("--output-dir {e}")))
 }
 
 /// `--output-dir DIR`: a command's whole streams go to DIR/NODE.<out> and
 /// DIR/NODE.<err>, suffixes the tool's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputDir {
-    dir: PathBuf,
+    dir: OwnDir,
     suffixes: [&'static str; 2],
 }
 
 impl OutputDir {
     pub fn create(dir: &Path, suffixes: [&'static str; 2]) -> Result<OutputDir, UsageError> {
-        create_output_dir(dir)?;
         Ok(OutputDir {
-            dir: dir.to_owned(),
+            dir: create_output_dir(dir)?,
             suffixes,
         })
     }
 
     /// The files of `node`'s stdout and stderr.
-    fn files(&self, node: &str) -> [PathBuf; 2] {
-        self.suffixes
-            .map(|suffix| self.dir.join(format!("{node}.{suffix}")))
+    fn files(&self, node: &str) -> [OutputFile; 2] {
+        self.suffixes.map(|suffix| OutputFile {
+            dir: self.dir.clone(),
+            name: format!("{node}.{suffix}").into(),
+        })
     }
 }
 
@@ -306,8 +308,8 @@ pub fn output_fields(
     let mut record = Fields::new();
     match dir.map(|dir| dir.files(node)) {
         Some([out, err]) => {
-            record.set("stdout_file", out.display().to_string());
-            record.set("stderr_file", err.display().to_string());
+            record.set("stdout_file", out.path().display().to_string());
+            record.set("stderr_file", err.path().display().to_string());
         }
         None => {
             record.set("stdout", stdout.text.as_str());

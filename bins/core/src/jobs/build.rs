@@ -10,7 +10,9 @@
 //! through the one writer (stdout, the state file, the exit status).
 
 use crate::domain::config::{self, Config};
+use crate::domain::dockerignore::Rules;
 use crate::domain::nodes::NodeName;
+use crate::domain::own_dir::OwnDir;
 use crate::domain::record::{Failure, Fields, Record, Stage};
 use crate::domain::reference::{target_image, RepoName};
 use crate::framework::args::FleetOptions;
@@ -185,10 +187,7 @@ impl Tool for BuildArgs {
             None => DEFAULT_TIMEOUT,
         };
         let log = match &self.log {
-            Some(path) => Some(
-                File::create(path)
-                    .map_err(|e| UsageError(format!("--log {}: {e}", path.display())))?,
-            ),
+            Some(path) => Some(log_file(path).map_err(|e| UsageError(format!("--log {e}")))?),
             None => None,
         };
         let build = Build {
@@ -291,9 +290,12 @@ struct Host {
 /// What to build from: a local directory and its Dockerfile, or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Context {
+    /// The ignore rules are read once, before anything runs: a bad ignore
+    /// file is a usage error naming it, never a context sent without them.
     Directory {
         dir: PathBuf,
         dockerfile: PathBuf,
+        rules: Rules,
     },
     /// Docker fetches it; `dockerfile` is a path inside it, if given.
     Url {
@@ -342,7 +344,12 @@ impl Context {
                 }
             )));
         }
-        Ok(Context::Directory { dir, dockerfile })
+        let rules = tarball::context_rules(&dir, Some(&dockerfile)).map_err(UsageError)?;
+        Ok(Context::Directory {
+            dir,
+            dockerfile,
+            rules,
+        })
     }
 
     /// The Dockerfile's path inside the context, when it is inside.
@@ -351,6 +358,21 @@ impl Context {
         let file = dockerfile.canonicalize().ok()?;
         file.strip_prefix(&dir).ok().map(Path::to_path_buf)
     }
+}
+
+/// `--log FILE`, created in its directory's handle: never through a link,
+/// never in a directory another user could plant one in.
+fn log_file(path: &Path) -> Result<File, String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: names no file", path.display()))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    OwnDir::open(dir)?
+        .create_file(name)
+        .map_err(|e| e.to_string())
 }
 
 /// One build: where from, what to push as, where, and how to check it.
@@ -467,11 +489,15 @@ impl Build {
         match &self.context {
             Context::Url { url, dockerfile } => (dockerfile.clone(), url.clone()),
             Context::Tar { dockerfile, .. } => (dockerfile.clone(), "-".to_owned()),
-            Context::Directory { dir, dockerfile } if !self.host.on_node => (
+            Context::Directory {
+                dir, dockerfile, ..
+            } if !self.host.on_node => (
                 Some(dockerfile.display().to_string()),
                 dir.display().to_string(),
             ),
-            Context::Directory { dir, dockerfile } => {
+            Context::Directory {
+                dir, dockerfile, ..
+            } => {
                 let inside = Context::dockerfile_inside(dir, dockerfile)
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| OUTSIDE_DOCKERFILE.to_owned());
@@ -530,7 +556,12 @@ impl Build {
     /// The context packed for a node's docker (a directory sent as a tar on
     /// the session's stdin), none for a URL or on the gateway.
     fn packed_context(&self) -> Result<Option<tarball::Packed>, Failure> {
-        let Context::Directory { dir, dockerfile } = &self.context else {
+        let Context::Directory {
+            dir,
+            dockerfile,
+            rules,
+        } = &self.context
+        else {
             return Ok(None);
         };
         if !self.host.on_node {
@@ -539,12 +570,14 @@ impl Build {
         let (file, _) = self.inputs();
         let extra = (file.as_deref() == Some(OUTSIDE_DOCKERFILE))
             .then_some((dockerfile.as_path(), OUTSIDE_DOCKERFILE));
-        tarball::pack_context(dir, extra).map(Some).map_err(|e| {
-            Failure::new(
-                Stage::Build,
-                format!("cannot pack the context {}: {e}", dir.display()),
-            )
-        })
+        tarball::pack_context(dir, rules, extra)
+            .map(Some)
+            .map_err(|e| {
+                Failure::new(
+                    Stage::Build,
+                    format!("cannot pack the context {}: {e}", dir.display()),
+                )
+            })
     }
 
     /// Builds and pushes in one session, its log streaming as it comes;

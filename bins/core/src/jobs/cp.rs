@@ -1,6 +1,7 @@
 //! `baleine-cp`: files into the managed container of every node (`--to`), or out of it into DIR/NODE/ (`--from`), as tar streams over ssh.
 
 use crate::domain::nodes::NodeName;
+use crate::domain::own_dir::OwnDir;
 use crate::domain::record::{Failure, Fields, Stage};
 use crate::framework::cli::Tool;
 use crate::framework::fleet::{create_output_dir, CommandEnd, Fleet, Job, Remote, Session};
@@ -10,7 +11,7 @@ use crate::framework::UsageError;
 use crate::remote::protocol::{killed_line, OUTPUT_MARK};
 use crate::remote::quote::quote;
 use crate::remote::script::{Docker, Script};
-use crate::remote::ssh::{PayloadWiring, SessionIo, Sink};
+use crate::remote::ssh::{OutputFile, PayloadWiring, SessionIo, Sink};
 use crate::remote::tarball::{self, Packed};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -92,7 +93,7 @@ impl Tool for CpArgs {
                 let output_dir = self.output_dir.clone().ok_or_else(|| {
                     UsageError("--from PATH needs --output-dir DIR (each node's copy in DIR/NODE/)".into())
                 })?;
-                create_output_dir(&output_dir)?;
+                let output_dir = create_output_dir(&output_dir)?;
                 Direction::From { path, output_dir }
             }
             _ => {
@@ -144,7 +145,7 @@ enum Direction {
     },
     From {
         path: String,
-        output_dir: PathBuf,
+        output_dir: OwnDir,
     },
 }
 
@@ -189,7 +190,7 @@ impl CpJob {
 /// with --to and sources of its own, their tar (removed once it is sent).
 #[derive(Default)]
 pub struct Started {
-    received: Option<PathBuf>,
+    received: Option<OutputFile>,
     own: Option<Packed>,
 }
 
@@ -277,7 +278,10 @@ impl Job for CpJob {
             }
             Direction::From { output_dir, .. } => {
                 // Beside DIR/NODE, hidden, and removed once unpacked.
-                let received = output_dir.join(format!(".{node}.tar.part"));
+                let received = OutputFile {
+                    dir: output_dir.clone(),
+                    name: format!(".{node}.tar.part").into(),
+                };
                 remote.io = SessionIo {
                     payload: Some(PayloadWiring {
                         marker: OUTPUT_MARK.into(),
@@ -301,11 +305,11 @@ impl Job for CpJob {
     ) -> Result<Fields, Failure> {
         let received = started.received;
         // The received tar goes, whatever happens next.
-        struct Removed(Option<PathBuf>);
+        struct Removed(Option<OutputFile>);
         impl Drop for Removed {
             fn drop(&mut self) {
-                if let Some(path) = &self.0 {
-                    let _ = std::fs::remove_file(path);
+                if let Some(file) = &self.0 {
+                    file.dir.remove_file(&file.name);
                 }
             }
         }
@@ -335,15 +339,15 @@ impl Job for CpJob {
                         _ => Failure::new(Stage::Copy, "docker cp failed"),
                     });
                 }
-                let dest = output_dir.join(node.as_str());
-                std::fs::create_dir_all(&dest).map_err(|e| {
-                    Failure::new(
-                        Stage::Copy,
-                        format!("cannot create {}: {e}", dest.display()),
-                    )
-                })?;
-                let unpacked = tarball::open(tar)
-                    .and_then(|file| tarball::unpack(file, &dest))
+                // DIR/NODE by the handle of DIR, and unpacked through the
+                // handle of DIR/NODE: a directory or link planted there, or
+                // a parent renamed meanwhile, leads nowhere else.
+                let dest = output_dir.path().join(node.as_str());
+                let held = output_dir
+                    .subdir(std::ffi::OsStr::new(node.as_str()))
+                    .map_err(|e| Failure::new(Stage::Copy, format!("cannot write there: {e}")))?;
+                let unpacked = tarball::open(&output_dir.held_path().join(&tar.name))
+                    .and_then(|file| tarball::unpack(file, &held.held_path()))
                     .map_err(|e| {
                         Failure::new(Stage::Copy, format!("the node's tar is unreadable: {e}"))
                     })?;
@@ -390,7 +394,7 @@ mod tests {
             tag: "t".into(),
             direction: Direction::From {
                 path: "/root/my results".into(),
-                output_dir: PathBuf::from("/tmp"),
+                output_dir: OwnDir::open(Path::new("/tmp")).unwrap(),
             },
         };
         let script = job.script();

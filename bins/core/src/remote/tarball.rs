@@ -5,8 +5,14 @@
 //! directories and links that stay inside the destination, and names every
 //! entry it refused.
 
+use crate::domain::dockerignore::{Matched, Rules};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -48,149 +54,388 @@ fn temporary() -> io::Result<(Packed, tar::Builder<BufWriter<File>>)> {
     Ok((packed, builder))
 }
 
-/// Packs a build context as docker's own client sends it: the directory
-/// less what its `.dockerignore` excludes (a secret left out of the
-/// context must not reach the image), plus `extra` (a Dockerfile from
-/// outside it, under the name given), which is always sent.
-pub fn pack_context(dir: &Path, extra: Option<(&Path, &str)>) -> io::Result<Packed> {
-    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
-    let ignore = DockerIgnore::parse(&ignore);
-    let (mut packed, mut builder) = temporary()?;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(relative) = stack.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))? {
-            let entry = entry?;
-            let name = relative.join(entry.file_name());
-            let kind = entry.file_type()?;
-            let excluded = ignore.excludes(&name.to_string_lossy());
-            if kind.is_dir() {
-                // Walked even when excluded: a `!` pattern may bring a file back.
-                stack.push(name.clone());
-                if !excluded {
-                    builder.append_dir(&name, entry.path())?;
-                }
-            } else if !excluded
-                || name == Path::new("Dockerfile")
-                || name == Path::new(".dockerignore")
-            {
-                builder.append_path_with_name(entry.path(), &name)?;
-                if kind.is_file() {
-                    packed.files += 1;
-                    packed.bytes += entry.metadata()?.len();
-                }
-            }
-        }
+/// The most an ignore file may hold: more is no list of patterns.
+const MAX_IGNORE_FILE: u64 = 1024 * 1024;
+
+/// The ignore file of a build context, as BuildKit chooses it: beside the
+/// Dockerfile, `<Dockerfile>.dockerignore`, if there is one, else the
+/// context's `.dockerignore`. Read failing closed: a file that is there
+/// but unreadable, not a regular file, too large or not valid patterns is
+/// an error naming it (file:line), never a context sent without its rules.
+pub fn context_rules(dir: &Path, dockerfile: Option<&Path>) -> Result<Rules, String> {
+    let specific = dockerfile.and_then(|file| {
+        let name = file.file_name()?;
+        let mut ignore = name.to_owned();
+        ignore.push(".dockerignore");
+        Some(file.with_file_name(ignore))
+    });
+    let chosen = specific
+        .into_iter()
+        .chain([dir.join(".dockerignore")])
+        .find(|path| std::fs::symlink_metadata(path).is_ok());
+    let Some(path) = chosen else {
+        return Ok(Rules::default());
+    };
+    let bytes = read_small_file(&path, MAX_IGNORE_FILE)?;
+    Rules::parse(&bytes).map_err(|e| match e.line {
+        0 => format!("{}: {}", path.display(), e.why),
+        line => format!("{}:{line}: {}", path.display(), e.why),
+    })
+}
+
+/// A small regular file's bytes, read without ever blocking (a FIFO planted
+/// under its name is refused at once) nor reading past `most`.
+pub fn read_small_file(path: &Path, most: u64) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown}: not a regular file"));
     }
+    if meta.len() > most {
+        return Err(format!(
+            "{shown}: {} bytes, more than the {most} such a file may have",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(most + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    if bytes.len() as u64 > most {
+        return Err(format!("{shown}: grew past {most} bytes while read"));
+    }
+    Ok(bytes)
+}
+
+/// Packs a build context as docker sends it: the directory less what its
+/// ignore `rules` exclude (walked as BuildKit walks it: an excluded
+/// directory is still walked for what a `!` pattern brings back, and sent
+/// only before what it brings back), plus `extra` (a Dockerfile from
+/// outside it, under the name given). The Dockerfile and `.dockerignore`
+/// are always sent: the build needs the one, and a daemon that reads the
+/// other then drops both from what `COPY .` sees, when they are excluded.
+pub fn pack_context(dir: &Path, rules: &Rules, extra: Option<(&Path, &str)>) -> io::Result<Packed> {
+    let (packed, builder) = temporary()?;
+    let mut packer = Packer { builder, packed };
+    let root = open_dir_following(dir)?;
+    packer.walk_context(&root, Path::new(""), rules, None, &mut Vec::new())?;
     if let Some((path, name)) = extra {
-        builder.append_path_with_name(path, name)?;
+        packer.item(path, Path::new(name))?;
     }
-    builder.into_inner()?.flush()?;
-    Ok(packed)
-}
-
-/// `.dockerignore` as docker reads it: one pattern a line (`*`, `?`, `**`),
-/// `!` bringing back what an earlier line excluded, the last match winning;
-/// a pattern that matches a directory excludes what is in it.
-struct DockerIgnore(Vec<(bool, String)>);
-
-impl DockerIgnore {
-    fn parse(text: &str) -> DockerIgnore {
-        DockerIgnore(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(|l| match l.strip_prefix('!') {
-                    Some(rest) => (false, clean(rest)),
-                    None => (true, clean(l)),
-                })
-                .filter(|(_, p)| !p.is_empty())
-                .collect(),
-        )
-    }
-
-    fn excludes(&self, path: &str) -> bool {
-        let mut excluded = false;
-        for (exclude, pattern) in &self.0 {
-            // The path itself or one of its parents.
-            let mut prefix = String::new();
-            let matched = path.split('/').any(|part| {
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
-                prefix.push_str(part);
-                glob(pattern.as_bytes(), prefix.as_bytes())
-            });
-            if matched {
-                excluded = *exclude;
-            }
-        }
-        excluded
-    }
-}
-
-/// A pattern as docker cleans it: no leading `/` or `./`, no empty parts.
-fn clean(pattern: &str) -> String {
-    pattern
-        .trim()
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `*` and `?` within a part of a path, `**` across parts.
-fn glob(pattern: &[u8], path: &[u8]) -> bool {
-    match pattern {
-        [] => path.is_empty(),
-        [b'*', b'*', b'/', rest @ ..] => {
-            glob(rest, path)
-                || path
-                    .iter()
-                    .enumerate()
-                    .any(|(i, &c)| c == b'/' && glob(rest, &path[i + 1..]))
-        }
-        [b'*', b'*'] => true,
-        [b'*', rest @ ..] => (0..=path.len())
-            .take_while(|&i| i == 0 || path[i - 1] != b'/')
-            .any(|i| glob(rest, &path[i..])),
-        [b'?', rest @ ..] => path.first().is_some_and(|&c| c != b'/') && glob(rest, &path[1..]),
-        [b'\\', c, rest @ ..] | [c, rest @ ..] => path.first() == Some(c) && glob(rest, &path[1..]),
-    }
+    packer.finish()
 }
 
 /// Packs `items` (a local file or directory, and its name in the tar),
-/// modes kept and links stored as links, into a new temporary file.
+/// modes kept and links inside directories stored as links, into a new
+/// temporary file. An item given by a link is what it leads to.
 pub fn pack(items: &[(PathBuf, PathBuf)]) -> io::Result<Packed> {
-    let (mut packed, mut builder) = temporary()?;
+    let (packed, builder) = temporary()?;
+    let mut packer = Packer { builder, packed };
     for (local, name) in items {
-        let meta = std::fs::symlink_metadata(local)?;
-        if meta.is_dir() {
-            builder.append_dir_all(name, local)?;
-            count_files(local, &mut packed)?;
-        } else {
-            builder.append_path_with_name(local, name)?;
-            if meta.is_file() {
-                packed.files += 1;
-                packed.bytes += meta.len();
-            }
-        }
+        packer.item(local, name)?;
     }
-    builder.into_inner()?.flush()?;
-    Ok(packed)
+    packer.finish()
 }
 
-fn count_files(dir: &Path, packed: &mut Packed) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        if meta.is_dir() && !entry.file_type()?.is_symlink() {
-            count_files(&entry.path(), packed)?;
-        } else if meta.is_file() {
-            packed.files += 1;
-            packed.bytes += meta.len();
+/// Writes what it packs from open descriptors: every entry is opened
+/// under its directory's descriptor, never following a link (a link swapped
+/// in after the directory was listed is refused, not followed), checked to
+/// be what was listed, and a file's bytes are exactly the size its open
+/// descriptor had: one that changed while packed fails the packing, named.
+struct Packer {
+    builder: tar::Builder<BufWriter<File>>,
+    packed: Packed,
+}
+
+/// What an entry of a directory is, as listed (not followed).
+struct Listed {
+    name: OsString,
+    stat: FileStat,
+}
+
+impl Packer {
+    fn finish(self) -> io::Result<Packed> {
+        self.builder.into_inner()?.flush()?;
+        Ok(self.packed)
+    }
+
+    /// A file or directory given by the user, followed if a link.
+    fn item(&mut self, local: &Path, name: &Path) -> io::Result<()> {
+        let fd = open_following(local)?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(io::Error::from)?;
+        match kind_of(&stat) {
+            SFlag::S_IFDIR => {
+                self.header_only(name, &stat, tar::EntryType::Directory)?;
+                self.walk_all(&fd, name)
+            }
+            SFlag::S_IFREG => self.file(fd, &stat, name, local),
+            _ => Err(io::Error::other(format!(
+                "{}: not a regular file or a directory",
+                local.display()
+            ))),
         }
     }
-    Ok(())
+
+    /// Everything under an open directory, under `prefix` in the tar.
+    fn walk_all(&mut self, dir: &OwnedFd, prefix: &Path) -> io::Result<()> {
+        for listed in list(dir)? {
+            let name = prefix.join(&listed.name);
+            self.entry(dir, &listed, &name, &mut |packer, fd| {
+                packer.walk_all(fd, &name)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A context directory's entries, each judged by the ignore rules with
+    /// its directory's results; `pending`, the excluded directories above
+    /// it, sent only before something under them is.
+    fn walk_context(
+        &mut self,
+        dir: &OwnedFd,
+        prefix: &Path,
+        rules: &Rules,
+        parent: Option<&Matched>,
+        pending: &mut Vec<(PathBuf, FileStat)>,
+    ) -> io::Result<()> {
+        for listed in list(dir)? {
+            let name = prefix.join(&listed.name);
+            let (excluded, matched) = rules.excludes(name.as_os_str().as_bytes(), parent);
+            let always = prefix.as_os_str().is_empty()
+                && (listed.name == "Dockerfile" || listed.name == ".dockerignore");
+            let is_dir = kind_of(&listed.stat) == SFlag::S_IFDIR;
+            if excluded && !always {
+                if is_dir && rules.has_exclusions() {
+                    let sub = open_listed(dir, &listed)?;
+                    pending.push((name.clone(), listed.stat));
+                    self.walk_context(&sub, &name, rules, Some(&matched), pending)?;
+                    pending.pop();
+                }
+                continue;
+            }
+            for (path, stat) in pending.drain(..) {
+                self.header_only(&path, &stat, tar::EntryType::Directory)?;
+            }
+            self.entry(dir, &listed, &name, &mut |packer, fd| {
+                packer.walk_context(fd, &name, rules, Some(&matched), &mut Vec::new())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One listed entry: a directory (then `inside` walks it), a regular
+    /// file, a link (as a link), a FIFO or device (as docker sends them,
+    /// without content); a socket is nothing to send.
+    fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        listed: &Listed,
+        name: &Path,
+        inside: &mut dyn FnMut(&mut Packer, &OwnedFd) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match kind_of(&listed.stat) {
+            SFlag::S_IFDIR => {
+                let fd = open_listed(dir, listed)?;
+                self.header_only(name, &listed.stat, tar::EntryType::Directory)?;
+                inside(self, &fd)
+            }
+            SFlag::S_IFREG => {
+                let fd = open_listed(dir, listed)?;
+                self.file(fd, &listed.stat, name, name)
+            }
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(dir, listed.name.as_os_str())
+                    .map_err(io::Error::from)?;
+                let mut header = header_of(&listed.stat, tar::EntryType::Symlink, 0);
+                self.builder
+                    .append_link(&mut header, name, Path::new(&target))
+            }
+            SFlag::S_IFIFO => self.header_only(name, &listed.stat, tar::EntryType::Fifo),
+            SFlag::S_IFCHR => self.header_only(name, &listed.stat, tar::EntryType::Char),
+            SFlag::S_IFBLK => self.header_only(name, &listed.stat, tar::EntryType::Block),
+            _ => Ok(()),
+        }
+    }
+
+    fn header_only(
+        &mut self,
+        name: &Path,
+        stat: &FileStat,
+        kind: tar::EntryType,
+    ) -> io::Result<()> {
+        let mut header = header_of(stat, kind, 0);
+        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+            let rdev = stat.st_rdev;
+            header.set_device_major(nix::sys::stat::major(rdev) as u32)?;
+            header.set_device_minor(nix::sys::stat::minor(rdev) as u32)?;
+        }
+        self.builder.append_data(&mut header, name, io::empty())
+    }
+
+    /// A regular file's bytes: exactly the size it had once open, and it
+    /// must still have that size, and no more bytes, once copied.
+    fn file(
+        &mut self,
+        fd: OwnedFd,
+        listed: &FileStat,
+        name: &Path,
+        shown: &Path,
+    ) -> io::Result<()> {
+        let file = File::from(fd);
+        let stat = nix::sys::stat::fstat(&file).map_err(io::Error::from)?;
+        let changed = || {
+            io::Error::other(format!(
+                "{}: changed while it was packed (packed nothing of it)",
+                shown.display()
+            ))
+        };
+        if kind_of(&stat) != SFlag::S_IFREG
+            || stat.st_ino != listed.st_ino
+            || stat.st_dev != listed.st_dev
+        {
+            return Err(changed());
+        }
+        self.copy(&file, &stat, name).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => changed(),
+            _ => e,
+        })
+    }
+
+    /// The bytes of `file`, which had `stat` once open: a file that shrank
+    /// or grew since, or was written to, is InvalidData.
+    fn copy(&mut self, file: &File, stat: &FileStat, name: &Path) -> io::Result<()> {
+        let changed = || io::Error::from(io::ErrorKind::InvalidData);
+        let size = stat.st_size.max(0) as u64;
+        let mut header = header_of(&stat, tar::EntryType::Regular, size);
+        let mut exact = Exact { file, left: size };
+        self.builder
+            .append_data(&mut header, name, &mut exact)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => changed(),
+                _ => e,
+            })?;
+        let mut more = [0u8; 1];
+        let after = nix::sys::stat::fstat(file).map_err(io::Error::from)?;
+        if (&*file).read(&mut more)? != 0
+            || after.st_size != stat.st_size
+            || (after.st_mtime, after.st_mtime_nsec) != (stat.st_mtime, stat.st_mtime_nsec)
+        {
+            return Err(changed());
+        }
+        self.packed.files += 1;
+        self.packed.bytes += size;
+        Ok(())
+    }
+}
+
+/// Exactly `left` bytes of a file: fewer is an error (the file shrank), not
+/// a short tar entry.
+struct Exact<'a> {
+    file: &'a File,
+    left: u64,
+}
+
+impl Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.file.read(&mut buf[..most])?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= read as u64;
+        Ok(read)
+    }
+}
+
+fn kind_of(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
+}
+
+/// A tar header as docker's archive writes one: mode, owner, time.
+fn header_of(stat: &FileStat, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(stat.st_mode & 0o7777);
+    header.set_uid(u64::from(stat.st_uid));
+    header.set_gid(u64::from(stat.st_gid));
+    header.set_mtime(stat.st_mtime.max(0) as u64);
+    header
+}
+
+/// The entries of an open directory, sorted by name (as docker sends
+/// them), each as it is (links not followed).
+fn list(dir: &OwnedFd) -> io::Result<Vec<Listed>> {
+    let mut names: Vec<OsString> = Vec::new();
+    let mut listing = nix::dir::Dir::from_fd(dir.try_clone()?).map_err(io::Error::from)?;
+    for entry in listing.iter() {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_owned());
+        }
+    }
+    // The listing shares the offset of `dir`'s description: rewound for
+    // whoever lists it next.
+    drop(listing);
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let stat = nix::sys::stat::fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(io::Error::from)?;
+            Ok(Listed { name, stat })
+        })
+        .collect()
+}
+
+/// Opens a listed entry under its directory without following a link, and
+/// checks it is the very one listed.
+fn open_listed(dir: &OwnedFd, listed: &Listed) -> io::Result<OwnedFd> {
+    let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    if kind_of(&listed.stat) == SFlag::S_IFDIR {
+        flags |= OFlag::O_DIRECTORY;
+    }
+    let fd = nix::fcntl::openat(dir, listed.name.as_os_str(), flags, Mode::empty())
+        .map_err(io::Error::from)?;
+    let stat = nix::sys::stat::fstat(&fd).map_err(io::Error::from)?;
+    if stat.st_ino != listed.stat.st_ino || stat.st_dev != listed.stat.st_dev {
+        return Err(io::Error::other(format!(
+            "{}: replaced while it was packed",
+            Path::new(&listed.name).display()
+        )));
+    }
+    Ok(fd)
+}
+
+/// Opens what the user named (a link there is followed, as `cp -H` does),
+/// without blocking on a FIFO.
+fn open_following(path: &Path) -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
+}
+
+fn open_dir_following(path: &Path) -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
 }
 
 /// What an unpacking wrote, and what it refused (`path: why`).
@@ -223,6 +468,9 @@ pub fn unpack(tar: impl Read, dest: &Path) -> io::Result<Unpacked> {
     let mut unpacked = Unpacked::default();
     let mut archive = tar::Archive::new(tar);
     archive.set_preserve_permissions(false);
+    // The user's umask, never the node's say-so: a 0777 directory or a
+    // 0666 file from a node lands as 0755 and 0644 under umask 022.
+    archive.set_mask(crate::domain::own_dir::umask());
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
     for entry in archive.entries()? {
@@ -597,45 +845,132 @@ mod tests {
         let _ = std::fs::remove_dir_all(root);
     }
 
-    #[test]
-    fn dockerignore_keeps_secrets_out_of_a_context() {
-        let ignore = DockerIgnore::parse(
-            "# secrets\n.git\n*.key\n**/.env\nlogs/\n!logs/keep.txt\n/build/*.o\n",
-        );
-        for out in [
-            ".git",
-            ".git/config",
-            "id.key",
-            ".env",
-            "a/b/.env",
-            "logs/x.log",
-            "build/m.o",
-        ] {
-            assert!(ignore.excludes(out), "{out} sent");
-        }
-        for kept in [
-            "Dockerfile",
-            "src/main.rs",
-            "a/id.key",
-            "logs/keep.txt",
-            "build/m.c",
-        ] {
-            assert!(!ignore.excludes(kept), "{kept} left out");
-        }
-        let root = scratch("context");
-        std::fs::create_dir_all(root.join(".git")).unwrap();
-        std::fs::write(root.join(".git/config"), "x").unwrap();
-        std::fs::write(root.join("Dockerfile"), "FROM busybox").unwrap();
-        std::fs::write(root.join("app.txt"), "app").unwrap();
-        std::fs::write(root.join(".dockerignore"), ".git\nDockerfile\n").unwrap();
-        let packed = pack_context(&root, None).unwrap();
+    fn names_in(packed: &Packed) -> Vec<String> {
         let mut names: Vec<String> = tar::Archive::new(open(&packed.path).unwrap())
             .entries()
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         names.sort();
-        assert_eq!(names, [".dockerignore", "Dockerfile", "app.txt"]);
+        names
+    }
+
+    #[test]
+    fn a_context_is_sent_as_buildkit_walks_it() {
+        let root = scratch("context");
+        for dir in [".git", "logs", "build"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for (file, text) in [
+            (".git/config", "x"),
+            ("Dockerfile", "FROM busybox"),
+            ("app.txt", "app"),
+            ("id.key", "secret"),
+            ("logs/x.log", "log"),
+            ("logs/keep.txt", "kept"),
+            ("build/m.o", "o"),
+        ] {
+            std::fs::write(root.join(file), text).unwrap();
+        }
+        let ignore = ".git\nDockerfile\n*.key\nlogs\n!logs/keep.txt\n/build/*.o\n";
+        std::fs::write(root.join(".dockerignore"), ignore).unwrap();
+        let rules = context_rules(&root, Some(&root.join("Dockerfile"))).unwrap();
+        let packed = pack_context(&root, &rules, None).unwrap();
+        // `logs` is sent only for the file brought back under it; the
+        // Dockerfile and the ignore file always (the daemon drops them).
+        assert_eq!(
+            names_in(&packed),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app.txt",
+                "build",
+                "logs",
+                "logs/keep.txt"
+            ]
+        );
+        // The Dockerfile's own ignore file, when there is one, instead.
+        std::fs::write(root.join("Dockerfile.dockerignore"), "app.txt\n").unwrap();
+        let rules = context_rules(&root, Some(&root.join("Dockerfile"))).unwrap();
+        let names = names_in(&pack_context(&root, &rules, None).unwrap());
+        assert!(!names.contains(&"app.txt".to_owned()), "{names:?}");
+        assert!(names.contains(&"id.key".to_owned()), "{names:?}");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn an_ignore_file_that_cannot_be_read_as_docker_would_is_refused_by_name() {
+        let root = scratch("bad-ignore");
+        std::fs::create_dir_all(&root).unwrap();
+        let ignore = root.join(".dockerignore");
+        nix::unistd::mkfifo(&ignore, Mode::from_bits_truncate(0o600)).unwrap();
+        let error = context_rules(&root, None).unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+        std::fs::remove_file(&ignore).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &ignore).unwrap();
+        let error = context_rules(&root, None).unwrap_err();
+        assert!(
+            error.contains(".dockerignore: not a regular file"),
+            "{error}"
+        );
+        std::fs::remove_file(&ignore).unwrap();
+        std::fs::write(&ignore, "ok\n[z-a]\n").unwrap();
+        let error = context_rules(&root, None).unwrap_err();
+        assert!(error.contains(".dockerignore:2: "), "{error}");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_file_that_changes_while_packed_fails_the_packing_by_name() {
+        let root = scratch("grows");
+        std::fs::create_dir_all(&root).unwrap();
+        let path = root.join("app.log");
+        std::fs::write(&path, "line\n").unwrap();
+        let mut packer = Packer {
+            builder: temporary().unwrap().1,
+            packed: temporary().unwrap().0,
+        };
+        // Appended to after its open: its extra bytes would have been
+        // read as tar entries of their own. Refused instead.
+        let file = File::open(&path).unwrap();
+        let stat = nix::sys::stat::fstat(&file).unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        log.write_all(b"etc/cron.d/evil\n").unwrap();
+        let error = packer.copy(&file, &stat, Path::new("app.log")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        // Cut short after its open.
+        let file = File::open(&path).unwrap();
+        let stat = nix::sys::stat::fstat(&file).unwrap();
+        log.set_len(2).unwrap();
+        let error = packer.copy(&file, &stat, Path::new("app.log")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        // Another file than the one listed: named, refused.
+        std::fs::write(root.join("other"), "x").unwrap();
+        let listed = nix::sys::stat::stat(&root.join("other")).unwrap();
+        let fd = open_following(&path).unwrap();
+        let named = packer.file(fd, &listed, Path::new("app.log"), &path);
+        assert!(named
+            .unwrap_err()
+            .to_string()
+            .contains("app.log: changed while it was packed"));
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_link_swapped_in_after_the_listing_is_not_followed() {
+        let root = scratch("swap");
+        std::fs::create_dir_all(root.join("ctx")).unwrap();
+        std::fs::write(root.join("ctx/notes.txt"), "mine").unwrap();
+        std::fs::write(root.join("secret"), "theirs").unwrap();
+        let dir = open_dir_following(&root.join("ctx")).unwrap();
+        let listed = list(&dir).unwrap();
+        std::fs::remove_file(root.join("ctx/notes.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), root.join("ctx/notes.txt")).unwrap();
+        let error = open_listed(&dir, &listed[0]).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(nix::libc::ELOOP), "{error}");
         let _ = std::fs::remove_dir_all(root);
     }
 

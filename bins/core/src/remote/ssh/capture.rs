@@ -1,8 +1,10 @@
 //! Reading a session's streams: the script's own output, and a command's output into memory (capped) or a file.
 
+use crate::domain::own_dir::OwnDir;
 use crate::domain::record::Stage;
 use crate::remote::protocol::{decode, Captured, Mark, Payload};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
@@ -14,10 +16,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Sink {
     /// Kept in memory, at most this many bytes (the rest is counted, not kept).
     Memory(usize),
-    /// Written in full to this file.
-    File(PathBuf),
+    /// Written in full to this file, created in its directory's handle.
+    File(OutputFile),
     /// Handed over line by line as the lines come (counted, not kept).
     Lines(LineFeed),
+}
+
+/// A file to write in an output directory of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub dir: OwnDir,
+    pub name: OsString,
+}
+
+impl OutputFile {
+    /// Where it is, for messages and records.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join(&self.name)
+    }
 }
 
 /// Where each line of a stream goes as it arrives: a line without its
@@ -249,10 +265,10 @@ impl<'a> SinkWriter<'a> {
         let (limit, file) = match sink {
             Sink::Memory(limit) => (*limit, None),
             Sink::Lines(_) => (0, None),
-            Sink::File(path) => match File::create(path) {
+            Sink::File(output) => match output.dir.create_file(&output.name) {
                 Ok(file) => (0, Some(file)),
                 Err(e) => {
-                    captured.text = format!("cannot write {}: {e}", path.display());
+                    captured.text = format!("cannot write: {e}");
                     captured.truncated = true;
                     (0, None)
                 }
@@ -393,14 +409,21 @@ mod tests {
 
     #[test]
     fn file_sinks_get_everything_and_the_record_only_the_count() {
-        let path = std::env::temp_dir().join(format!("baleine-capture-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("baleine-capture-{}", std::process::id()));
+        let output = OutputFile {
+            dir: OwnDir::open(&dir).unwrap(),
+            name: "out".into(),
+        };
         let data = vec![b'x'; 200_000];
-        let captured = keep(Some(&data[..]), &Sink::File(path.clone()));
+        let captured = keep(Some(&data[..]), &Sink::File(output.clone()));
         assert_eq!((captured.bytes, captured.text.as_str()), (200_000, ""));
-        assert_eq!(std::fs::read(&path).unwrap().len(), 200_000);
-        let _ = std::fs::remove_file(path);
-        let unwritable = keep(Some(&b"x"[..]), &Sink::File("/nonexistent/dir/file".into()));
+        assert_eq!(std::fs::read(output.path()).unwrap().len(), 200_000);
+        // A directory where the file goes: said, not a panic.
+        std::fs::remove_file(output.path()).unwrap();
+        std::fs::create_dir(output.path()).unwrap();
+        let unwritable = keep(Some(&b"x"[..]), &Sink::File(output));
         assert!(unwritable.truncated && unwritable.text.starts_with("cannot write"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

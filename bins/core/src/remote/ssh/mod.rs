@@ -43,7 +43,7 @@ impl DetachedCommand for Command {
 }
 
 pub use argv::Ssh;
-pub use capture::{LineFeed, PayloadWiring, SessionIo, Sink, StageEvents};
+pub use capture::{LineFeed, OutputFile, PayloadWiring, SessionIo, Sink, StageEvents};
 
 impl Ssh {
     /// Opens the connection kept for `node`, unless one is open: a separate
