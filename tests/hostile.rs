@@ -14,6 +14,9 @@
 //! | 8 escape sequences on a terminal | a node's ESC, BEL and C1 CSI in its error | shown escaped in the terminal's summary |
 //! | 10 a password others can read | REGISTRY_PASSWORD in a 644 file; REGISTRY_PASSWORD_FILE | a warning; a readable password file is refused (exit 2), a private one is used |
 //! | 11 malformed deploy requests | a record's field of the wrong type, 10 MB in a field, an image with a newline, a digest of another repository | exit 2 naming the line and the field; no session opened, the nodes read with it not started |
+//! | 12 an ignore file read loosely | `.dockerignore` a FIFO, a link to /dev/zero, 2 MB, a bad pattern | exit 2 at once naming the file (and line); nothing built |
+//! | 13 a link planted where output goes | `DIR/fit01.out -> victim`; a directory others can write to | the link replaced, the victim untouched; the directory refused, exit 2 |
+//! | 14 a blocking local input | a FIFO as the configuration or a source to send; a stdin that never ends (deploy, destroy, save, rmi) | exit 2 naming the file at once; SIGTERM ends the wait, 143 |
 //!
 //! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
 
@@ -561,5 +564,197 @@ fn a_malformed_request_record_is_refused_and_no_node_starts() {
             "a session was opened: {:?}",
             std::fs::read_to_string(&log)
         );
+    }
+}
+
+/// A context directory of the test's own with `Dockerfile`, and `ignore`
+/// made by the caller.
+fn build_context(env: &TestEnv) -> std::path::PathBuf {
+    env.write("ctx/Dockerfile", "FROM busybox\nCOPY . /ctx\n");
+    env.path("ctx")
+}
+
+/// Class 12. An ignore file that cannot be read as Docker reads it fails
+/// the build at once, naming it: never a context sent without its rules.
+#[test]
+fn an_ignore_file_that_cannot_be_read_is_refused_naming_it() {
+    let env = TestEnv::new();
+    let ctx = build_context(&env);
+    let ignore = ctx.join(".dockerignore");
+    let build = |expected: &str| {
+        Test::new("baleine-build")
+            .args(&["-t", "exp:v1", "--on", "fit01", ctx.to_str().unwrap()])
+            .status(2)
+            .stderr(expected)
+            .run();
+    };
+    nix::unistd::mkfifo(&ignore, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    build(".dockerignore: not a regular file");
+    std::fs::remove_file(&ignore).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &ignore).unwrap();
+    build(".dockerignore: not a regular file");
+    std::fs::remove_file(&ignore).unwrap();
+    std::fs::write(&ignore, "x".repeat(2 << 20)).unwrap();
+    build("more than the 1048576 such a file may have");
+    // Latin-1 in a comment is bytes, not a reason to drop the rules; a
+    // pattern Docker refuses is refused with its line.
+    std::fs::write(&ignore, b"# caf\xe9\n*.key\n[z-a]\n").unwrap();
+    build(".dockerignore:3: syntax error in pattern");
+    // The Dockerfile's own ignore file is the one read, when there is one.
+    std::fs::write(&ignore, "*.key\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile.dockerignore"), "!\n").unwrap();
+    build("Dockerfile.dockerignore:1: illegal exclusion pattern");
+}
+
+/// Class 13. Output files are created in their directory's handle: a link
+/// planted where one goes is replaced, never written through; a directory
+/// other users can write to is refused before anything runs.
+#[test]
+fn a_link_planted_in_an_output_directory_is_never_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let out = env.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = env.write("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, out.join("fit01.out")).unwrap();
+    Test::new("baleine-exec")
+        .local_nodes()
+        .args(&[
+            "fit01",
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--",
+            "echo",
+            "hello",
+        ])
+        .status(0)
+        .nodes(1)
+        .run();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let written = out.join("fit01.out");
+    assert!(!written.is_symlink());
+    assert_eq!(std::fs::read_to_string(written).unwrap(), "hello\n");
+    // A directory any user can write to: refused, nothing runs.
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for tool in ["baleine-exec", "baleine-logs"] {
+        let mut args = vec!["fit01", "--output-dir", out.to_str().unwrap()];
+        if tool == "baleine-exec" {
+            args.extend(["--", "true"]);
+        }
+        Test::new(tool)
+            .local_nodes()
+            .args(&args)
+            .status(2)
+            .stderr("other users can write to it (mode 0777, no sticky bit)")
+            .run();
+    }
+    let log = out.join("build.log");
+    let ctx = build_context(&env);
+    Test::new("baleine-build")
+        .args(&[
+            "-t",
+            "exp:v1",
+            "--log",
+            log.to_str().unwrap(),
+            "--dry-run",
+            ctx.to_str().unwrap(),
+        ])
+        .status(2)
+        .stderr("--log ")
+        .stderr("other users can write to it")
+        .run();
+}
+
+/// Waits until `pid` handles SIGTERM (its handlers are in): a signal sent
+/// before would kill it as the default action does.
+fn handles_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+/// Class 14. A local input that would block is refused at once, or its
+/// wait ends with the signal.
+#[test]
+fn a_blocking_local_input_never_outlasts_a_signal() {
+    let env = TestEnv::new();
+    let fifo = env.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A FIFO as the configuration, or as a file to send: refused, named.
+    let mut command = Command::new(binary("baleine-ps"));
+    common::scrub_environment(&mut command);
+    let out = command
+        .args(["fit01"])
+        .env("BALEINE_CONFIG", &fifo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    Test::new("baleine-cp")
+        .args(&["fit01", "--to", "/in", "--", fifo.to_str().unwrap()])
+        .status(2)
+        .stderr("not a regular file or a directory")
+        .run();
+    // A stdin that never ends, read whole before any node starts: the
+    // signal ends the wait, every node read so far gets its record.
+    let conf = env.write("baleine.conf", &(env.base_config() + &env.local_nodes()));
+    for (tool, args) in [
+        (
+            "baleine-deploy",
+            vec!["-i", "busybox", "--bootstrap", "default"],
+        ),
+        ("baleine-save", vec!["-n", "exp:v1"]),
+        ("baleine-destroy", vec!["-y"]),
+        ("baleine-rmi", vec!["-y"]),
+    ] {
+        let mut command = Command::new(binary(tool));
+        common::scrub_environment(&mut command);
+        let mut child = command
+            .args(&args)
+            .env("BALEINE_CONFIG", &conf)
+            .env("HOME", env.path("home"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let line = if tool == "baleine-rmi" {
+            "exp:v1\n"
+        } else {
+            "fit01\n"
+        };
+        stdin.write_all(line.as_bytes()).unwrap();
+        let pid = child.id();
+        common::wait_until("the tool handles SIGTERM", 30, || handles_sigterm(pid));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(143),
+            "{tool}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // What was read before the signal, if anything, got its record:
+        // done already (destroy -y streams), or not started.
+        for record in stdout.lines() {
+            let record: serde_json::Value = serde_json::from_str(record).unwrap();
+            assert!(
+                record["ok"] == true || record["stage"] == "interrupted",
+                "{tool}: {record}"
+            );
+        }
     }
 }

@@ -510,6 +510,9 @@ pub fn login_name() -> String {
         .unwrap_or_else(|| nix::unistd::getuid().to_string())
 }
 
+/// The most a configuration file may hold.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
 /// Loads the configuration from the standard files and the process environment.
 pub fn load() -> Result<Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
@@ -539,7 +542,12 @@ pub fn load_from(
 ) -> Result<Config, ConfigError> {
     let mut settings = Settings::defaults();
     for source in sources {
-        let text = match fs::read_to_string(&source.path) {
+        // Never blocks: a FIFO under the name is refused, not waited on.
+        let read = crate::domain::own_dir::read_regular_file(&source.path, MAX_CONFIG_FILE)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            });
+        let text = match read {
             Ok(text) => text,
             Err(error) if error.kind() == io::ErrorKind::NotFound && source.named_by.is_none() => {
                 continue
@@ -693,16 +701,11 @@ fn password_file(path: &str) -> Result<String, String> {
             "{path} is readable by others (mode {mode:o}): chmod 600 it"
         ));
     }
-    // A password is one short line: read no more than that.
-    let mut text = String::new();
-    io::Read::read_to_string(
-        &mut io::Read::take(
-            fs::File::open(path).map_err(|e| format!("{path}: {e}"))?,
-            4096,
-        ),
-        &mut text,
-    )
-    .map_err(|e| format!("{path}: {e}"))?;
+    // A password is one short line: read no more than that, and never
+    // wait on a FIFO swapped in since.
+    let bytes = crate::domain::own_dir::read_regular_file(Path::new(path), 4096)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let text = String::from_utf8_lossy(&bytes);
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 

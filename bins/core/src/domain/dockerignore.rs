@@ -826,7 +826,7 @@ mod tests {
         let mut at = 0;
         loop {
             let end = path[at..].find('/').map_or(path.len(), |i| at + i);
-            let (out, matched) = rules.excludes(path[..end].as_bytes(), parent.as_ref());
+            let (out, matched) = rules.excludes(&path.as_bytes()[..end], parent.as_ref());
             if end == path.len() {
                 return out;
             }

@@ -188,6 +188,36 @@ fn group_is_ours_alone(gid: u32) -> bool {
     group.name == user.name && group.mem.iter().all(|m| *m == user.name) && user.gid.as_raw() == gid
 }
 
+/// A small regular file's bytes, read without ever blocking (a FIFO planted
+/// under its name is refused at once, not waited on) nor reading past
+/// `most`. The errors keep their kind (NotFound) and say what is wrong.
+pub fn read_regular_file(path: &Path, most: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > most {
+        return Err(io::Error::other(format!(
+            "{} bytes, more than the {most} such a file may have",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(most + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > most {
+        return Err(io::Error::other(format!(
+            "grew past {most} bytes while read"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The process's umask, as the kernel says it (reading it with umask(2)
 /// would change it for every thread meanwhile).
 pub fn umask() -> u32 {

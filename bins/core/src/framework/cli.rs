@@ -80,6 +80,12 @@ pub fn main<T: Tool>() -> ExitCode {
     };
     match parsed.args.run(parsed.trailing) {
         Ok(code) => code,
+        // Ctrl-C while the tool waited on its input: interrupted, not a
+        // usage error, whatever the wait made of it.
+        Err(UsageError(message)) if crate::domain::stop::interrupted() => {
+            eprintln!("{tool}: {message}");
+            ExitCode::from(exit::interrupted_status())
+        }
         Err(UsageError(message)) => {
             eprintln!("{tool}: {message}");
             ExitCode::from(exit::USAGE)

@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader, Write};
 
 /// Asks `question` on the terminal (`/dev/tty`: stdin may be carrying the
 /// input) and says whether the answer was yes. Without a terminal, a usage
-/// error telling to pass `-y` (`what` is the tool's verb).
+/// error telling to pass `-y` (`what` is the tool's verb). Interrupted
+/// while waiting for the answer: false (the run's stop flag says why).
 pub fn ask(question: &str, what: &str) -> Result<bool, UsageError> {
     let no_terminal = || {
         UsageError(format!(
@@ -19,9 +20,20 @@ pub fn ask(question: &str, what: &str) -> Result<bool, UsageError> {
         .open("/dev/tty")
         .map_err(|_| no_terminal())?;
     write!(tty, "{question} [y/N] ").map_err(|_| no_terminal())?;
-    let mut answer = String::new();
-    BufReader::new(tty)
-        .read_line(&mut answer)
-        .map_err(|_| no_terminal())?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    // Ctrl-C at the question is no answer: false, and the caller sees
+    // the run interrupted.
+    let answer = crate::framework::signals::unless_interrupted(move || {
+        let mut answer = String::new();
+        BufReader::new(tty).read_line(&mut answer).map(|_| answer)
+    });
+    match answer {
+        None => {
+            eprintln!();
+            Ok(false)
+        }
+        Some(answer) => {
+            let answer = answer.map_err(|_| no_terminal())?;
+            Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+        }
+    }
 }

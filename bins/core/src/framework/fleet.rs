@@ -408,7 +408,20 @@ impl Fleet {
     /// The whole node input, for jobs that need the list before any work
     /// (save's tags, --bootstrap, destroy's confirmation).
     pub fn all_inputs(&self, check: Option<RequestCheck>) -> Vec<Input> {
-        self.inputs(check).iter().collect()
+        let inputs = self.inputs(check);
+        let mut all = Vec::new();
+        // A stdin that never ends must not outlast Ctrl-C: what was read
+        // then is all there is (the run that follows starts none of it).
+        loop {
+            match inputs.recv_timeout(Duration::from_millis(50)) {
+                Ok(input) => all.push(input),
+                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => return all,
+                Err(crossbeam::channel::RecvTimeoutError::Timeout) if stop::interrupted() => {
+                    return all
+                }
+                Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 
     /// Runs `job` on every node (one record each) and returns the exit status.

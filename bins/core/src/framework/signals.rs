@@ -7,6 +7,27 @@ extern "C" fn on_signal(signal: nix::libc::c_int) {
     stop::signal_received(signal);
 }
 
+/// Runs `work` (a wait on something outside: a terminal's answer, a pipe)
+/// in a thread of its own and returns its result, or `None` as soon as
+/// the run is interrupted: a blocking read restarts after our handler, so
+/// only this way does Ctrl-C end the wait. The thread is left behind.
+pub fn unless_interrupted<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (done, result) = crossbeam::channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    loop {
+        match result.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(value) => return Some(value),
+            Err(_) if stop::interrupted() => return None,
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
 /// Routes SIGINT, SIGTERM and SIGHUP to the interrupted flag.
 pub fn install_handlers() {
     let action = SigAction::new(

@@ -258,6 +258,9 @@ impl BuildArgs {
             .into_iter()
             .filter_map(|input| input.work().map(|(node, _)| node.clone()))
             .collect();
+        if crate::domain::stop::interrupted() {
+            return Err(UsageError("interrupted while reading the node".into()));
+        }
         let [one] = nodes.as_slice() else {
             return Err(UsageError(format!(
                 "--on {node:?}: give one node to build on"

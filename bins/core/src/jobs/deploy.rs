@@ -1184,7 +1184,7 @@ fn bootstrap_then_run(fleet: &Fleet, ndz: &str, job: &DeployJob) -> ExitCode {
         .filter_map(Input::node)
         .map(String::from)
         .collect();
-    let failed = if nodes.is_empty() || fleet.dry_run || stop::input_refused().is_some() {
+    let failed = if nodes.is_empty() || fleet.dry_run || stop::stopping() {
         Vec::new()
     } else {
         bootstrap(fleet, ndz, &nodes)

@@ -49,6 +49,10 @@ impl Tool for DestroyArgs {
             return Ok(fleet.run(&job));
         }
         match confirmed(&fleet)? {
+            _ if crate::domain::stop::interrupted() => {
+                eprintln!("baleine-destroy: interrupted, nothing removed");
+                Ok(ExitCode::from(crate::framework::exit::interrupted_status()))
+            }
             Some(inputs) => Ok(fleet.run_inputs(&job, &replay(inputs), Vec::new())),
             // Not 1, which says a node failed: nothing was done.
             None => {
@@ -136,7 +140,7 @@ fn confirmed(fleet: &Fleet) -> Result<Option<Vec<Input>>, UsageError> {
     }
     let inputs = fleet.all_inputs(None);
     let nodes: Vec<&str> = inputs.iter().filter_map(Input::node).collect();
-    if nodes.is_empty() {
+    if nodes.is_empty() || crate::domain::stop::interrupted() {
         return Ok(Some(inputs));
     }
     let question = format!(

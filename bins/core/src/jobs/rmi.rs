@@ -83,6 +83,9 @@ const COLUMNS: &[Column] = &[
     },
 ];
 
+/// The most tags one rmi deletes from stdin: a runaway pipe is no plan.
+const MAX_TAGS: usize = 100_000;
+
 impl Tool for RmiArgs {
     const NAME: &'static str = "baleine-rmi";
 
@@ -109,7 +112,21 @@ impl Tool for RmiArgs {
                     "no tags: give NAME:TAG arguments, or baleine-list's lines on stdin".into(),
                 ));
             }
-            for (number, line) in (1..).zip(std::io::stdin().lock().lines()) {
+            // Read whole in a thread of its own: Ctrl-C ends the wait.
+            let lines = crate::framework::signals::unless_interrupted(|| {
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .take(MAX_TAGS + 1)
+                    .collect::<Vec<_>>()
+            });
+            let Some(lines) = lines else {
+                return Ok(ExitCode::from(exit::interrupted_status()));
+            };
+            if lines.len() > MAX_TAGS {
+                return Err(UsageError(format!("more than {MAX_TAGS} lines on stdin")));
+            }
+            for (number, line) in (1..).zip(lines) {
                 let line = line.map_err(|e| UsageError(format!("stdin line {number}: {e}")))?;
                 if line.trim().is_empty() {
                     continue;
@@ -135,6 +152,10 @@ impl Tool for RmiArgs {
                 names.join(" ")
             );
             if !confirm::ask(&question, "delete")? {
+                if stop::interrupted() {
+                    eprintln!("baleine-rmi: interrupted, nothing deleted");
+                    return Ok(ExitCode::from(exit::interrupted_status()));
+                }
                 eprintln!("baleine-rmi: cancelled, nothing deleted");
                 return Ok(ExitCode::from(exit::USAGE));
             }

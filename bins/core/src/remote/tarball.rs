@@ -6,6 +6,7 @@
 //! entry it refused.
 
 use crate::domain::dockerignore::{Matched, Rules};
+use crate::domain::own_dir::read_regular_file;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use std::ffi::{OsStr, OsString};
@@ -76,42 +77,12 @@ pub fn context_rules(dir: &Path, dockerfile: Option<&Path>) -> Result<Rules, Str
     let Some(path) = chosen else {
         return Ok(Rules::default());
     };
-    let bytes = read_small_file(&path, MAX_IGNORE_FILE)?;
+    let bytes = read_regular_file(&path, MAX_IGNORE_FILE)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Rules::parse(&bytes).map_err(|e| match e.line {
         0 => format!("{}: {}", path.display(), e.why),
         line => format!("{}:{line}: {}", path.display(), e.why),
     })
-}
-
-/// A small regular file's bytes, read without ever blocking (a FIFO planted
-/// under its name is refused at once) nor reading past `most`.
-pub fn read_small_file(path: &Path, most: u64) -> Result<Vec<u8>, String> {
-    let shown = path.display();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown}: not a regular file"));
-    }
-    if meta.len() > most {
-        return Err(format!(
-            "{shown}: {} bytes, more than the {most} such a file may have",
-            meta.len()
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(most + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
-    if bytes.len() as u64 > most {
-        return Err(format!("{shown}: grew past {most} bytes while read"));
-    }
-    Ok(bytes)
 }
 
 /// Packs a build context as docker sends it: the directory less what its
@@ -313,7 +284,7 @@ impl Packer {
     fn copy(&mut self, file: &File, stat: &FileStat, name: &Path) -> io::Result<()> {
         let changed = || io::Error::from(io::ErrorKind::InvalidData);
         let size = stat.st_size.max(0) as u64;
-        let mut header = header_of(&stat, tar::EntryType::Regular, size);
+        let mut header = header_of(stat, tar::EntryType::Regular, size);
         let mut exact = Exact { file, left: size };
         self.builder
             .append_data(&mut header, name, &mut exact)
