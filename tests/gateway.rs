@@ -40,8 +40,9 @@ fn every_registry_listens_on_one_named_address_and_publishes_no_secret() {
         let keys = yaml_keys(&text);
         let addr = keys.get("http.addr").expect("an http.addr");
         let host = addr.rsplit_once(':').map_or("", |(host, _)| host);
+        let socket = keys.get("http.net").is_some_and(|net| net == "unix");
         assert!(
-            !host.is_empty() && !["0.0.0.0", "[::]", "::"].contains(&host),
+            socket || (!host.is_empty() && !["0.0.0.0", "[::]", "::"].contains(&host)),
             "{name} listens on every address: {addr:?}"
         );
         assert!(
@@ -52,14 +53,26 @@ fn every_registry_listens_on_one_named_address_and_publishes_no_secret() {
 }
 
 #[test]
-fn only_the_loopback_instance_can_delete_and_the_mirror_has_its_own_storage() {
+fn only_the_admin_group_s_socket_can_delete_and_the_mirror_has_its_own_storage() {
     let repo = yaml_keys(&shipped("registry-repo.yml"));
     let admin = yaml_keys(&shipped("registry-repo-admin.yml"));
     let mirror = yaml_keys(&shipped("registry-mirror.yml"));
     assert_eq!(repo["storage.delete.enabled"], "false");
     assert_eq!(mirror.get("storage.delete.enabled"), None);
     assert_eq!(admin["storage.delete.enabled"], "true");
-    assert!(admin["http.addr"].starts_with("127.0.0.1:"));
+    // A socket in the directory tmpfiles makes for the admin group alone,
+    // where the unit may write and creates the socket 0770.
+    assert_eq!(admin["http.net"], "unix");
+    assert_eq!(admin["http.addr"], "/run/baleine-admin/registry.sock");
+    assert!(shipped("baleine-tmpfiles.conf")
+        .contains("d /run/baleine-admin 2750 baleine-registry baleine-admin -"));
+    assert!(shipped("baleine-sysusers.conf").contains("g baleine-admin -"));
+    let unit = shipped("baleine-registry-repo-admin.service");
+    assert!(unit.contains("\nUMask=0007\n"), "{unit}");
+    assert!(
+        unit.contains("\nReadWritePaths=/run/baleine-admin\n"),
+        "{unit}"
+    );
     let root = "storage.filesystem.rootdirectory";
     assert_eq!(
         admin[root], repo[root],
@@ -96,11 +109,16 @@ fn the_units_run_unprivileged_and_may_only_bind_low_ports() {
             "{unit}"
         );
         let writable = set("ReadWritePaths");
-        assert_eq!(writable.len(), 1, "{unit}");
         assert!(
             writable[0].starts_with("/var/lib/baleine/registry-"),
             "{unit}: {writable:?}"
         );
+        // Its storage, and for the admin instance its socket's directory.
+        let expected: &[&str] = match unit {
+            "baleine-registry-repo-admin.service" => &["/run/baleine-admin"],
+            _ => &[],
+        };
+        assert_eq!(&writable[1..], expected, "{unit}");
     }
 }
 

@@ -181,12 +181,37 @@ fn rhubarbe_names_exactly_the_nodes_that_answer_ssh() {
     }
 }
 
+/// The testbed's admin group (tests/testbed/testbed): a gid no account has.
+const ADMIN_GID: &str = "64123";
+
+/// `command` as user 65534, a member of the admin group or not.
+fn as_another_user(member: bool, command: &mut Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped.args(["--reuid=65534", "--regid=65534"]);
+    match member {
+        true => wrapped.arg(format!("--groups={ADMIN_GID}")),
+        false => wrapped.arg("--clear-groups"),
+    };
+    wrapped.arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
 #[test]
-fn deletes_go_through_the_loopback_admin_instance_only() {
+fn only_the_admin_group_can_delete_through_its_socket() {
     let tb = Testbed::get();
     let admin = std::fs::read_to_string(tb.dir.join("registries/repo-admin/url"))
         .unwrap()
         .trim()
+        .to_owned();
+    let socket = admin
+        .strip_prefix("unix:")
+        .expect("a unix socket")
         .to_owned();
     let name = unique("deleted");
     // An image in the repo, pushed from a node through the network-facing instance.
@@ -197,20 +222,20 @@ fn deletes_go_through_the_loopback_admin_instance_only() {
              docker push -q faraday.repo/{name}:v1 >/dev/null"
         ),
     );
-    let head = |base: &str| -> (u16, String) {
+    let head = |tag: &str| -> (u16, String) {
         let out = Command::new("curl")
-            .args(["-sI", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
-            .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
-            .arg(format!("{base}/v2/{name}/manifests/v1"))
-            .output()
-            .unwrap();
-        let digest = Command::new("curl")
             .args(["-sI", "-H"])
             .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
-            .arg(format!("{base}/v2/{name}/manifests/v1"))
+            .arg(format!("{}/v2/{name}/manifests/{tag}", tb.repo_url))
             .output()
             .unwrap();
-        let digest = String::from_utf8_lossy(&digest.stdout)
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let digest = text
             .lines()
             .find_map(|l| {
                 l.to_ascii_lowercase()
@@ -218,20 +243,63 @@ fn deletes_go_through_the_loopback_admin_instance_only() {
                     .map(|d| d.trim().to_owned())
             })
             .unwrap_or_default();
-        (
-            String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0),
-            digest,
-        )
+        (status, digest)
     };
-    let (status, digest) = head(&tb.repo_url);
+    let (status, digest) = head("v1");
     assert_eq!(status, 200, "the pushed image is not served");
-    let delete = |base: &str| tb.http_delete(&format!("{base}/v2/{name}/manifests/{digest}"));
     // The instance the nodes and the network reach refuses (405 Unsupported).
-    assert_eq!(delete(&tb.repo_url), 405);
-    assert_eq!(head(&tb.repo_url).0, 200);
-    // The gateway's loopback instance, over the same storage, deletes.
-    assert_eq!(delete(&admin), 202);
-    assert_eq!(head(&tb.repo_url).0, 404);
+    let delete = format!("{}/v2/{name}/manifests/{digest}", tb.repo_url);
+    assert_eq!(tb.http_delete(&delete), 405);
+    assert_eq!(head("v1").0, 200);
+    // Another account of the gateway, outside the group: cannot even
+    // connect, with curl or with baleine-rmi, and the image stays.
+    let state = std::env::temp_dir().join(unique("rmi-state"));
+    std::fs::create_dir_all(&state).unwrap();
+    nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let rmi = |member: bool, tag: &str| {
+        let mut command = common::tool(&tb, "baleine-rmi");
+        command
+            .args(["-y", &format!("{name}:{tag}")])
+            .env("XDG_STATE_HOME", &state)
+            .env("HOME", &state);
+        as_another_user(member, &mut command).output().unwrap()
+    };
+    let curl_delete = |member: bool| {
+        let mut command = Command::new("curl");
+        command
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "DELETE",
+                "--unix-socket",
+            ])
+            .arg(&socket)
+            .arg(format!("http://localhost/v2/{name}/manifests/{digest}"));
+        let out = as_another_user(member, &mut command).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl_delete(false), "000");
+    let out = rmi(false, "v1");
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let record = &common::records(&out)[0];
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{record}"
+    );
+    assert_eq!(head("v1").0, 200, "an outsider deleted the image");
+    // A member of the group deletes, through baleine-rmi.
+    let out = rmi(true, "v1");
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(common::records(&out)[0]["deleted"], true);
+    assert_eq!(head("v1").0, 404);
+    let _ = std::fs::remove_dir_all(state);
 }
 
 #[test]

@@ -85,10 +85,16 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "REGISTRY_ADMIN_URL",
-        default: "127.0.0.1:5001",
-        description: "host:port of the repo registry's second instance, over the same storage with deletes enabled, listening on the gateway's loopback only (bins/gateway): the one baleine-rmi deletes through, over http",
+        default: "unix:/run/baleine-admin/registry.sock",
+        description: "where the repo registry's second instance listens, over the same storage with deletes enabled (bins/gateway): unix:PATH, a socket in a directory only the baleine-admin group may enter, so that only its members can delete (or host:port, over http, for a registry of one's own); the one baleine-rmi deletes through",
         plain_env: false,
         apply: |config, value, _| {
+            match value.strip_prefix("unix:") {
+                Some(path) if !path.starts_with('/') => {
+                    return Err(format!("{value:?}: unix: and an absolute path"))
+                }
+                _ => {}
+            }
             config.registry_admin_url = value.to_owned();
             Ok(())
         },

@@ -1,4 +1,4 @@
-//! `baleine-rmi`: delete tags from the repo registry, through its loopback-only admin instance, one record per tag.
+//! `baleine-rmi`: delete tags from the repo registry, through its admin instance (the baleine-admin group's socket), one record per tag.
 //!
 //! Not a fleet job: it works on tags, not nodes. A registry deletes a
 //! manifest by digest, which takes every tag naming it along: a digest that
@@ -28,8 +28,9 @@ use std::process::ExitCode;
             with SAVE_NAMESPACE set, a NAME given as an argument is taken under it, as \
             baleine-save and baleine-build store it (a name already under it stays as given); \
             without arguments, stdin gives them one a line, or as baleine-list's JSON lines. \
-            Deletes go through REGISTRY_ADMIN_URL, the registry's second instance that listens on \
-            the gateway's loopback only (bins/gateway): nodes and the network can never delete. \
+            Deletes go through REGISTRY_ADMIN_URL, the registry's second instance, on a unix socket \
+            that only root and the baleine-admin group of the gateway can reach (bins/gateway): \
+            other users, nodes and the network can never delete. \
             A registry deletes an image, not a tag: when another tag names the same image, the \
             tag is reported (stage \"referenced\") and nothing is deleted; give both tags to delete \
             both. The disk space comes back when the registry's garbage collection runs \
@@ -138,7 +139,7 @@ impl Tool for RmiArgs {
         }
         targets.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
         targets.dedup();
-        let admin = Registry::new(&format!("http://{}", config.registry_admin_url), None);
+        let admin = Registry::admin(&config.registry_admin_url);
         let plan = plan(&admin, &targets);
         let deletable: Vec<&Planned> = plan.iter().filter(|p| p.failure.is_none()).collect();
         if !self.yes && !self.dry_run && !deletable.is_empty() {

@@ -104,6 +104,37 @@ impl Registry {
         }
     }
 
+    /// The registry's delete instance (`REGISTRY_ADMIN_URL`): a unix socket
+    /// (`unix:/run/baleine-admin/registry.sock`), which only the members of
+    /// the group that may enter its directory can reach, or `host:port`.
+    pub fn admin(address: &str) -> Registry {
+        let Some(socket) = address.strip_prefix("unix:") else {
+            return Registry::new(&format!("http://{address}"), None);
+        };
+        let timeout = Duration::from_secs(60);
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            // What the environment says of proxies is for TCP, never for
+            // our own socket.
+            .proxy(None)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(timeout))
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            unix_socket::Connector(socket.into()),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        Registry {
+            // The host is a name for the request line: the socket is the way.
+            base: "http://localhost".into(),
+            agent,
+            basic: None,
+            tokens: Mutex::new(HashMap::new()),
+            deadline: None,
+        }
+    }
+
     /// The same registry, but everything ends by `deadline`: each request
     /// gets only the time left, and a listing past it is refused (a timeout
     /// bounds one request, and a registry can answer each page just in
@@ -563,6 +594,106 @@ pub fn origin(url: &str) -> String {
 fn basic_credentials(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// HTTP over a unix socket, as a ureq transport: only the connection is
+/// ours, the protocol is ureq's. ureq's transport API is exempt from semver
+/// (`unversioned`): Cargo.toml pins its minor version.
+mod unix_socket {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use ureq::unversioned::transport::{
+        Buffers, ConnectionDetails, LazyBuffers, NextTimeout, Transport,
+    };
+
+    #[derive(Debug)]
+    pub struct Connector(pub PathBuf);
+
+    impl ureq::unversioned::transport::Connector<()> for Connector {
+        type Out = Stream;
+
+        fn connect(
+            &self,
+            details: &ConnectionDetails,
+            _: Option<()>,
+        ) -> Result<Option<Stream>, ureq::Error> {
+            let stream = UnixStream::connect(&self.0).map_err(|e| {
+                ureq::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", self.0.display()),
+                ))
+            })?;
+            let buffers = LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            );
+            Ok(Some(Stream { stream, buffers }))
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct Stream {
+        stream: UnixStream,
+        buffers: LazyBuffers,
+    }
+
+    /// An I/O error, or ureq's timeout when it is one.
+    fn failed(e: std::io::Error, timeout: &NextTimeout) -> ureq::Error {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ureq::Error::Timeout(timeout.reason)
+            }
+            _ => ureq::Error::Io(e),
+        }
+    }
+
+    impl Transport for Stream {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(
+            &mut self,
+            amount: usize,
+            timeout: NextTimeout,
+        ) -> Result<(), ureq::Error> {
+            let timeout = timeout.for_write();
+            if timeout.after.is_zero() {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            self.stream
+                .set_write_timeout(timeout.not_zero().map(|t| *t))
+                .map_err(ureq::Error::Io)?;
+            let output = &self.buffers.output()[..amount];
+            self.stream
+                .write_all(output)
+                .map_err(|e| failed(e, &timeout))
+        }
+
+        fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+            let timeout = timeout.for_read();
+            if timeout.after.is_zero() {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            self.stream
+                .set_read_timeout(timeout.not_zero().map(|t| *t))
+                .map_err(ureq::Error::Io)?;
+            let read = loop {
+                match self.stream.read(self.buffers.input_append_buf()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other.map_err(|e| failed(e, &timeout))?,
+                }
+            };
+            self.buffers.input_appended(read);
+            Ok(read > 0)
+        }
+
+        /// One request per connection: never taken from a pool stale.
+        fn is_open(&mut self) -> bool {
+            false
+        }
+    }
 }
 
 #[cfg(test)]
