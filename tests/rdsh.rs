@@ -857,6 +857,50 @@ fn make_install_node_refuses_a_port_given_twice() {
     );
 }
 
+/// Every session of the container user goes through rdsh, as sshd itself
+/// says (`sshd -T`): a login, a command, and a subsystem, even sftp served
+/// in-process (internal-sftp, as the testbed's nodes serve it), which a
+/// login shell alone would not fence. The sftp tests above prove the files
+/// land in the container, not on the node.
+#[test]
+fn sshd_forces_every_session_of_the_container_user_through_rdsh() {
+    let tb = testbed();
+    let node = &tb.nodes[0];
+    let config = tb.dir.join("n").join(node).join("sshd_config");
+    let out = Command::new("/usr/sbin/sshd")
+        .arg("-T")
+        .arg("-f")
+        .arg(&config)
+        .args(["-C", &format!("user=container,host={node},addr=127.0.0.1")])
+        .output()
+        .expect("sshd -T runs");
+    let effective = stdout(&out).to_lowercase();
+    assert!(
+        effective.contains("\nforcecommand /bin/rdsh\n"),
+        "{effective}"
+    );
+    assert!(
+        effective.contains("\nsubsystem sftp internal-sftp"),
+        "{effective}"
+    );
+    // Root is not forced: the fleet's own sessions are plain ssh.
+    let out = Command::new("/usr/sbin/sshd")
+        .arg("-T")
+        .arg("-f")
+        .arg(&config)
+        .args(["-C", &format!("user=root,host={node},addr=127.0.0.1")])
+        .output()
+        .expect("sshd -T runs");
+    assert!(!stdout(&out).to_lowercase().contains("\nforcecommand"));
+    // What the client asked for still runs, in the container.
+    let out = tb.ssh_as(
+        "container",
+        node,
+        "cat /etc/hostname; echo $SSH_ORIGINAL_COMMAND",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn the_container_user_can_forward_nothing_not_even_the_docker_socket() {
     let tb = testbed();

@@ -49,6 +49,33 @@ pub enum Mode {
     Command(OsString),
 }
 
+/// The container user's `ForceCommand` (rdsh/sshd-container.conf): every
+/// session of that user, whatever its shell, command or subsystem
+/// (`internal-sftp` included), runs rdsh; what the client asked for is in
+/// SSH_ORIGINAL_COMMAND.
+pub const FORCED: &str = "/bin/rdsh";
+
+/// What a forced session asked for: a login without a command, else the
+/// command (an `internal-sftp` subsystem is the sftp server's).
+pub fn forced_mode(original: Option<OsString>) -> Mode {
+    match original {
+        None => Mode::Interactive,
+        Some(command)
+            if command == "internal-sftp"
+                || command
+                    .to_str()
+                    .is_some_and(|c| c.starts_with("internal-sftp ")) =>
+        {
+            let rest = command.to_string_lossy()["internal-sftp".len()..].to_owned();
+            Mode::Command(format!("{SFTP_SERVER}{rest}").into())
+        }
+        Some(command) => Mode::Command(command),
+    }
+}
+
+/// The sftp server a container runs for sshd's in-process one.
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
 /// Parses the arguments after argv\[0\]; argv\[0\] itself (`rdsh`, `-rdsh`)
 /// says nothing more. Only what sshd and login pass is accepted: anything
 /// else is a mistake that should not half-work.
@@ -713,6 +740,16 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mode = match parse_args(&args) {
+        // Forced by sshd (`rdsh -c /bin/rdsh`, or `/bin/rdsh` from another
+        // login shell): what the client asked for.
+        Ok(Invocation::Run(Mode::Command(command))) if command == FORCED => {
+            forced_mode(std::env::var_os("SSH_ORIGINAL_COMMAND"))
+        }
+        Ok(Invocation::Run(Mode::Interactive))
+            if std::env::var_os("SSH_ORIGINAL_COMMAND").is_some() =>
+        {
+            forced_mode(std::env::var_os("SSH_ORIGINAL_COMMAND"))
+        }
         Ok(Invocation::Run(mode)) => mode,
         Ok(Invocation::Version) => {
             let _ = writeln!(io::stdout(), "rdsh {}", crate::framework::cli::VERSION);
@@ -836,6 +873,23 @@ mod tests {
         argv.iter()
             .map(|word| word.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_forced_session_runs_what_the_client_asked_for() {
+        assert_eq!(forced_mode(None), Mode::Interactive);
+        assert_eq!(
+            forced_mode(Some("uname -a".into())),
+            Mode::Command("uname -a".into())
+        );
+        // sshd's in-process sftp server is the container's sftp-server.
+        assert_eq!(
+            forced_mode(Some("internal-sftp".into())),
+            Mode::Command(SFTP_SERVER.into())
+        );
+        assert!(forced_mode(Some("internal-sftp -l INFO".into()))
+            .sftp_server()
+            .is_some());
     }
 
     #[test]
