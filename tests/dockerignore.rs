@@ -95,9 +95,8 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// The context of `case`, with a Dockerfile that lists what COPY sees
-/// (its RUN unique, so that no cache hides the listing).
-fn context(case: &Case, run: &str) -> std::path::PathBuf {
+/// The context of `case`.
+fn context(case: &Case) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(unique(&format!("ignore-{}", case.name)));
     for file in case.files {
         let path = dir.join(file);
@@ -105,6 +104,12 @@ fn context(case: &Case, run: &str) -> std::path::PathBuf {
         std::fs::write(&path, file.as_bytes()).unwrap();
     }
     std::fs::write(dir.join(".dockerignore"), case.ignore).unwrap();
+    dir
+}
+
+/// A Dockerfile that lists what COPY sees, its RUN unique to `run` so that
+/// no cache (the other build's, on the same daemon) hides the listing.
+fn listing_dockerfile(dir: &std::path::Path, run: &str) {
     std::fs::write(
         dir.join("Dockerfile"),
         format!(
@@ -112,7 +117,6 @@ fn context(case: &Case, run: &str) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    dir
 }
 
 /// The paths a build's output listed between its markers.
@@ -136,7 +140,8 @@ fn copy_sees_the_same_files_as_with_docker_s_own_client() {
     let socket = tb.dir.join("n").join(node).join("docker.sock");
     for case in CASES {
         let run = unique(case.name);
-        let dir = context(case, &run);
+        let dir = context(case);
+        listing_dockerfile(&dir, &format!("{run}-docker"));
         // Docker's own client reads the ignore file and sends the rest.
         let out = Command::new("docker")
             .arg("-H")
@@ -154,6 +159,7 @@ fn copy_sees_the_same_files_as_with_docker_s_own_client() {
             case.name
         );
         // Ours packs it and the node builds from our tar.
+        listing_dockerfile(&dir, &format!("{run}-ours"));
         let log = dir.with_extension("log");
         let out = tool(&tb, "baleine-build")
             .args(["-t", &format!("{run}:v1"), "--on", node, "--log"])
@@ -169,9 +175,15 @@ fn copy_sees_the_same_files_as_with_docker_s_own_client() {
             stderr(&out)
         );
         assert_eq!(records(&out)[0]["ok"], true);
-        let ours = std::fs::read_to_string(&log).unwrap();
-        let (theirs, ours) = (listed(&theirs, &run), listed(&ours, &run));
+        let log_text = std::fs::read_to_string(&log).unwrap();
+        let theirs = listed(&theirs, &format!("{run}-docker"));
+        let ours = listed(&log_text, &format!("{run}-ours"));
         assert!(!theirs.is_empty(), "{}: nothing listed", case.name);
+        assert!(
+            !ours.is_empty(),
+            "{}: nothing listed by ours: {log_text}",
+            case.name
+        );
         assert_eq!(ours, theirs, "{}: ours, then docker's", case.name);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(&log);

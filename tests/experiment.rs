@@ -303,7 +303,7 @@ fn files_go_in_and_results_come_out_of_every_node() {
     sh_on(
         &tb,
         "1-2",
-        "mkdir -p /root/out/sub && echo {node} > /root/out/sub/result",
+        "mkdir -p /root/out/sub && echo {node} > /root/out/sub/result && chmod 777 /root/out/sub && chmod 666 /root/out/sub/result",
     );
     let dest = scratch("cp-out");
     let collected = ok(&run(
@@ -324,6 +324,17 @@ fn files_go_in_and_results_come_out_of_every_node() {
             std::fs::read_to_string(&result).unwrap(),
             format!("{node}\n")
         );
+        // Our umask, not the node's say-so (0777, 0666 there).
+        use std::os::unix::fs::PermissionsExt;
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&result), 0o666 & !umask);
+        assert_eq!(mode(result.parent().unwrap()), 0o777 & !umask);
     }
     let leftovers: Vec<_> = std::fs::read_dir(&dest)
         .unwrap()
@@ -371,9 +382,11 @@ fn file_names_that_are_not_utf8_go_in_and_come_back_byte_for_byte() {
         .unwrap();
     assert_eq!(ok(&out)[0]["files"], 1);
     assert_eq!(
+        // The name's bytes as the container's shell globs them (ls would
+        // show `?` for a byte it cannot print).
         tb.ssh_ok(
             "fit01",
-            "docker exec container ls /root/in8 | od -An -c | tr -s ' '"
+            "docker exec container sh -c 'for f in /root/in8/*; do echo \"${f##*/}\"; done' | od -An -c | tr -s ' '"
         ),
         " c a f 351 . t x t \\n\n"
     );
