@@ -17,6 +17,7 @@
 //! | 12 an ignore file read loosely | `.dockerignore` a FIFO, a link to /dev/zero, 2 MB, a bad pattern | exit 2 at once naming the file (and line); nothing built |
 //! | 13 a link planted where output goes | `DIR/fit01.out -> victim`; a directory others can write to | the link replaced, the victim untouched; the directory refused, exit 2 |
 //! | 14 a blocking local input | a FIFO as the configuration or a source to send; a stdin that never ends (deploy, destroy, save, rmi) | exit 2 naming the file at once; SIGTERM ends the wait, 143 |
+//! | 15 a file whose size lies while packed | `/proc/self/status` (size 0, bytes when read: a file that grew) sent by cp | exit 2 naming it: never bytes past its header, which a tar reader takes for entries of their own |
 //!
 //! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
 
@@ -757,4 +758,17 @@ fn a_blocking_local_input_never_outlasts_a_signal() {
             );
         }
     }
+}
+
+/// Class 15. A file is packed as exactly the bytes its open descriptor's
+/// size says, and one that has more (it grew, or it lies, as /proc's do)
+/// is refused by name: its extra bytes would have been read as tar
+/// entries (a log appended to during a copy delivering etc/cron.d/evil).
+#[test]
+fn a_file_that_grows_while_packed_is_refused_not_sent() {
+    Test::new("baleine-cp")
+        .args(&["fit01", "--dry-run", "--to", "/in", "--", "/proc/self/status"])
+        .status(2)
+        .stderr("/proc/self/status: changed while it was packed")
+        .run();
 }

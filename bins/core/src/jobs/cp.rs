@@ -227,7 +227,8 @@ fn pack_sources(sources: &[OsString], dir: &str) -> Result<Packed, String> {
                 .file_name()
                 .or_else(|| local.file_name())
                 .ok_or_else(|| format!("{shown}: names no file"))?;
-            Ok((local.clone(), prefix.join(base)))
+            // Opened as given (a link followed), named as given in errors.
+            Ok((given.clone(), prefix.join(base)))
         })
         .collect::<Result<Vec<_>, String>>()?;
     tarball::pack(&items).map_err(|e| format!("cannot pack the sources: {e}"))
