@@ -18,6 +18,7 @@
 //! | 13 a link planted where output goes | `DIR/fit01.out -> victim`; a directory others can write to | the link replaced, the victim untouched; the directory refused, exit 2 |
 //! | 14 a blocking local input | a FIFO as the configuration or a source to send; a stdin that never ends (deploy, destroy, save, rmi) | exit 2 naming the file at once; SIGTERM ends the wait, 143 |
 //! | 15 a file whose size lies while packed | `/proc/self/status` (size 0, bytes when read: a file that grew) sent by cp | exit 2 naming it: never bytes past its header, which a tar reader takes for entries of their own |
+//! | 16 a first node that lies about its digest | the first node names another repository's digest; a digest the registry does not serve for the tag | its group fails (stage verify) before any other node is touched: no session opened there |
 //!
 //! Class 9 (rdsh's fences) needs sshd and docker: tests/rdsh.rs.
 
@@ -767,8 +768,80 @@ fn a_blocking_local_input_never_outlasts_a_signal() {
 #[test]
 fn a_file_that_grows_while_packed_is_refused_not_sent() {
     Test::new("baleine-cp")
-        .args(&["fit01", "--dry-run", "--to", "/in", "--", "/proc/self/status"])
+        .args(&[
+            "fit01",
+            "--dry-run",
+            "--to",
+            "/in",
+            "--",
+            "/proc/self/status",
+        ])
         .status(2)
         .stderr("/proc/self/status: changed while it was packed")
+        .run();
+}
+
+/// Class 16. The first node of an image's group resolves the digest the
+/// others run: it must be of the image's own repository and, where the
+/// gateway reaches the registry, the registry's digest for the tag.
+/// Otherwise no other node is touched (no session opened there).
+#[test]
+fn a_first_node_that_lies_about_its_digest_chooses_nothing_for_the_fleet() {
+    let other = format!("sha256:{}", "e".repeat(64));
+    let served = format!("sha256:{}", "a".repeat(64));
+    let registry = Loopback::serve({
+        let served = served.clone();
+        move |request: &Request| match request.target.as_str() {
+            "/v2/exp/manifests/v1" => (
+                200,
+                vec![("Docker-Content-Digest".into(), served.clone())],
+                Vec::new(),
+            ),
+            _ => not_found(),
+        }
+    });
+    let repo = format!("127.0.0.1:{}", registry.port);
+    for (image, digests, expected) in [
+        (
+            "busybox".to_owned(),
+            format!(r#"["alpine@{other}"]"#),
+            "the first node named no digest of busybox".to_owned(),
+        ),
+        (
+            format!("{repo}/exp:v1"),
+            format!(r#"["{repo}/exp@{other}"]"#),
+            format!("but the registry serves {served} for {repo}/exp:v1"),
+        ),
+    ] {
+        let sessions = TestEnv::new();
+        let log = sessions.path("sessions");
+        let records = Test::new("baleine-deploy")
+            .local_nodes()
+            .config(&format!("REGISTRY_URL = {repo}\nSAVE_URL = {repo}"))
+            .env("LOCAL_SESSIONS", log.to_str().unwrap())
+            .env("FAKE_REPO_DIGESTS", &digests)
+            .args(&["-i", &image, "-j", "1", "fit01", "fit02", "fit03"])
+            .status(1)
+            .nodes(3)
+            .run();
+        for record in &records {
+            assert_eq!(record["stage"], "verify", "{record}");
+            assert!(
+                record["error"].as_str().unwrap().contains(&expected),
+                "{record}"
+            );
+        }
+        // Only the first node had a session: the others were never touched.
+        let touched = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(touched.lines().count(), 1, "{touched}");
+    }
+    // The registry's own digest: the group follows it.
+    Test::new("baleine-deploy")
+        .local_nodes()
+        .config(&format!("REGISTRY_URL = {repo}\nSAVE_URL = {repo}"))
+        .env("FAKE_REPO_DIGESTS", &format!(r#"["{repo}/exp@{served}"]"#))
+        .args(&["-i", &format!("{repo}/exp:v1"), "fit01", "fit02", "fit03"])
+        .status(0)
+        .nodes(3)
         .run();
 }

@@ -65,7 +65,9 @@ impl TestEnv {
              SCALE_DELAY=0 exec sh -c \"$1\"\n",
         );
         format!(
-            "SSH = {}\nDOCKER = {}/tests/bench/fake-docker\n",
+            // The registries a deploy checks its pin with: a closed port
+            // of loopback (never the gateway's, on an R2Lab gateway).
+            "SSH = {}\nDOCKER = {}/tests/bench/fake-docker\nREGISTRY_URL = 127.0.0.9:9\n",
             ssh.display(),
             env!("CARGO_MANIFEST_DIR")
         )

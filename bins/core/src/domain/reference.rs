@@ -295,7 +295,8 @@ impl FromStr for PullPolicy {
 }
 
 /// Picks the repo digest of `image` among an image's RepoDigests (a JSON list
-/// like `["busybox@sha256:…"]`, names in Docker's short form).
+/// like `["busybox@sha256:…"]`, names in Docker's short form): the entry of
+/// its own repository, or none.
 pub fn repo_digest(image: &ImageRef, repo_digests_json: &str) -> Option<String> {
     let list: Vec<String> = serde_json::from_str(repo_digests_json).ok()?;
     let wanted = short_name(&image.repository());
@@ -304,15 +305,12 @@ pub fn repo_digest(image: &ImageRef, repo_digests_json: &str) -> Option<String> 
             .split_once('@')
             .map(|(name, d)| (short_name(name), d.to_owned()))
     };
-    let matching = list
-        .iter()
+    // Only the image's own repository: a node that names another one's
+    // digest (confused, or lying) must not choose what the fleet runs.
+    list.iter()
         .filter_map(digest_of)
-        .find(|(name, _)| *name == wanted);
-    match matching {
-        Some((_, digest)) => Some(digest),
-        None if list.len() == 1 => digest_of(&list[0]).map(|(_, d)| d),
-        None => None,
-    }
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, digest)| digest)
 }
 
 /// Docker's short form of a repository name: `docker.io/library/x` → `x`.
@@ -563,5 +561,7 @@ mod tests {
             Some("sha256:3333")
         );
         assert_eq!(repo_digest(&repo, "[]"), None);
+        // Another repository's digest alone is no digest of this one.
+        assert_eq!(repo_digest(&busybox, r#"["alpine@sha256:4444"]"#), None);
     }
 }

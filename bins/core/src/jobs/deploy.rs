@@ -671,11 +671,15 @@ enum PinState {
     Unclaimed,
     Resolving,
     Resolved(Option<ImageRef>),
+    /// The first node's digest is not the registry's for the tag (or
+    /// names another repository): no other node may run it.
+    Refused(String),
 }
 
 enum Role {
     First,
     Follow(Option<ImageRef>),
+    Refused(String),
     Stopped,
 }
 
@@ -701,6 +705,7 @@ impl Pin {
                     return Role::First;
                 }
                 PinState::Resolved(image) => return Role::Follow(image.clone()),
+                PinState::Refused(why) => return Role::Refused(why.clone()),
                 PinState::Resolving if stop::stopping() => return Role::Stopped,
                 PinState::Resolving => {
                     state = self
@@ -723,8 +728,131 @@ impl Pin {
     }
 
     fn resolve(&self, image: Option<ImageRef>) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = PinState::Resolved(image);
+        self.settle(PinState::Resolved(image));
+    }
+
+    fn refuse(&self, why: String) {
+        self.settle(PinState::Refused(why));
+    }
+
+    fn settle(&self, state: PinState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
         self.resolved.notify_all();
+    }
+
+    /// Why the group's digest was refused, if it was.
+    fn refused(&self) -> Option<String> {
+        match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+            PinState::Refused(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The registry's own digest for an image's tag, asked by the gateway
+/// while the first node pulls (never on the critical path): the pin must
+/// be it. None where the gateway cannot ask (another registry than the
+/// repo, or an image given by digest).
+type RegistryDigest = crossbeam::channel::Receiver<Result<Option<String>, String>>;
+
+/// How long the first node's digest waits for the registry's, at most,
+/// once it has it (the registry was asked when the pull began).
+const VERIFY_WAIT: Duration = Duration::from_secs(10);
+
+/// Asks the registry the nodes pull `image` from (the repo, or the mirror
+/// for Docker Hub's images) for its tag's digest, in a thread of its own.
+fn registry_digest(
+    config: &crate::domain::config::Config,
+    image: &ImageRef,
+) -> Option<RegistryDigest> {
+    if image.digest.is_some() {
+        return None;
+    }
+    let repo = match config.save_port {
+        Some(port) => format!("{}:{port}", config.save_url),
+        None => config.save_url.clone(),
+    };
+    let registry = match &image.domain {
+        // The mirror as the gateway reaches it: REGISTRY_URL's host, port 81.
+        None => crate::remote::registry::Registry::with_timeout(
+            &format!("http://{}", mirror_address(&config.registry_url)),
+            None,
+            VERIFY_WAIT,
+        ),
+        Some(domain) if *domain == repo || *domain == config.save_url => {
+            crate::remote::registry::Registry::from_config_with_timeout(config, VERIFY_WAIT)
+        }
+        Some(_) => return None,
+    };
+    let (path, tag) = (
+        image.path.clone(),
+        image.tag.clone().unwrap_or_else(|| "latest".into()),
+    );
+    let (answer, asked) = crossbeam::channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = answer.send(
+            registry
+                .manifest_digest(&path, &tag)
+                .map_err(|e| e.to_string()),
+        );
+    });
+    Some(asked)
+}
+
+/// The mirror beside the repo at `repo` (`host[:port]`): on its host,
+/// port 81 (bins/gateway), whatever port the repo has.
+fn mirror_address(repo: &str) -> String {
+    let host = repo.rsplit_once(':').map_or(repo, |(host, port)| {
+        match port.bytes().all(|b| b.is_ascii_digit()) {
+            true => host,
+            false => repo,
+        }
+    });
+    format!("{host}:81")
+}
+
+/// The pin from the first node's RepoDigests, or why no other node may
+/// run what it resolved: a digest of another repository (or none of this
+/// one), or not the registry's digest for the tag.
+fn verified_pin(
+    image: &ImageRef,
+    digests: &str,
+    registry: Option<&RegistryDigest>,
+) -> Result<ImageRef, String> {
+    let node_said = || crate::framework::output::shortened(digests, 300);
+    let digest = repo_digest(image, digests).ok_or_else(|| {
+        format!(
+            "the first node named no digest of {} (it said {}): its image is not the one asked for",
+            image.repository(),
+            node_said()
+        )
+    })?;
+    let pinned = image.with_digest(&digest).map_err(|e| e.to_string())?;
+    let Some(registry) = registry else {
+        return Ok(pinned);
+    };
+    let tag = image.tag.as_deref().unwrap_or("latest");
+    match registry.recv_timeout(VERIFY_WAIT) {
+        Ok(Ok(Some(expected))) if expected == digest => Ok(pinned),
+        Ok(Ok(Some(expected))) => Err(format!(
+            "the first node resolved {digest}, but the registry serves {expected} for {}:{tag}: \
+             no other node runs it",
+            image.repository()
+        )),
+        Ok(Ok(None)) => Err(format!(
+            "the first node resolved {digest}, but the registry has no {}:{tag}: no other node runs it",
+            image.repository()
+        )),
+        // Not verifiable now (the gateway cannot reach that registry): the
+        // pin stands on the node's word, as with any other registry.
+        Ok(Err(e)) => {
+            log::info!("cannot check the first node's digest of {image} with the registry: {e}");
+            Ok(pinned)
+        }
+        Err(_) => {
+            log::info!("the registry did not say the digest of {image} in time: not checked");
+            Ok(pinned)
+        }
     }
 }
 
@@ -805,16 +933,8 @@ impl PullExplainer {
         } else {
             return failure;
         };
-        // The mirror listens on the repo's host, port 81 (bins/gateway),
-        // whatever port SAVE_URL names.
-        let host = self.config.save_url.rsplit_once(':').map_or(
-            self.config.save_url.as_str(),
-            |(host, port)| match port.bytes().all(|b| b.is_ascii_digit()) {
-                true => host,
-                false => self.config.save_url.as_str(),
-            },
-        );
-        let mirror = format!("{host}:81");
+        // As the nodes name it.
+        let mirror = mirror_address(&self.config.save_url);
         let place = match &image.domain {
             Some(domain) => format!("registry {domain}"),
             None => format!("Docker Hub, through the nodes' mirror {mirror}"),
@@ -925,6 +1045,8 @@ impl DeployJob {
 /// work panicked), it resolves to "no pin", so the others never wait for ever.
 struct Resolver {
     pin: Arc<Pin>,
+    /// The registry's digest for the tag, being asked.
+    registry: Option<RegistryDigest>,
 }
 
 impl Resolver {
@@ -932,6 +1054,18 @@ impl Resolver {
         self.pin.resolve(image);
         crate::framework::output::set_note(None);
         std::mem::forget(self);
+    }
+
+    /// The pin from the first node's digests, checked.
+    fn resolve_from(self, asked: &ImageRef, digests: &str) {
+        match verified_pin(asked, digests, self.registry.as_ref()) {
+            Ok(pinned) => self.resolve(Some(pinned)),
+            Err(why) => {
+                self.pin.refuse(why);
+                crate::framework::output::set_note(None);
+                std::mem::forget(self);
+            }
+        }
     }
 }
 
@@ -966,9 +1100,16 @@ impl DeployJob {
                 crate::framework::output::set_note(Some(format!(
                     "{node} pulls {image} and resolves its digest, its group waits"
                 )));
-                (Some(Resolver { pin }), None)
+                let registry = registry_digest(&self.explain.config, image);
+                (Some(Resolver { pin, registry }), None)
             }
             Role::Follow(pinned) => (None, pinned),
+            Role::Refused(why) => {
+                return Err(Failure::new(
+                    Stage::Verify,
+                    format!("{why}\nthe running container, if any, was left as it was"),
+                ))
+            }
         })
     }
 }
@@ -1012,13 +1153,8 @@ impl DeployJob {
                 let Some(digests) = line.strip_prefix("digests=") else {
                     return;
                 };
-                let Some(pinned) =
-                    repo_digest(&image, digests).and_then(|d| image.with_digest(&d).ok())
-                else {
-                    return;
-                };
                 if let Some(resolver) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    resolver.resolve(Some(pinned));
+                    resolver.resolve_from(&image, digests);
                 }
             })));
         }
@@ -1128,12 +1264,27 @@ impl Job for DeployJob {
             .first
             .and_then(|first| first.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(resolver) = resolver {
-            // A failed first node leaves the others unpinned rather than stuck.
-            let image = digest.as_ref().and_then(|d| asked.with_digest(d).ok());
-            resolver.resolve(image);
+            // A failed first node leaves the others unpinned rather than
+            // stuck; one that never said its digests early is judged now.
+            match (&result, session.repeated("digests").last()) {
+                (Ok(_), Some(digests)) => resolver.resolve_from(&asked, digests),
+                _ => resolver.resolve(None),
+            }
         }
+        // The first node's digest refused: its own record says so too.
+        let refused = match &started.pinned {
+            None => self.pin_of(&asked).refused(),
+            Some(_) => None,
+        };
         let request = self.request_fields(&started.plan, digest.as_deref());
         let previous = previous_fields(session);
+        let result = match (result, refused) {
+            (Ok(_), Some(why)) => Err(Failure::new(
+                Stage::Verify,
+                format!("{why}\nthis node runs it: check this node"),
+            )),
+            (result, _) => result,
+        };
         let values = result.map_err(|failure| {
             let restored = session.repeated("restored_previous").any(|r| r == "true");
             // Put back by the cleanup of a cut session: no "may be aside".
