@@ -432,6 +432,9 @@ fn pull(script: &mut Script, policy: PullPolicy, docker: &Docker, image: &str, p
     // Progress goes to stdout, errors to stderr.
     let pull = quote(&docker.words(&["pull", image]));
     let kept = quote_word(KEPT);
+    // What the pull said (its `Digest:` line spares the first node an
+    // inspect, see resolve_digest).
+    script.line("pulled=");
     match (policy, pinned) {
         (PullPolicy::Never, _) => script.line(&format!(
             "{present} >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
@@ -442,10 +445,10 @@ fn pull(script: &mut Script, policy: PullPolicy, docker: &Docker, image: &str, p
         // A digest cannot change, so a pinned image present on the node
         // needs no registry round trip: `missing` is `always` for digests.
         (_, true) | (PullPolicy::Missing, false) => script.line(&format!(
-            "{present} >/dev/null 2>&1 || {pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+            "{present} >/dev/null 2>&1 || pulled=$({pull}) || {{ echo {kept} >&2; exit 1; }}"
         )),
         (PullPolicy::Always, false) => script.line(&format!(
-            "{pull} >/dev/null || {{ echo {kept} >&2; exit 1; }}"
+            "pulled=$({pull}) || {{ echo {kept} >&2; exit 1; }}"
         )),
     };
 }
@@ -465,8 +468,17 @@ fn resolve_digest(script: &mut Script, docker: &Docker, image: &str, asked: &Ima
         image,
     ]));
     let wanted = quote_word(&short_name(&asked.repository()));
+    // `docker pull` says the digest it pulled: the image's own
+    // repository's, for the name asked. Only a pull that did not happen
+    // (already there) costs an inspect.
+    let listed = quote_word(&format!("[\"{}@", short_name(&asked.repository())));
     script.line(&format!(
-        "digests=$({digests}) || exit 1\n\
+        "digest=\n\
+         while IFS= read -r l; do case $l in 'Digest: sha256:'*) digest=${{l#Digest: }} ;; esac; done <<EOF\n\
+         $pulled\n\
+         EOF\n\
+         if [ -n \"$digest\" ]; then digests={listed}\"$digest\"'\"]'\n\
+         else digests=$({digests}) || exit 1; fi\n\
          echo \"{EARLY_MARK}digests=$digests\" >&2\n\
          echo \"digests=$digests\"\n\
          digest=\n\
@@ -784,10 +796,12 @@ fn registry_digest(
         }
         Some(_) => return None,
     };
-    let (path, tag) = (
-        image.path.clone(),
-        image.tag.clone().unwrap_or_else(|| "latest".into()),
-    );
+    // Docker Hub's official images live under library/.
+    let path = match (&image.domain, image.path.contains('/')) {
+        (None, false) => format!("library/{}", image.path),
+        _ => image.path.clone(),
+    };
+    let tag = image.tag.clone().unwrap_or_else(|| "latest".into());
     let (answer, asked) = crossbeam::channel::bounded(1);
     std::thread::spawn(move || {
         let _ = answer.send(
@@ -1515,7 +1529,9 @@ mod tests {
             None,
             &labels(),
         );
-        assert!(script.contains("docker pull busybox >/dev/null || {"));
+        // The digest from what the pull said; inspect only when it said none.
+        assert!(script.contains("pulled=$(docker pull busybox) || {"));
+        assert!(script.contains("'Digest: sha256:'*) digest=${l#Digest: }"));
         assert!(script.contains(
             "docker run -d --name container '--pull=never' '--network=host' -e 'MSG=hello world' --label"
         ));
@@ -1599,7 +1615,7 @@ mod tests {
         let script = deploy_script(&plan, &docker(), &[], Some(&pinned), &labels());
         // Pulled only if missing, and before the old container is set aside.
         assert!(script.contains(&format!(
-            "docker image inspect busybox@{digest} >/dev/null 2>&1 || docker pull busybox@{digest}"
+            "docker image inspect busybox@{digest} >/dev/null 2>&1 || pulled=$(docker pull busybox@{digest})"
         )));
         assert!(script.find("docker pull").unwrap() < script.find("docker rename").unwrap());
         assert!(script.contains(&format!(" busybox@{digest})")));

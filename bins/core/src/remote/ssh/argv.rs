@@ -68,15 +68,20 @@ impl Ssh {
             return vec!["sh".into(), "-c".into(), remote_command.into()];
         }
         let mut argv = self.base.clone();
-        if let Some(reuse) = &self.reuse {
-            // Use a kept connection if there is one, never become one: a
-            // master started here would hold our pipes (see `open_master`).
-            argv.extend(["-o".into(), "ControlMaster=no".into(), "-o".into()]);
-            argv.push(format!(
-                "ControlPath={}",
-                reuse.socket(&self.base, node).display()
-            ));
-        }
+        // Use a kept connection if there is one, never become one: a
+        // master started here would hold our pipes (see `open_master`).
+        // Without reuse, no multiplexing at all: a user's `ControlMaster
+        // auto` must not turn our sessions into masters either.
+        let path = match &self.reuse {
+            Some(reuse) => reuse.socket(&self.base, node).display().to_string(),
+            None => "none".into(),
+        };
+        argv.extend([
+            "-o".into(),
+            "ControlMaster=no".into(),
+            "-o".into(),
+            format!("ControlPath={path}"),
+        ]);
         argv.extend(["--".into(), node.to_string(), remote_command.into()]);
         argv
     }
@@ -262,6 +267,13 @@ mod tests {
         assert!(master.contains(&"ControlMaster=yes".to_owned()));
         assert!(master.contains(&"ControlPersist=60s".to_owned()));
         assert!(ssh(false).master_argv(&node("fit01")).is_none());
+        // Reuse off: no multiplexing at all, whatever the user's
+        // configuration says (ControlMaster auto would make one a master).
+        let plain = ssh(false).argv(&node("fit01"), "true");
+        let options: Vec<&str> = plain.iter().map(String::as_str).collect();
+        assert!(options
+            .windows(4)
+            .any(|w| w == ["-o", "ControlMaster=no", "-o", "ControlPath=none"]));
     }
 
     #[test]
