@@ -28,7 +28,8 @@ crate::fleet_args! {
     /// the previous container with it, and print one JSON record per node. A
     /// failed pull leaves the previous container running; a container that
     /// exits at once is a failure, with its status and last lines. The first
-    /// node resolves the image digest; the others run that exact digest.
+    /// node resolves the image digest, checked with the registry where the
+    /// gateway reaches it; the others run that exact digest.
     #[argh(
         example = "rhubarbe nodes 1-5 | baleine-deploy -i busybox -- sleep infinity",
         example = "baleine-deploy -i faraday.repo/myexp:v2 --options \"-e 'MSG=hello world'\" 1-10 ~7",
