@@ -1018,8 +1018,13 @@ fn baleine_reads_0_8_lines_and_says_the_new_form_once() {
         .nodes(2)
         .stderr("a baleine 0.8 command line; today it reads: baleine-deploy -i busybox --options '-e A=1' 1-2 '~2' 4 -- echo '{a,b}'")
         .run();
-    assert_eq!(records[0]["node"], "fit01");
-    assert_eq!(records[1]["node"], "fit04");
+    // (Each node's session starts at once: records come as they end.)
+    let mut nodes: Vec<&str> = records
+        .iter()
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["fit01", "fit04"]);
     // Today's form passes through as it is, without a word.
     let out = Test::new("baleine")
         .config(NO_NODE)
@@ -1919,4 +1924,49 @@ fn file_names_need_not_be_utf8_but_commands_and_options_must_be() {
             "{tool}: {stderr}"
         );
     }
+}
+
+/// Every follower's session starts at once, while the first node pulls:
+/// its key exchange and login overlap the pull, and it waits for its pin
+/// on stdin. Held here by a pull that waits for the test's word.
+#[test]
+fn followers_start_their_session_while_the_first_node_pulls() {
+    let env = common::harness::TestEnv::new();
+    let conf = env.write("baleine.conf", &(env.base_config() + &env.local_nodes()));
+    let gate = env.path("pull-may-end");
+    let sessions = env.path("sessions");
+    let mut command = std::process::Command::new(common::binary("baleine-deploy"));
+    common::scrub_environment(&mut command);
+    let child = command
+        .args([
+            "-i", "busybox", "fit01", "fit02", "fit03", "--", "sleep", "1",
+        ])
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        .env("FAKE_PULL_GATE", &gate)
+        .env("LOCAL_SESSIONS", &sessions)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first node's pull cannot end, yet every node has its session.
+    common::wait_until("a session on every node", 30, || {
+        std::fs::read_to_string(&sessions).is_ok_and(|s| s.lines().count() == 3)
+    });
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    // Two followers, pinned to what the first node resolved.
+    assert_eq!(records.iter().filter(|r| r["pinned"] == true).count(), 2);
+    assert!(records.iter().all(|r| r["digest"] == records[0]["digest"]));
 }

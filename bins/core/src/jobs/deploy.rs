@@ -18,9 +18,9 @@ use crate::framework::UsageError;
 use crate::remote::protocol::{EARLY_MARK, RESTAGE_MARK};
 use crate::remote::quote::{quote, quote_word};
 use crate::remote::script::{Docker, Script};
-use crate::remote::ssh::{LineFeed, Ssh};
+use crate::remote::ssh::{LineFeed, StdinGate};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 crate::fleet_args! {
@@ -366,16 +366,70 @@ pub fn deploy_script(
     pinned: Option<&ImageRef>,
     labels: &RunLabels,
 ) -> String {
+    let pinning = match pinned {
+        Some(image) => Pinning::Pinned(image),
+        None => Pinning::Resolve,
+    };
+    script_with(plan, docker, run_options, pinning, labels)
+}
+
+/// A follower's script started before its group's first node has the
+/// digest: it waits for its pin on stdin (see [`await_pin`]), its key
+/// exchange and login done meanwhile.
+pub fn deploy_script_awaiting_pin(
+    plan: &DeployPlan,
+    docker: &Docker,
+    run_options: &[String],
+    labels: &RunLabels,
+) -> String {
+    script_with(plan, docker, run_options, Pinning::Awaited, labels)
+}
+
+/// Where a node's image digest comes from.
+enum Pinning<'a> {
+    /// Its own pull (a first node, or unpinned).
+    Resolve,
+    /// Known when its session starts.
+    Pinned(&'a ImageRef),
+    /// Written on its stdin once its group's first node has it.
+    Awaited,
+}
+
+/// What the gateway writes to a waiting follower: the digest, `unpinned`
+/// (the first node failed: pull the tag), or anything else to stop.
+pub const UNPINNED: &str = "unpinned";
+
+fn script_with(
+    plan: &DeployPlan,
+    docker: &Docker,
+    run_options: &[String],
+    pinning: Pinning,
+    labels: &RunLabels,
+) -> String {
     let asked = plan.image.as_ref().expect("a node's plan names its image");
     let mut script = Script::new();
-    let image = pinned.unwrap_or(asked).to_string();
-    pull(&mut script, plan.pull, docker, &image, pinned.is_some());
-    match pinned.and_then(|p| p.digest.as_deref()) {
-        Some(digest) => {
-            script.line(&format!("digest={}", quote_word(digest)));
+    // The image as the shell gets it: a quoted word, or `$image` when the
+    // pin arrives while the script runs.
+    let image_word = match pinning {
+        Pinning::Pinned(pinned) => {
+            let image = pinned.to_string();
+            pull(&mut script, plan.pull, docker, &image, true);
+            if let Some(digest) = pinned.digest.as_deref() {
+                script.line(&format!("digest={}", quote_word(digest)));
+            }
+            quote_word(&image)
         }
-        None => resolve_digest(&mut script, docker, &image, asked),
-    }
+        Pinning::Resolve => {
+            let image = asked.to_string();
+            pull(&mut script, plan.pull, docker, &image, false);
+            resolve_digest(&mut script, docker, &image, asked);
+            quote_word(&image)
+        }
+        Pinning::Awaited => {
+            await_pin(&mut script, plan, docker, asked);
+            "\"$image\"".to_owned()
+        }
+    };
     keep_previous(&mut script, docker, plan.stop_timeout);
     let mut run: Vec<String> = vec![
         "run".into(),
@@ -399,11 +453,14 @@ pub fn deploy_script(
         run.extend(["--label".into(), format!("{LABEL}.{key}={value}")]);
     }
     script.stage(Stage::Run);
-    let inspect = quote(&docker.words(&["image", "inspect", &image]));
+    let inspect = format!(
+        "{} {image_word}",
+        quote(&docker.words(&["image", "inspect"]))
+    );
     let mut words = quote(&docker.words(&run));
     // The digest is the shell's (resolved on the node by the first one).
     words += &format!(" --label \"{LABEL}.digest=$digest\" ");
-    words += &quote_word(&image);
+    words += &image_word;
     if !plan.command.is_empty() {
         words += " ";
         words += &quote(&plan.command);
@@ -422,6 +479,67 @@ pub fn deploy_script(
         "[ -z \"$had\" ] || {previous} >/dev/null 2>&1\necho removed=${{had:-false}}"
     ));
     script.text().to_owned()
+}
+
+/// A follower's wait for its pin: one line on stdin, written by the gateway
+/// when its group's first node has the digest (checked). The digest: pull
+/// it unless present; `unpinned`: pull the tag and resolve, as a first
+/// node; anything else (the run stopped, the digest refused), or our end
+/// closed: stop here, the old container untouched. Sets `image` and
+/// `digest`.
+fn await_pin(script: &mut Script, plan: &DeployPlan, docker: &Docker, asked: &ImageRef) {
+    // The digest's form, `busybox@` or `busybox:latest@`, as a pinned
+    // ImageRef prints it.
+    let example = format!("sha256:{}", "0".repeat(64));
+    let at = asked
+        .with_digest(&example)
+        .map(|pinned| pinned.to_string())
+        .unwrap_or_default();
+    let prefix = at.strip_suffix(&example).unwrap_or(&at);
+    let tag = asked.to_string();
+    script.line(&format!(
+        "echo {EARLY_MARK}awaiting=pin >&2\n\
+         IFS= read -r pin || pin=\n\
+         case $pin in\n\
+         sha256:*[!0-9a-f]*) pin= ;;\n\
+         sha256:?*) ;;\n\
+         {UNPINNED}) ;;\n\
+         *) pin= ;;\n\
+         esac\n\
+         [ -n \"$pin\" ] || {{ echo {} >&2; exit 3; }}\n\
+         if [ \"$pin\" = {UNPINNED} ]; then\n\
+         image={}",
+        quote_word(&format!(
+            "not started: its group's digest never came\n{KEPT}"
+        )),
+        quote_word(&tag),
+    ));
+    pull(script, plan.pull, docker, &tag, false);
+    resolve_digest(script, docker, &tag, asked);
+    let present = quote(&docker.words(&["image", "inspect"]));
+    let fetch = quote(&docker.words(&["pull"]));
+    let kept = quote_word(KEPT);
+    script.line(&format!(
+        "else\n\
+         image={}\"$pin\"\n\
+         digest=$pin\n\
+         pulled=",
+        quote_word(prefix)
+    ));
+    script.stage(Stage::Pull);
+    let line = match plan.pull {
+        PullPolicy::Never => format!(
+            "{present} \"$image\" >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
+            quote_word(&format!(
+                "{tag} is not on this node, and --pull never forbids pulling it"
+            ))
+        ),
+        _ => format!(
+            "{present} \"$image\" >/dev/null 2>&1 || pulled=$({fetch} \"$image\") || {{ echo {kept} >&2; exit 1; }}"
+        ),
+    };
+    script.line(&line);
+    script.line("fi");
 }
 
 /// The image on the node before the running container is touched: a typo
@@ -674,10 +792,17 @@ fn where_the_old_one_is(failure: Failure) -> Failure {
     }
 }
 
-/// The first node resolves the digest; the others wait for it.
+/// The first node resolves the digest; the others start at once and wait
+/// for it on their session's stdin (their key exchange and login overlap
+/// its pull), or, started after it is known, run it.
 struct Pin {
-    state: Mutex<PinState>,
-    resolved: Condvar,
+    state: Mutex<PinInner>,
+}
+
+struct PinInner {
+    state: PinState,
+    /// The stdin of each follower's session waiting for the pin.
+    waiting: Vec<(String, std::process::ChildStdin)>,
 }
 
 enum PinState {
@@ -692,6 +817,8 @@ enum PinState {
 enum Role {
     First,
     Follow(Option<ImageRef>),
+    /// Resolving: start now, and wait for the pin on stdin.
+    Await,
     Refused(String),
     Stopped,
 }
@@ -704,40 +831,29 @@ impl Pin {
             PinState::Resolved(None)
         };
         Pin {
-            state: Mutex::new(state),
-            resolved: Condvar::new(),
+            state: Mutex::new(PinInner {
+                state,
+                waiting: Vec::new(),
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PinInner> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn role(&self) -> Role {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match &*state {
-                PinState::Unclaimed => {
-                    *state = PinState::Resolving;
-                    return Role::First;
-                }
-                PinState::Resolved(image) => return Role::Follow(image.clone()),
-                PinState::Refused(why) => return Role::Refused(why.clone()),
-                PinState::Resolving if stop::stopping() => return Role::Stopped,
-                PinState::Resolving => {
-                    state = self
-                        .resolved
-                        .wait_timeout(state, Duration::from_millis(100))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
+        let mut inner = self.lock();
+        match &inner.state {
+            PinState::Unclaimed => {
+                inner.state = PinState::Resolving;
+                Role::First
             }
+            PinState::Resolved(image) => Role::Follow(image.clone()),
+            PinState::Refused(why) => Role::Refused(why.clone()),
+            PinState::Resolving if stop::stopping() => Role::Stopped,
+            PinState::Resolving => Role::Await,
         }
-    }
-
-    /// Whether another node is resolving the digest right now (a node
-    /// starting now would wait for it).
-    fn resolving(&self) -> bool {
-        matches!(
-            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
-            PinState::Resolving
-        )
     }
 
     fn resolve(&self, image: Option<ImageRef>) {
@@ -748,18 +864,78 @@ impl Pin {
         self.settle(PinState::Refused(why));
     }
 
+    /// Settles the pin and tells every waiting follower.
     fn settle(&self, state: PinState) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
-        self.resolved.notify_all();
+        let mut inner = self.lock();
+        inner.state = state;
+        let word = word_of(&inner.state);
+        for (node, stdin) in inner.waiting.drain(..) {
+            timeline(&node, "pin written");
+            tell(stdin, &word);
+        }
+    }
+
+    /// A follower's session stdin: told the pin now if it is known, else
+    /// when it is.
+    fn wait_on(&self, node: &str, stdin: std::process::ChildStdin) {
+        timeline(node, "session started, waiting for the pin");
+        let mut inner = self.lock();
+        match inner.state {
+            PinState::Unclaimed | PinState::Resolving => {
+                inner.waiting.push((node.to_owned(), stdin))
+            }
+            _ => {
+                timeline(node, "pin written");
+                tell(stdin, &word_of(&inner.state));
+            }
+        }
+    }
+
+    /// What the group's pin settled to: the image (None: unpinned), or why
+    /// it was refused; None while it is not settled.
+    fn settled(&self) -> Option<Result<Option<ImageRef>, String>> {
+        match &self.lock().state {
+            PinState::Resolved(image) => Some(Ok(image.clone())),
+            PinState::Refused(why) => Some(Err(why.clone())),
+            _ => None,
+        }
     }
 
     /// Why the group's digest was refused, if it was.
     fn refused(&self) -> Option<String> {
-        match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
-            PinState::Refused(why) => Some(why.clone()),
-            _ => None,
-        }
+        self.settled().and_then(Result::err)
     }
+}
+
+/// When the run began, for its timeline.
+static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// One event of the run's timeline (`RUST_LOG=baleine::jobs::deploy=debug`:
+/// `timeline fit07 12345 ms: pin written`), which make bench tabulates.
+fn timeline(node: &str, event: &str) {
+    let ms = STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis();
+    log::debug!("timeline {node} {ms} ms: {event}");
+}
+
+/// The line a waiting follower reads (see `await_pin`): the digest,
+/// `unpinned`, or `stop` (refused, or the run is stopping).
+fn word_of(state: &PinState) -> String {
+    match state {
+        _ if stop::stopping() => "stop".into(),
+        PinState::Resolved(Some(image)) => image.digest.clone().unwrap_or_else(|| "stop".into()),
+        PinState::Resolved(None) => UNPINNED.into(),
+        _ => "stop".into(),
+    }
+}
+
+/// Writes the pin to a follower's session and closes it (a session
+/// already gone is nothing to tell).
+fn tell(mut stdin: std::process::ChildStdin, word: &str) {
+    use std::io::Write;
+    let _ = stdin.write_all(format!("{word}\n").as_bytes());
 }
 
 /// The registry's own digest for an image's tag, asked by the gateway
@@ -873,6 +1049,7 @@ fn verified_pin(
 
 /// Deploys `plan` on every node of `fleet`, one record per node.
 pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
+    STARTED.get_or_init(std::time::Instant::now);
     let job = DeployJob {
         docker: Docker::from_config(&fleet.config),
         run_options: fleet.config.run_options(),
@@ -883,7 +1060,6 @@ pub fn run(fleet: &Fleet, plan: DeployPlan) -> ExitCode {
             run: fleet.tag.clone(),
         },
         plan,
-        ssh: fleet.ssh.clone(),
         timeout: fleet.timeout,
         explain: PullExplainer {
             config: fleet.config.clone(),
@@ -908,8 +1084,6 @@ struct DeployJob {
     pinning: bool,
     labels: RunLabels,
     explain: PullExplainer,
-    /// To open a node's kept connection while it waits for the pin.
-    ssh: Ssh,
     timeout: Duration,
 }
 
@@ -1016,6 +1190,9 @@ struct Started {
     /// Taken by the first node's early digest line, or else by `finish`.
     first: Option<Arc<Mutex<Option<Resolver>>>>,
     pinned: Option<ImageRef>,
+    /// A follower started before its group's pin was known: the pin it
+    /// waited for on stdin.
+    awaited: Option<Arc<Pin>>,
     plan: DeployPlan,
 }
 
@@ -1073,6 +1250,7 @@ impl Resolver {
 
     /// The pin from the first node's digests, checked.
     fn resolve_from(self, asked: &ImageRef, digests: &str) {
+        timeline("first node", "digest resolved");
         match verified_pin(asked, digests, self.registry.as_ref()) {
             Ok(pinned) => self.resolve(Some(pinned)),
             Err(why) => {
@@ -1093,22 +1271,10 @@ impl Drop for Resolver {
 
 impl DeployJob {
     /// The node's part in its image's group: the first node, which resolves
-    /// the digest, or a follower pinned to it (once it is known).
-    fn role(
-        &self,
-        node: &NodeName,
-        image: &ImageRef,
-    ) -> Result<(Option<Resolver>, Option<ImageRef>), Failure> {
+    /// the digest, a follower pinned to it (known already), or a follower
+    /// that starts now and waits for it on its session's stdin.
+    fn role(&self, node: &NodeName, image: &ImageRef) -> Result<(Option<Resolver>, Role), Failure> {
         let pin = self.pin_of(image);
-        // While the first node pulls, the others open their connection
-        // (when connections are kept): their session then starts at once.
-        // Their old container stays until the image is known to exist.
-        if pin.resolving() {
-            // Unreachable: say so now, not after a second try.
-            self.ssh
-                .connect(node, self.timeout)
-                .map_err(|complaint| Failure::new(Stage::Connect, complaint))?;
-        }
         Ok(match pin.role() {
             Role::Stopped => return Err(where_the_old_one_is(Failure::not_started())),
             Role::First => {
@@ -1116,15 +1282,15 @@ impl DeployJob {
                     "{node} pulls {image} and resolves its digest, its group waits"
                 )));
                 let registry = registry_digest(&self.explain.config, image);
-                (Some(Resolver { pin, registry }), None)
+                (Some(Resolver { pin, registry }), Role::First)
             }
-            Role::Follow(pinned) => (None, pinned),
             Role::Refused(why) => {
                 return Err(Failure::new(
                     Stage::Verify,
                     format!("{why}\nthe running container, if any, was left as it was"),
                 ))
             }
+            role => (None, role),
         })
     }
 }
@@ -1142,26 +1308,50 @@ impl DeployJob {
             ),
             None => None,
         };
-        let (first, pinned) = match pinned_by_request {
-            Some(pinned) => (None, Some(pinned)),
+        let (first, role) = match pinned_by_request {
+            Some(pinned) => (None, Role::Follow(Some(pinned))),
             None => self.role(node, &image)?,
         };
-        let script = deploy_script(
-            &plan,
-            &self.docker,
-            &self.run_options,
-            pinned.as_ref(),
-            &self.labels,
-        );
+        let (pinned, awaiting) = match role {
+            Role::Follow(pinned) => (pinned, None),
+            Role::Await => (None, Some(self.pin_of(&image))),
+            _ => (None, None),
+        };
+        let script = match awaiting {
+            Some(_) => {
+                deploy_script_awaiting_pin(&plan, &self.docker, &self.run_options, &self.labels)
+            }
+            None => deploy_script(
+                &plan,
+                &self.docker,
+                &self.run_options,
+                pinned.as_ref(),
+                &self.labels,
+            ),
+        };
         let first = first.map(|resolver| Arc::new(Mutex::new(Some(resolver))));
         let mut remote = Remote::new(
             script,
             Started {
                 first: first.clone(),
                 pinned,
+                awaited: awaiting.clone(),
                 plan,
             },
         );
+        if let Some(pin) = awaiting {
+            // The session starts now; its pin is written when known.
+            let name = node.to_string();
+            remote.io.stdin_gate =
+                Some(StdinGate(Arc::new(move |stdin| pin.wait_on(&name, stdin))));
+            // Logged in, its script waiting: the handshake is done.
+            let name = node.to_string();
+            remote.io.early = Some(LineFeed(Arc::new(move |line: &str| {
+                if line.starts_with("awaiting=") {
+                    timeline(&name, "logged in, its script waits for the pin");
+                }
+            })));
+        }
         if let Some(first) = first {
             // The digest as soon as the first node has the image.
             remote.io.early = Some(LineFeed(Arc::new(move |line: &str| {
@@ -1259,14 +1449,30 @@ impl Job for DeployJob {
             .map_err(|failure| failure.after(fields))
     }
 
-    fn finish(&self, _: &NodeName, started: Started, session: &Session) -> Result<Fields, Failure> {
+    fn finish(
+        &self,
+        node: &NodeName,
+        started: Started,
+        session: &Session,
+    ) -> Result<Fields, Failure> {
+        timeline(node, "ended");
         let result = session.values();
         let asked = started
             .plan
             .image
             .clone()
             .expect("a node's plan names its image");
-        let digest = match (&result, &started.pinned) {
+        // A follower that waited for its pin: what it was told.
+        let told = started.awaited.as_ref().and_then(|pin| pin.settled());
+        if let Some(Err(why)) = &told {
+            let request = self.request_fields(&started.plan, None);
+            return Err(Failure::new(Stage::Verify, format!("{why}\n{KEPT}")).after(request));
+        }
+        let pinned = started
+            .pinned
+            .clone()
+            .or_else(|| told.and_then(Result::ok).flatten());
+        let digest = match (&result, &pinned) {
             (_, Some(image)) => image.digest.clone(),
             (Ok(values), None) => values.get("digests").and_then(|d| repo_digest(&asked, d)),
             // A first node that failed after resolving still says what it resolved.
@@ -1275,6 +1481,7 @@ impl Job for DeployJob {
                 .last()
                 .and_then(|d| repo_digest(&asked, d)),
         };
+        let was_first = started.first.is_some();
         let resolver = started
             .first
             .and_then(|first| first.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -1287,9 +1494,9 @@ impl Job for DeployJob {
             }
         }
         // The first node's digest refused: its own record says so too.
-        let refused = match &started.pinned {
-            None => self.pin_of(&asked).refused(),
-            Some(_) => None,
+        let refused = match was_first {
+            true => self.pin_of(&asked).refused(),
+            false => None,
         };
         let request = self.request_fields(&started.plan, digest.as_deref());
         let previous = previous_fields(session);
@@ -1323,7 +1530,7 @@ impl Job for DeployJob {
         })?;
         let fields = request
             .with("container", values.get("container").cloned())
-            .with("pinned", started.pinned.is_some())
+            .with("pinned", pinned.is_some())
             .with("replaced", values.get("removed").map(|r| r == "true"))
             .and(previous);
         // With --wait, the record says the container was ready, and when.

@@ -22,6 +22,16 @@ pub enum Sink {
     Lines(LineFeed),
 }
 
+/// Who gets a session's stdin, as a pipe, once the session runs.
+#[derive(Clone)]
+pub struct StdinGate(pub std::sync::Arc<dyn Fn(std::process::ChildStdin) + Send + Sync>);
+
+impl std::fmt::Debug for StdinGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdinGate")
+    }
+}
+
 /// A file to write in an output directory of ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
@@ -60,6 +70,9 @@ impl Eq for LineFeed {}
 pub struct SessionIo {
     /// Fed to the remote command's stdin (default: nothing).
     pub stdin: Option<PathBuf>,
+    /// Given the session's stdin once it runs, to write to it later (a
+    /// deploy's follower waits there for its pin): instead of `stdin`.
+    pub stdin_gate: Option<StdinGate>,
     pub payload: Option<PayloadWiring>,
     /// Not cut when the run is interrupted (only by its deadline): for the
     /// short session that stops a run's leftovers on a node.

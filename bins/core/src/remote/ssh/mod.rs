@@ -43,7 +43,7 @@ impl DetachedCommand for Command {
 }
 
 pub use argv::Ssh;
-pub use capture::{LineFeed, OutputFile, PayloadWiring, SessionIo, Sink, StageEvents};
+pub use capture::{LineFeed, OutputFile, PayloadWiring, SessionIo, Sink, StageEvents, StdinGate};
 
 impl Ssh {
     /// Opens the connection kept for `node`, unless one is open: a separate
@@ -127,6 +127,7 @@ impl Ssh {
         }
         let argv = self.argv(node, remote_command);
         let stdin = match &io.stdin {
+            None if io.stdin_gate.is_some() => Stdio::piped(),
             None => Stdio::null(),
             Some(path) => match File::open(path) {
                 Ok(file) => Stdio::from(file),
@@ -150,6 +151,9 @@ impl Ssh {
         };
         let pid = child.id();
         watchdog::watchdog().watch(pid, deadline, !io.survives_interrupt, io.ends_with_reader);
+        if let (Some(gate), Some(stdin)) = (&io.stdin_gate, child.stdin.take()) {
+            (gate.0)(stdin);
+        }
         // With a kept connection, the master holds our pipes for the session
         // (ssh passes them over the control socket): once the ssh we started
         // is gone because we cut it, its session may never close them, so the
