@@ -681,11 +681,12 @@ fn the_progress_line_says_where_the_nodes_are_and_what_they_wait_for() {
     ));
     let screen = terminal.wait_for("1 waiting", 60);
     drop(mirror);
+    // (The pty may show it after the echoed command, on the same row.)
     let line = screen
         .lines()
         .find(|l| l.contains("1 waiting"))
-        .unwrap_or_default()
-        .to_owned();
+        .and_then(|l| l.find("deploy: ").map(|at| l[at..].to_owned()))
+        .unwrap_or_default();
     assert!(
         line.starts_with("deploy: 0/2 done, 0 failed · pull 1"),
         "{line:?}"

@@ -801,14 +801,18 @@ fn a_first_node_that_lies_about_its_digest_chooses_nothing_for_the_fleet() {
         }
     });
     let repo = format!("127.0.0.1:{}", registry.port);
-    for (image, digests, expected) in [
+    // What the first node says: its pull's Digest line (none: it is read
+    // from the image's RepoDigests).
+    for (image, pulled, digests, expected) in [
         (
             "busybox".to_owned(),
+            String::new(),
             format!(r#"["alpine@{other}"]"#),
             "the first node named no digest of busybox".to_owned(),
         ),
         (
             format!("{repo}/exp:v1"),
+            other.clone(),
             format!(r#"["{repo}/exp@{other}"]"#),
             format!("but the registry serves {served} for {repo}/exp:v1"),
         ),
@@ -820,6 +824,7 @@ fn a_first_node_that_lies_about_its_digest_chooses_nothing_for_the_fleet() {
             .config(&format!("REGISTRY_URL = {repo}\nSAVE_URL = {repo}"))
             .env("LOCAL_SESSIONS", log.to_str().unwrap())
             .env("FAKE_REPO_DIGESTS", &digests)
+            .env("FAKE_PULL_DIGEST", &pulled)
             .args(&["-i", &image, "-j", "1", "fit01", "fit02", "fit03"])
             .status(1)
             .nodes(3)
@@ -840,6 +845,7 @@ fn a_first_node_that_lies_about_its_digest_chooses_nothing_for_the_fleet() {
         .local_nodes()
         .config(&format!("REGISTRY_URL = {repo}\nSAVE_URL = {repo}"))
         .env("FAKE_REPO_DIGESTS", &format!(r#"["{repo}/exp@{served}"]"#))
+        .env("FAKE_PULL_DIGEST", &served)
         .args(&["-i", &format!("{repo}/exp:v1"), "fit01", "fit02", "fit03"])
         .status(0)
         .nodes(3)

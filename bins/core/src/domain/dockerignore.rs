@@ -104,23 +104,34 @@ impl Rules {
             if text.is_empty() {
                 continue;
             }
-            let (exclusion, rest) = match text.strip_prefix(b"!") {
+            // ignorefile.ReadAll: `!` then trim, Clean, one leading `/` off.
+            let (invert, rest) = match text.strip_prefix(b"!") {
                 Some(rest) => (true, trim_space(rest)),
                 None => (false, text),
             };
-            let mut cleaned = Vec::new();
+            let mut read = Vec::new();
             if !rest.is_empty() {
-                cleaned = clean(rest);
-                if cleaned.len() > 1 && cleaned[0] == b'/' {
-                    cleaned.remove(0);
+                read = clean(rest);
+                if read.len() > 1 && read[0] == b'/' {
+                    read.remove(0);
                 }
             }
-            // patternmatcher.New cleans the whole line again: `!` plus
-            // nothing (`!`, `!/`) is refused there.
-            if exclusion && (cleaned.is_empty() || cleaned == b"/") {
-                return Err(error("illegal exclusion pattern: \"!\"".into()));
+            if invert {
+                read.insert(0, b'!');
             }
-            let cleaned = if exclusion { cleaned } else { clean(&cleaned) };
+            // patternmatcher.New, on that line whole: trim, Clean, then a
+            // leading `!` makes an exception (`!../x` cleans to `x`, an
+            // exclusion; `/!x` read as `!x`, an exception).
+            let line_text = trim_space(&read);
+            if line_text.is_empty() {
+                continue;
+            }
+            let whole = clean(line_text);
+            let (exclusion, cleaned) = match whole.strip_prefix(b"!") {
+                Some(b"") => return Err(error("illegal exclusion pattern: \"!\"".into())),
+                Some(rest) => (true, rest.to_vec()),
+                None => (false, whole),
+            };
             validate_glob(&cleaned).map_err(|why| error(why.into()))?;
             let kind = kind_of(&cleaned).map_err(error)?;
             patterns.push(Pattern {
@@ -195,23 +206,42 @@ impl Pattern {
 }
 
 /// Go's strings.TrimSpace on bytes: Unicode white space at both ends;
-/// bytes that are not UTF-8 are never space.
+/// bytes that are not UTF-8 are never space. Linear: only the rune at
+/// each end is decoded.
 fn trim_space(mut text: &[u8]) -> &[u8] {
-    loop {
-        let chars = runes_with_widths(text);
-        match chars.first() {
-            Some(&(c, w)) if c.is_whitespace() && c != '\u{FFFD}' => text = &text[w..],
-            _ => break,
+    while let Some((c, width)) = first_rune(text) {
+        if !c.is_whitespace() {
+            break;
         }
+        text = &text[width..];
     }
-    loop {
-        let chars = runes_with_widths(text);
-        match chars.last() {
-            Some(&(c, w)) if c.is_whitespace() && c != '\u{FFFD}' => text = &text[..text.len() - w],
-            _ => break,
+    while let Some((c, width)) = last_rune(text) {
+        if !c.is_whitespace() {
+            break;
         }
+        text = &text[..text.len() - width];
     }
     text
+}
+
+/// The first rune of `text` (None for an invalid byte, which is no space).
+fn first_rune(text: &[u8]) -> Option<(char, usize)> {
+    let head = &text[..text.len().min(4)];
+    let valid = match std::str::from_utf8(head) {
+        Ok(valid) => valid,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    valid.chars().next().map(|c| (c, c.len_utf8()))
+}
+
+/// The last rune of `text` (None for an invalid byte).
+fn last_rune(text: &[u8]) -> Option<(char, usize)> {
+    (1..=text.len().min(4)).find_map(|width| {
+        let tail = std::str::from_utf8(&text[text.len() - width..]).ok()?;
+        let mut chars = tail.chars();
+        let c = chars.next()?;
+        chars.next().is_none().then_some((c, width))
+    })
 }
 
 /// Go's path.Clean on bytes.
@@ -748,13 +778,11 @@ fn class_member(chars: &[char], at: &mut usize) -> Result<char, String> {
 /// `[:name:]` (or `[:^name:]`) at `at`; None when it is not one (then `[`
 /// is a member).
 fn posix_class(chars: &[char], at: &mut usize) -> Result<Option<Vec<(char, char)>>, String> {
-    let rest: String = chars[*at..].iter().take(16).collect();
-    let Some(end) = rest.find(":]") else {
+    // As Go's parseNamedClass: from `[:` to the first `:]` after it.
+    let rest: String = chars[*at..].iter().collect();
+    let Some(end) = rest[2..].find(":]").map(|i| i + 2) else {
         return Ok(None);
     };
-    if end < 2 {
-        return Ok(None);
-    }
     let name = &rest[2..end];
     let (negated, name) = match name.strip_prefix('^') {
         Some(name) => (true, name),
@@ -781,7 +809,7 @@ fn posix_class(chars: &[char], at: &mut usize) -> Result<Option<Vec<(char, char)
             ))
         }
     };
-    *at += end + 2;
+    *at += rest[..end + 2].chars().count();
     Ok(Some(match negated {
         false => ranges,
         true => complement(&ranges),
@@ -930,6 +958,22 @@ mod tests {
                 .excludes(b"caf\xe9", None)
                 .0
         );
+    }
+
+    #[test]
+    fn the_whole_line_is_cleaned_again_as_new_does() {
+        // `!../../secret` cleans to `secret`: an exclusion, not an exception.
+        assert!(excluded("!../../secret", "secret"));
+        // A space left by the first Clean is trimmed by the second.
+        assert!(excluded("x/../ secret", "secret"));
+        // `/!foo` is read as the exception `!foo`.
+        assert!(!excluded("*\n/!foo", "foo"));
+    }
+
+    #[test]
+    fn a_long_line_of_spaces_is_trimmed_in_linear_time() {
+        let line = " ".repeat(MAX_LINE - 1);
+        assert!(Rules::parse(line.as_bytes()).unwrap().is_empty());
     }
 
     #[test]

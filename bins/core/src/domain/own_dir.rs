@@ -4,8 +4,9 @@
 //! or a directory `DIR/fit07` of their own. A directory is refused when
 //! someone else could change its entries: writable by others (a group
 //! that is not ours alone, or everyone) without the sticky bit, or not
-//! ours and not sticky. In a sticky one (`/tmp`), an entry that is not ours
-//! is never replaced.
+//! ours unless it is root's and sticky (`/tmp`: the owner of a sticky
+//! directory may still rename what is in it). In `/tmp`, an entry that is
+//! not ours is never replaced, and a directory we make there must be ours.
 
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
@@ -77,6 +78,18 @@ impl OwnDir {
         Ok(File::from(fd))
     }
 
+    /// A file of ours in it, opened to read, never through a link.
+    pub fn open_file(&self, name: &OsStr) -> io::Result<File> {
+        let fd = nix::fcntl::openat(
+            &*self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.error(name, e))?;
+        Ok(File::from(fd))
+    }
+
     /// Removes `name` if it is a file of ours (what we wrote and are done with).
     pub fn remove_file(&self, name: &OsStr) {
         let _ = self.clear(name, false);
@@ -104,6 +117,13 @@ impl OwnDir {
         })?;
         let stat = nix::sys::stat::fstat(&fd).map_err(|e| format!("{shown}: {e}"))?;
         check(&stat).map_err(|why| format!("{shown}: {why}"))?;
+        // Ours alone: one another user made there (in /tmp) they could
+        // rename things in under us.
+        if stat.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(format!(
+                "{shown}: another user's directory, not ours to write in"
+            ));
+        }
         Ok(OwnDir {
             fd: Arc::new(fd),
             path,
@@ -165,7 +185,8 @@ fn check(stat: &FileStat) -> Result<(), String> {
             mode & 0o7777
         ));
     }
-    if !ours && !sticky {
+    let roots_sticky = sticky && stat.st_uid == 0;
+    if !(ours || roots_sticky) {
         return Err(format!(
             "not yours (owner uid {}): its owner could plant a link where our output goes; use a \
              directory of your own",
@@ -281,6 +302,22 @@ mod tests {
         // Sticky, as /tmp: others cannot touch our entries there.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(OwnDir::open(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_directory_another_user_made_where_ours_goes_is_refused() {
+        let dir = scratch("theirs");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let planted = dir.join("fit01");
+        std::fs::create_dir(&planted).unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let stranger = nix::unistd::Uid::from_raw(65534);
+        if nix::unistd::chown(&planted, Some(stranger), None).is_ok() {
+            let out = OwnDir::open(&dir).unwrap();
+            let error = out.subdir(OsStr::new("fit01")).unwrap_err();
+            assert!(error.contains("not yours (owner uid 65534)"), "{error}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -102,6 +102,10 @@ pub struct Remote<C> {
     pub script: String,
     pub io: SessionIo,
     pub context: C,
+    /// How long the script may wait before its own work begins (a deploy
+    /// follower, for its group's pin): added to its time limits, so that
+    /// its work still gets the whole `--timeout`.
+    pub waits: Duration,
 }
 
 impl<C> Remote<C> {
@@ -110,6 +114,7 @@ impl<C> Remote<C> {
             script,
             io: SessionIo::default(),
             context,
+            waits: Duration::ZERO,
         }
     }
 }
@@ -517,7 +522,8 @@ impl Fleet {
             // Waiting in `start` (deploy's digest) may have outlasted the run.
             return Record::failure(Some(node), action, &job.not_started(node, request));
         }
-        let command = session_command(&remote.script, &self.tag, node, self.timeout);
+        let limit = self.timeout + remote.waits;
+        let command = session_command(&remote.script, &self.tag, node, limit);
         if self.dry_run {
             return Record::success(node, action)
                 .with("dry_run", true)
@@ -533,7 +539,7 @@ impl Fleet {
         let started = Instant::now();
         let mut end = self
             .ssh
-            .run_with(node, &command, self.timeout + REMOTE_GRACE, &remote.io);
+            .run_with(node, &command, limit + REMOTE_GRACE, &remote.io);
         // Our session ended before the script did: what it started on the
         // node goes on unless we stop it (what we start, we stop). The
         // stop says the stage the script had really reached, which the
@@ -554,7 +560,7 @@ impl Fleet {
         let stopped = stopped.map(|s| s.map(drop));
         let session = Session {
             end,
-            timeout: self.timeout,
+            timeout: limit,
         };
         let mut record = Record::of(
             Some(node),

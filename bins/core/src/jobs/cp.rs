@@ -347,7 +347,8 @@ impl Job for CpJob {
                 let held = output_dir
                     .subdir(std::ffi::OsStr::new(node.as_str()))
                     .map_err(|e| Failure::new(Stage::Copy, format!("cannot write there: {e}")))?;
-                let unpacked = tarball::open(&output_dir.held_path().join(&tar.name))
+                let unpacked = output_dir
+                    .open_file(&tar.name)
                     .and_then(|file| tarball::unpack(file, &held.held_path()))
                     .map_err(|e| {
                         Failure::new(Stage::Copy, format!("the node's tar is unreadable: {e}"))

@@ -501,8 +501,8 @@ fn await_pin(script: &mut Script, plan: &DeployPlan, docker: &Docker, asked: &Im
         "echo {EARLY_MARK}awaiting=pin >&2\n\
          IFS= read -r pin || pin=\n\
          case $pin in\n\
-         sha256:*[!0-9a-f]*) pin= ;;\n\
-         sha256:?*) ;;\n\
+         sha256:*[!0-9a-f]*|sha384:*[!0-9a-f]*|sha512:*[!0-9a-f]*) pin= ;;\n\
+         sha256:?*|sha384:?*|sha512:?*) ;;\n\
          {UNPINNED}) ;;\n\
          *) pin= ;;\n\
          esac\n\
@@ -596,7 +596,7 @@ fn resolve_digest(script: &mut Script, docker: &Docker, image: &str, asked: &Ima
          while IFS= read -r l; do case $l in 'Digest: sha256:'*) digest=${{l#Digest: }} ;; esac; done <<EOF\n\
          $pulled\n\
          EOF\n\
-         if [ -n \"$digest\" ]; then digests={listed}\"$digest\"'\"]'\n\
+         if [ -n \"$digest\" ]; then digests={listed}\"$digest\"'\"]'; echo \"{EARLY_MARK}pulled=yes\" >&2; echo pulled=yes\n\
          else digests=$({digests}) || exit 1; fi\n\
          echo \"{EARLY_MARK}digests=$digests\" >&2\n\
          echo \"digests=$digests\"\n\
@@ -1009,8 +1009,13 @@ fn verified_pin(
     image: &ImageRef,
     digests: &str,
     registry: Option<&RegistryDigest>,
-) -> Result<ImageRef, String> {
+) -> Result<Option<ImageRef>, String> {
     let node_said = || crate::framework::output::shortened(digests, 300);
+    // No digest at all (an image built or loaded there, never pushed):
+    // nothing to pin the others to; they resolve their own.
+    if serde_json::from_str::<Vec<String>>(digests).is_ok_and(|list| list.is_empty()) {
+        return Ok(None);
+    }
     let digest = repo_digest(image, digests).ok_or_else(|| {
         format!(
             "the first node named no digest of {} (it said {}): its image is not the one asked for",
@@ -1020,11 +1025,11 @@ fn verified_pin(
     })?;
     let pinned = image.with_digest(&digest).map_err(|e| e.to_string())?;
     let Some(registry) = registry else {
-        return Ok(pinned);
+        return Ok(Some(pinned));
     };
     let tag = image.tag.as_deref().unwrap_or("latest");
     match registry.recv_timeout(VERIFY_WAIT) {
-        Ok(Ok(Some(expected))) if expected == digest => Ok(pinned),
+        Ok(Ok(Some(expected))) if expected == digest => Ok(Some(pinned)),
         Ok(Ok(Some(expected))) => Err(format!(
             "the first node resolved {digest}, but the registry serves {expected} for {}:{tag}: \
              no other node runs it",
@@ -1038,11 +1043,11 @@ fn verified_pin(
         // pin stands on the node's word, as with any other registry.
         Ok(Err(e)) => {
             log::info!("cannot check the first node's digest of {image} with the registry: {e}");
-            Ok(pinned)
+            Ok(Some(pinned))
         }
         Err(_) => {
             log::info!("the registry did not say the digest of {image} in time: not checked");
-            Ok(pinned)
+            Ok(Some(pinned))
         }
     }
 }
@@ -1249,10 +1254,14 @@ impl Resolver {
     }
 
     /// The pin from the first node's digests, checked.
-    fn resolve_from(self, asked: &ImageRef, digests: &str) {
+    /// (Checked with the registry when the node pulled: an image already
+    /// there, `--pull missing`, is what the node has, not what the registry
+    /// serves today.)
+    fn resolve_from(self, asked: &ImageRef, digests: &str, pulled: bool) {
         timeline("first node", "digest resolved");
-        match verified_pin(asked, digests, self.registry.as_ref()) {
-            Ok(pinned) => self.resolve(Some(pinned)),
+        let registry = self.registry.as_ref().filter(|_| pulled);
+        match verified_pin(asked, digests, registry) {
+            Ok(pinned) => self.resolve(pinned),
             Err(why) => {
                 self.pin.refuse(why);
                 crate::framework::output::set_note(None);
@@ -1340,6 +1349,8 @@ impl DeployJob {
             },
         );
         if let Some(pin) = awaiting {
+            // Its wait (at most the first node's time) is not its work's.
+            remote.waits = self.timeout;
             // The session starts now; its pin is written when known.
             let name = node.to_string();
             remote.io.stdin_gate =
@@ -1354,12 +1365,20 @@ impl DeployJob {
         }
         if let Some(first) = first {
             // The digest as soon as the first node has the image.
+            let pulled = Arc::new(std::sync::atomic::AtomicBool::new(false));
             remote.io.early = Some(LineFeed(Arc::new(move |line: &str| {
+                if line == "pulled=yes" {
+                    pulled.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let Some(digests) = line.strip_prefix("digests=") else {
                     return;
                 };
-                if let Some(resolver) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    resolver.resolve_from(&image, digests);
+                // Taken first: the check may wait for the registry, and
+                // nothing else may wait on this lock meanwhile.
+                let resolver = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(resolver) = resolver {
+                    let pulled = pulled.load(std::sync::atomic::Ordering::SeqCst);
+                    resolver.resolve_from(&image, digests, pulled);
                 }
             })));
         }
@@ -1489,7 +1508,12 @@ impl Job for DeployJob {
             // A failed first node leaves the others unpinned rather than
             // stuck; one that never said its digests early is judged now.
             match (&result, session.repeated("digests").last()) {
-                (Ok(_), Some(digests)) => resolver.resolve_from(&asked, digests),
+                // (Its early lines never came: checked if it pulled.)
+                (Ok(_), Some(digests)) => resolver.resolve_from(
+                    &asked,
+                    digests,
+                    session.repeated("pulled").any(|p| p == "yes"),
+                ),
                 _ => resolver.resolve(None),
             }
         }

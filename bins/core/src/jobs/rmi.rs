@@ -87,6 +87,9 @@ const COLUMNS: &[Column] = &[
 /// The most tags one rmi deletes from stdin: a runaway pipe is no plan.
 const MAX_TAGS: usize = 100_000;
 
+/// The most bytes of stdin read for them (baleine-list's lines are short).
+const MAX_STDIN_BYTES: u64 = 64 << 20;
+
 impl Tool for RmiArgs {
     const NAME: &'static str = "baleine-rmi";
 
@@ -115,8 +118,8 @@ impl Tool for RmiArgs {
             }
             // Read whole in a thread of its own: Ctrl-C ends the wait.
             let lines = crate::framework::signals::unless_interrupted(|| {
-                std::io::stdin()
-                    .lock()
+                // Bounded in bytes too: a line without end (/dev/zero) is no tag.
+                std::io::Read::take(std::io::stdin().lock(), MAX_STDIN_BYTES)
                     .lines()
                     .take(MAX_TAGS + 1)
                     .collect::<Vec<_>>()
