@@ -558,9 +558,11 @@ impl Fleet {
             end.stdout.push_str(&said.stdout);
         }
         let stopped = stopped.map(|s| s.map(drop));
+        // Its words say the run's --timeout: a follower's wait for its pin
+        // (`waits`) was not its work's time.
         let session = Session {
             end,
-            timeout: limit,
+            timeout: self.timeout,
         };
         let mut record = Record::of(
             Some(node),
