@@ -1970,3 +1970,47 @@ fn followers_start_their_session_while_the_first_node_pulls() {
     assert_eq!(records.iter().filter(|r| r["pinned"] == true).count(), 2);
     assert!(records.iter().all(|r| r["digest"] == records[0]["digest"]));
 }
+
+/// Stopped before their pin came, followers' records say their old
+/// container was left as it was: nothing of theirs had begun.
+#[test]
+fn followers_stopped_before_their_pin_leave_the_node_as_it_was() {
+    let env = common::harness::TestEnv::new();
+    let conf = env.write("baleine.conf", &(env.base_config() + &env.local_nodes()));
+    let sessions = env.path("sessions");
+    let mut command = std::process::Command::new(common::binary("baleine-deploy"));
+    common::scrub_environment(&mut command);
+    let child = command
+        .args([
+            "-i", "busybox", "fit01", "fit02", "fit03", "--", "sleep", "1",
+        ])
+        .env("BALEINE_CONFIG", &conf)
+        .env("HOME", env.path("home"))
+        // A pull that never ends: the first node never has the digest.
+        .env("FAKE_PULL_GATE", env.path("never"))
+        .env("LOCAL_SESSIONS", &sessions)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_until("a session on every node", 30, || {
+        std::fs::read_to_string(&sessions).is_ok_and(|s| s.lines().count() == 3)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(record["stage"], "interrupted", "{record}");
+        let error = record["error"].as_str().unwrap();
+        assert!(error.contains("left as it was"), "{record}");
+    }
+}
