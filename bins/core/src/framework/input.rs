@@ -45,19 +45,13 @@ pub fn stdin_to_file() -> std::io::Result<Option<OwnFile>> {
         .mode(0o600)
         .open(&path)?;
     let own = OwnFile(path);
-    let (done, copied) = crossbeam::channel::bounded(1);
-    std::thread::spawn(move || {
-        let _ = done.send(std::io::copy(&mut std::io::stdin().lock(), &mut file));
+    let copied = crate::framework::signals::unless_interrupted(move || {
+        std::io::copy(&mut std::io::stdin().lock(), &mut file)
     });
-    loop {
-        match copied.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(result) => return result.map(|_| Some(own)),
-            Err(_) if crate::domain::stop::interrupted() => return Ok(None),
-            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
-                return Err(std::io::Error::other("the copy of stdin stopped"))
-            }
-        }
+    match copied {
+        Some(result) => result.map(|_| Some(own)),
+        None if crate::domain::stop::interrupted() => Ok(None),
+        None => Err(std::io::Error::other("the copy of stdin stopped")),
     }
 }
 

@@ -314,6 +314,16 @@ pub const TOOK: Column = Column {
     cell: Cell::Millis("elapsed_ms"),
 };
 
+/// The image a record names, and its digest: the columns of most tools.
+pub const IMAGE: Column = Column {
+    header: "IMAGE",
+    cell: Cell::Text("image"),
+};
+pub const DIGEST: Column = Column {
+    header: "DIGEST",
+    cell: Cell::Digest("digest"),
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,14 +119,8 @@ const BUILDS: Subject = Subject {
 
 /// A build on a terminal: its image, and where and how long.
 const COLUMNS: &[Column] = &[
-    Column {
-        header: "IMAGE",
-        cell: Cell::Text("image"),
-    },
-    Column {
-        header: "DIGEST",
-        cell: Cell::Digest("digest"),
-    },
+    table::IMAGE,
+    table::DIGEST,
     Column {
         header: "BUILT ON",
         cell: Cell::Text("built_on"),

@@ -413,7 +413,13 @@ fn script_with(
     let image_word = match pinning {
         Pinning::Pinned(pinned) => {
             let image = pinned.to_string();
-            pull(&mut script, plan.pull, docker, &image, true);
+            pull(
+                &mut script,
+                plan.pull,
+                docker,
+                (&quote_word(&image), &image),
+                true,
+            );
             if let Some(digest) = pinned.digest.as_deref() {
                 script.line(&format!("digest={}", quote_word(digest)));
             }
@@ -421,7 +427,13 @@ fn script_with(
         }
         Pinning::Resolve => {
             let image = asked.to_string();
-            pull(&mut script, plan.pull, docker, &image, false);
+            pull(
+                &mut script,
+                plan.pull,
+                docker,
+                (&quote_word(&image), &image),
+                false,
+            );
             resolve_digest(&mut script, docker, &image, asked);
             quote_word(&image)
         }
@@ -514,42 +526,34 @@ fn await_pin(script: &mut Script, plan: &DeployPlan, docker: &Docker, asked: &Im
         )),
         quote_word(&tag),
     ));
-    pull(script, plan.pull, docker, &tag, false);
+    pull(script, plan.pull, docker, (&quote_word(&tag), &tag), false);
     resolve_digest(script, docker, &tag, asked);
-    let present = quote(&docker.words(&["image", "inspect"]));
-    let fetch = quote(&docker.words(&["pull"]));
-    let kept = quote_word(KEPT);
     script.line(&format!(
         "else\n\
          image={}\"$pin\"\n\
-         digest=$pin\n\
-         pulled=",
+         digest=$pin",
         quote_word(prefix)
     ));
-    script.stage(Stage::Pull);
-    let line = match plan.pull {
-        PullPolicy::Never => format!(
-            "{present} \"$image\" >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
-            quote_word(&format!(
-                "{tag} is not on this node, and --pull never forbids pulling it"
-            ))
-        ),
-        _ => format!(
-            "{present} \"$image\" >/dev/null 2>&1 || pulled=$({fetch} \"$image\") || {{ echo {kept} >&2; exit 1; }}"
-        ),
-    };
-    script.line(&line);
+    pull(script, plan.pull, docker, ("\"$image\"", &tag), true);
     script.line("fi");
 }
 
 /// The image on the node before the running container is touched: a typo
 /// in the image name, or an unreachable registry, must not leave the node
 /// without its experiment.
-fn pull(script: &mut Script, policy: PullPolicy, docker: &Docker, image: &str, pinned: bool) {
+/// `image` is the shell's word for it (quoted, or `"$image"` when the pin
+/// arrives while the script runs); `shown`, the image as the user reads it.
+fn pull(
+    script: &mut Script,
+    policy: PullPolicy,
+    docker: &Docker,
+    (image, shown): (&str, &str),
+    pinned: bool,
+) {
     script.stage(Stage::Pull);
-    let present = quote(&docker.words(&["image", "inspect", image]));
+    let present = format!("{} {image}", quote(&docker.words(&["image", "inspect"])));
     // Progress goes to stdout, errors to stderr.
-    let pull = quote(&docker.words(&["pull", image]));
+    let pull = format!("{} {image}", quote(&docker.words(&["pull"])));
     let kept = quote_word(KEPT);
     // What the pull said (its `Digest:` line spares the first node an
     // inspect, see resolve_digest).
@@ -558,7 +562,7 @@ fn pull(script: &mut Script, policy: PullPolicy, docker: &Docker, image: &str, p
         (PullPolicy::Never, _) => script.line(&format!(
             "{present} >/dev/null 2>&1 || {{ echo {} >&2; echo {kept} >&2; exit 1; }}",
             quote_word(&format!(
-                "{image} is not on this node, and --pull never forbids pulling it"
+                "{shown} is not on this node, and --pull never forbids pulling it"
             ))
         )),
         // A digest cannot change, so a pinned image present on the node
@@ -1414,14 +1418,8 @@ impl Job for DeployJob {
     fn columns(&self) -> &'static [Column] {
         &[
             table::NODE,
-            Column {
-                header: "IMAGE",
-                cell: Cell::Text("image"),
-            },
-            Column {
-                header: "DIGEST",
-                cell: Cell::Digest("digest"),
-            },
+            table::IMAGE,
+            table::DIGEST,
             Column {
                 header: "REPLACED",
                 cell: Cell::Text("previous_image"),

@@ -13,7 +13,7 @@ use crate::domain::record::{Failure, Record, Stage};
 use crate::domain::reference::{target_image, validate_repository_name};
 use crate::framework::cli::Tool;
 use crate::framework::output::{printable, Run, Subject, Writer};
-use crate::framework::table::{Cell, Column, Table};
+use crate::framework::table::{self, Cell, Column, Table};
 use crate::framework::{exit, fanout, UsageError};
 use crate::remote::registry::{Manifest, Registry, RegistryError};
 use argh::{ArgsInfo, FromArgs};
@@ -160,14 +160,8 @@ pub struct Shown {
 
 /// A listing on a terminal: a row per tag, by name.
 const COLUMNS: &[Column] = &[
-    Column {
-        header: "IMAGE",
-        cell: Cell::Text("image"),
-    },
-    Column {
-        header: "DIGEST",
-        cell: Cell::Digest("digest"),
-    },
+    table::IMAGE,
+    table::DIGEST,
     Column {
         header: "SIZE",
         cell: Cell::Bytes("size"),

@@ -204,10 +204,7 @@ impl Job for PsJob {
                     image.split('@').next().unwrap_or_default().to_owned()
                 }),
             },
-            Column {
-                header: "DIGEST",
-                cell: Cell::Digest("digest"),
-            },
+            table::DIGEST,
             Column {
                 header: "UPTIME",
                 cell: Cell::Seconds("uptime_s"),

@@ -11,7 +11,7 @@ use crate::domain::reference::{target_image, RepoName};
 use crate::domain::stop;
 use crate::framework::cli::Tool;
 use crate::framework::output::{Run, Subject, Writer};
-use crate::framework::table::{Cell, Column, Table};
+use crate::framework::table::{self, Cell, Column, Table};
 use crate::framework::{confirm, exit, UsageError};
 use crate::remote::registry::Registry;
 use argh::{ArgsInfo, FromArgs};
@@ -63,14 +63,8 @@ pub struct RmiArgs {
 
 /// A deletion on a terminal: a row per tag, by name.
 const COLUMNS: &[Column] = &[
-    Column {
-        header: "IMAGE",
-        cell: Cell::Text("image"),
-    },
-    Column {
-        header: "DIGEST",
-        cell: Cell::Digest("digest"),
-    },
+    table::IMAGE,
+    table::DIGEST,
     Column {
         header: "DELETED",
         cell: Cell::With(|record| match record.get("dry_run") {

@@ -364,14 +364,8 @@ impl Job for SaveJob {
     fn columns(&self) -> &'static [Column] {
         &[
             table::NODE,
-            Column {
-                header: "IMAGE",
-                cell: Cell::Text("image"),
-            },
-            Column {
-                header: "DIGEST",
-                cell: Cell::Digest("digest"),
-            },
+            table::IMAGE,
+            table::DIGEST,
             Column {
                 header: "NOT SAVED",
                 cell: Cell::Text("not_saved"),
