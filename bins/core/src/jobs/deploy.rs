@@ -807,6 +807,9 @@ struct PinInner {
     state: PinState,
     /// The stdin of each follower's session waiting for the pin.
     waiting: Vec<(String, std::process::ChildStdin)>,
+    /// The followers told to go on (a digest, or unpinned): the others
+    /// never touched their node.
+    told: std::collections::HashSet<String>,
 }
 
 enum PinState {
@@ -838,6 +841,7 @@ impl Pin {
             state: Mutex::new(PinInner {
                 state,
                 waiting: Vec::new(),
+                told: Default::default(),
             }),
         }
     }
@@ -873,9 +877,9 @@ impl Pin {
         let mut inner = self.lock();
         inner.state = state;
         let word = word_of(&inner.state);
-        for (node, stdin) in inner.waiting.drain(..) {
-            timeline(&node, "pin written");
-            tell(stdin, &word);
+        let waiting = std::mem::take(&mut inner.waiting);
+        for (node, stdin) in waiting {
+            inner.tell(node, stdin, &word);
         }
     }
 
@@ -889,10 +893,16 @@ impl Pin {
                 inner.waiting.push((node.to_owned(), stdin))
             }
             _ => {
-                timeline(node, "pin written");
-                tell(stdin, &word_of(&inner.state));
+                let word = word_of(&inner.state);
+                inner.tell(node.to_owned(), stdin, &word);
             }
         }
+    }
+
+    /// Whether `node`'s session was told to go on: if not, its script
+    /// stopped (or was cut) before it did anything.
+    fn told(&self, node: &str) -> bool {
+        self.lock().told.contains(node)
     }
 
     /// What the group's pin settled to: the image (None: unpinned), or why
@@ -935,11 +945,17 @@ fn word_of(state: &PinState) -> String {
     }
 }
 
-/// Writes the pin to a follower's session and closes it (a session
-/// already gone is nothing to tell).
-fn tell(mut stdin: std::process::ChildStdin, word: &str) {
-    use std::io::Write;
-    let _ = stdin.write_all(format!("{word}\n").as_bytes());
+impl PinInner {
+    /// Writes the pin to a follower's session and closes it (a session
+    /// already gone is nothing to tell).
+    fn tell(&mut self, node: String, mut stdin: std::process::ChildStdin, word: &str) {
+        use std::io::Write;
+        timeline(&node, "pin written");
+        let _ = stdin.write_all(format!("{word}\n").as_bytes());
+        if word != "stop" {
+            self.told.insert(node);
+        }
+    }
 }
 
 /// The registry's own digest for an image's tag, asked by the gateway
@@ -1481,6 +1497,22 @@ impl Job for DeployJob {
             .expect("a node's plan names its image");
         // A follower that waited for its pin: what it was told.
         let told = started.awaited.as_ref().and_then(|pin| pin.settled());
+        // Cut while it waited: it never began.
+        if let (Some(pin), Err(cut)) = (&started.awaited, &result) {
+            if matches!(cut.stage, Stage::Interrupted | Stage::Timeout) && !pin.told(node.as_str())
+            {
+                let how = match cut.stage {
+                    Stage::Interrupted => "interrupted",
+                    _ => "timed out",
+                };
+                let request = self.request_fields(&started.plan, None);
+                return Err(Failure::new(
+                    cut.stage,
+                    format!("{how} before starting: its group's digest had not come\n{KEPT}"),
+                )
+                .after(request));
+            }
+        }
         if let Some(Err(why)) = &told {
             let request = self.request_fields(&started.plan, None);
             return Err(Failure::new(Stage::Verify, format!("{why}\n{KEPT}")).after(request));
