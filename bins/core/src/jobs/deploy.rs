@@ -621,14 +621,20 @@ fn resolve_digest(script: &mut Script, docker: &Docker, image: &str, asked: &Ima
 fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>) {
     script.stage(Stage::Remove);
     let (name, previous) = (&docker.container, docker.previous());
+    // One line per container: its name and state, then its image and our
+    // two labels as JSON strings, so that no text of a label (a newline, a
+    // `|`) can pass for another field or another container.
     let format = format!(
-        "{{{{.Name}}}}|{{{{.State.Status}}}}|{{{{index .Config.Labels \"{LABEL}.image\"}}}}|\
-         {{{{index .Config.Labels \"{LABEL}.digest\"}}}}|{{{{.Config.Image}}}}"
+        "{{{{.Name}}}}|{{{{.State.Status}}}}|{{{{json .Config.Image}}}} \
+         {{{{json (index .Config.Labels \"{LABEL}.image\")}}}} \
+         {{{{json (index .Config.Labels \"{LABEL}.digest\")}}}}"
     );
     let d = |args: &[&str]| quote(&docker.words(args));
-    let inspect = d(&["inspect", "--format", &format, name, &previous]);
-    // The line of one name exactly (its first field), never a label's text.
-    let line_of = |of: &str| quote_word(&format!("$1 == \"/{of}\""));
+    // `container inspect`, not `inspect`: a name that is not there costs
+    // no search through every kind of object (and the daemon's info).
+    let inspect = d(&["container", "inspect", "--format", &format, name, &previous]);
+    // The line of one name exactly (its first field).
+    let line_of = |of: &str| format!("{}*", quote_word(&format!("/{of}|")));
     let (line_managed, line_kept) = (line_of(name), line_of(&previous));
     let drop_previous = d(&["rm", "-f", &previous]);
     let drop_managed = d(&["rm", "-f", name]);
@@ -636,12 +642,16 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
     let stop = d(&["stop", "-t", &stop_timeout.unwrap_or(0).to_string(), name]);
     let aside = d(&["rename", name, &previous]);
     let start = d(&["start", name]);
+    // Parsed by the shell alone: no awk or cut to start on the node.
     script.line(&format!(
         "old=$({inspect} 2>/dev/null)\n\
-         managed=$(printf '%s\\n' \"$old\" | awk -F'|' {line_managed})\n\
-         kept=$(printf '%s\\n' \"$old\" | awk -F'|' {line_kept})\n\
+         managed= kept=\n\
+         while IFS= read -r l; do case $l in {line_managed}) managed=$l ;; {line_kept}) kept=$l ;; esac; done <<EOF\n\
+         $old\n\
+         EOF\n\
+         state_of() {{ s=${{1#*|}}; printf '%s' \"${{s%%|*}}\"; }}\n\
          if [ -n \"$kept\" ]; then\n\
-         case $(printf '%s' \"$managed\" | cut -d'|' -f2) in\n\
+         case $(state_of \"$managed\") in\n\
          running) {drop_previous} >/dev/null 2>&1 ;;\n\
          '') {rename_back} || exit 1; managed=$kept ;;\n\
          *) {{ {drop_managed} >/dev/null 2>&1 && {rename_back}; }} || exit 1; managed=$kept ;;\n\
@@ -650,9 +660,8 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
          had= pstate=\n\
          if [ -n \"$managed\" ]; then\n\
          had=true\n\
-         IFS='|' read -r _ pstate pimage pdigest pconfig <<EOF\n$managed\nEOF\n\
-         echo \"previous_image=${{pimage:-$pconfig}}\"\n\
-         echo \"previous_digest=$pdigest\"\n\
+         pstate=$(state_of \"$managed\")\n\
+         echo \"previous=$managed\"\n\
          [ -z \"$BALEINE_STAGE\" ] || echo \"$pstate\" >\"$BALEINE_STAGE.previous\" 2>/dev/null\n\
          {stop} >/dev/null 2>&1\n\
          out=$({aside} 2>&1) || {{ [ \"$pstate\" != running ] || {start} >/dev/null 2>&1; printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
@@ -670,8 +679,14 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
 fn put_back(docker: &Docker, tag: &str, node: &str) -> String {
     let (name, previous) = (&docker.container, docker.previous());
     let d = |args: &[&str]| quote(&docker.words(args));
-    let state = d(&["inspect", "--format", "{{.State.Status}}", name]);
-    let kept = d(&["inspect", "--format", "{{.Id}}", &previous]);
+    let state = d(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Status}}",
+        name,
+    ]);
+    let kept = d(&["container", "inspect", "--format", "{{.Id}}", &previous]);
     let file = quote_word(&format!(
         "{}.previous",
         crate::remote::protocol::stage_file(tag, node)
@@ -698,6 +713,7 @@ fn put_back(docker: &Docker, tag: &str, node: &str) -> String {
 /// Defines `last` and `fail` for the readiness loop.
 fn held_or_restored(script: &mut Script, docker: &Docker) {
     let state = quote(&docker.words(&[
+        "container",
         "inspect",
         "--format",
         "{{.State.Status}} {{.State.ExitCode}}",
@@ -736,6 +752,7 @@ const SETTLE_HALF_SECONDS: u64 = 4;
 fn wait_until_ready(script: &mut Script, docker: &Docker, seconds: u64, ready_cmd: Option<&str>) {
     script.stage(Stage::Ready);
     let state = quote(&docker.words(&[
+        "container",
         "inspect",
         "--format",
         "{{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
@@ -1409,19 +1426,29 @@ impl DeployJob {
 /// What a deploy replaced: the previous container's image as asked and its
 /// digest (from its labels), so that a rollback needs no archaeology.
 fn previous_fields(session: &Session) -> Fields {
-    let value = |key: &str| {
-        session
-            .repeated(key)
-            .last()
-            .filter(|v| !v.is_empty())
-            .map(String::from)
+    let Some((image, digest)) = session.repeated("previous").last().and_then(previous_of) else {
+        return Fields::new();
     };
-    match value("previous_image") {
-        Some(image) => Fields::new()
-            .with("previous_image", image)
-            .with("previous_digest", value("previous_digest")),
-        None => Fields::new(),
-    }
+    Fields::new()
+        .with("previous_image", image)
+        .with("previous_digest", digest)
+}
+
+/// The image (its label, else its configuration's) and digest label of the
+/// container a deploy replaced, from keep_previous's line
+/// `/NAME|STATE|"config image" "label image" "label digest"`.
+fn previous_of(line: &str) -> Option<(String, Option<String>)> {
+    let mut fields = line.splitn(3, '|');
+    let (_name, _state, json) = (fields.next()?, fields.next()?, fields.next()?);
+    let strings: Vec<String> = serde_json::Deserializer::from_str(json)
+        .into_iter::<String>()
+        .take(3)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [config, label, digest] = <[String; 3]>::try_from(strings).ok()?;
+    let image = if label.is_empty() { config } else { label };
+    let digest = (!digest.is_empty()).then_some(digest);
+    (!image.is_empty()).then_some((image, digest))
 }
 
 impl Job for DeployJob {
@@ -1851,12 +1878,42 @@ mod tests {
         let script = deploy_script(&plan, &docker(), &[], None, &labels());
         // The line of each name is found by its first field, exactly.
         assert!(
-            script.contains(r#"awk -F'|' '$1 == "/container"'"#),
+            script.contains("case $l in '/container|'*) managed=$l ;; '/container.baleine-previous|'*) kept=$l ;; esac"),
             "{script}"
         );
-        assert!(script.contains(r#"awk -F'|' '$1 == "/container.baleine-previous"'"#));
+        // A label's text is a JSON string: it cannot break a line.
+        assert!(
+            script.contains(r#"{{json (index .Config.Labels "org.r2lab.baleine.image")}}"#),
+            "{script}"
+        );
         // Put back only if it ran: a stopped container stays stopped.
         assert!(script.contains("[ \"$pstate\" != running ] || docker start container"));
+    }
+
+    #[test]
+    fn what_a_deploy_replaced_is_read_from_json_strings_whatever_the_labels_say() {
+        assert_eq!(
+            previous_of(r#"/container|running|"busybox" "" """#),
+            Some(("busybox".into(), None))
+        );
+        assert_eq!(
+            previous_of(r#"/container|exited|"busybox@sha256:1" "busybox" "sha256:1""#),
+            Some(("busybox".into(), Some("sha256:1".into())))
+        );
+        // A label with a `|`, quotes or an escaped newline stays one value.
+        assert_eq!(
+            previous_of(
+                r#"/container|running|"x" "a|b \"c\"\n/container.baleine-previous|running|" "d""#
+            ),
+            Some((
+                "a|b \"c\"\n/container.baleine-previous|running|".into(),
+                Some("d".into())
+            ))
+        );
+        // Anything else is nothing replaced that we can name.
+        assert_eq!(previous_of("/container|running"), None);
+        assert_eq!(previous_of(r#"/container|running|"x" 3 "d""#), None);
+        assert_eq!(previous_of(r#"/container|running|"" "" """#), None);
     }
 
     #[test]
