@@ -68,20 +68,32 @@ impl Ssh {
             return vec!["sh".into(), "-c".into(), remote_command.into()];
         }
         let mut argv = self.base.clone();
-        // Use a kept connection if there is one, never become one: a
-        // master started here would hold our pipes (see `open_master`).
-        // Without reuse, no multiplexing at all: a user's `ControlMaster
-        // auto` must not turn our sessions into masters either.
-        let path = match &self.reuse {
-            Some(reuse) => reuse.socket(&self.base, node).display().to_string(),
-            None => "none".into(),
-        };
-        argv.extend([
-            "-o".into(),
-            "ControlMaster=no".into(),
-            "-o".into(),
-            format!("ControlPath={path}"),
-        ]);
+        match &self.reuse {
+            // The session's own connection becomes the kept one if none is
+            // open (one process, one handshake): OpenSSH puts a persisting
+            // master's stdio on /dev/null, so it holds none of our pipes,
+            // unless `-v` keeps its stderr, the case of `separate_master`.
+            Some(reuse) if !self.separate_master() => argv.extend(connection_reuse(
+                "auto",
+                &reuse.socket(&self.base, node),
+                reuse.persist,
+            )),
+            // Use a kept connection if there is one, never become one.
+            // Without reuse, no multiplexing at all: a user's `ControlMaster
+            // auto` must not turn our sessions into masters either.
+            reuse => {
+                let path = match reuse {
+                    Some(reuse) => reuse.socket(&self.base, node).display().to_string(),
+                    None => "none".into(),
+                };
+                argv.extend([
+                    "-o".into(),
+                    "ControlMaster=no".into(),
+                    "-o".into(),
+                    format!("ControlPath={path}"),
+                ]);
+            }
+        }
         argv.extend(["--".into(), node.to_string(), remote_command.into()]);
         argv
     }
@@ -141,13 +153,23 @@ fn prefer_mlkem(ssh: &[String]) -> bool {
 }
 
 impl Ssh {
+    /// Whether kept connections are opened by an `ssh -N -f` of their own
+    /// rather than by a session: when SSH asks for debugging output (`-v`),
+    /// which a persisting master keeps writing to the stderr it started
+    /// with, so a session's master would hold our pipe open for
+    /// SSH_CONTROL_PERSIST seconds after its session.
+    pub(super) fn separate_master(&self) -> bool {
+        self.reuse.is_some() && asks_for_debugging(&self.base)
+    }
+
     /// The control socket for `node` and the argv of the separate `ssh -N -f`
-    /// that keeps its connection open, when connections are kept.
+    /// that keeps its connection open, when connections are kept that way
+    /// (see `separate_master`).
     pub(super) fn master_argv(&self, node: &NodeName) -> Option<(PathBuf, Vec<String>)> {
-        let reuse = self.reuse.as_ref()?;
+        let reuse = self.reuse.as_ref().filter(|_| self.separate_master())?;
         let socket = reuse.socket(&self.base, node);
         let mut argv = self.base.clone();
-        argv.extend(connection_reuse(&socket, reuse.persist));
+        argv.extend(connection_reuse("yes", &socket, reuse.persist));
         argv.extend(["-N".into(), "-f".into(), "--".into(), node.to_string()]);
         Some((socket, argv))
     }
@@ -174,9 +196,9 @@ impl Reuse {
 /// `persist` after its last session, so the next tool of a pipeline, or the
 /// next run, skips the key exchange. Keepalives let a master notice a node
 /// that was re-imaged under it.
-fn connection_reuse(socket: &Path, persist: Duration) -> Vec<String> {
+fn connection_reuse(master: &str, socket: &Path, persist: Duration) -> Vec<String> {
     [
-        "ControlMaster=yes".to_owned(),
+        format!("ControlMaster={master}"),
         format!("ControlPath={}", socket.display()),
         format!("ControlPersist={}s", persist.as_secs()),
         "ServerAliveInterval=10".to_owned(),
@@ -185,6 +207,34 @@ fn connection_reuse(socket: &Path, persist: Duration) -> Vec<String> {
     .into_iter()
     .flat_map(|option| ["-o".to_owned(), option])
     .collect()
+}
+
+/// Whether ssh's words ask for debugging output (`-v`, alone or in a
+/// cluster such as `-vF FILE`), read as ssh reads its options.
+fn asks_for_debugging(ssh: &[String]) -> bool {
+    // ssh's options that take an argument (ssh(1)).
+    const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+    let mut words = ssh.iter().skip(1);
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return false;
+        }
+        let Some(flags) = word.strip_prefix('-') else {
+            continue;
+        };
+        for (at, flag) in flags.char_indices() {
+            if flag == 'v' {
+                return true;
+            }
+            if WITH_ARGUMENT.contains(flag) {
+                if at + 1 == flags.len() {
+                    words.next(); // its argument is the next word
+                }
+                break;
+            }
+        }
+    }
+    false
 }
 
 /// A directory only we can enter: whoever reaches a control socket gets a
@@ -257,10 +307,18 @@ mod tests {
     }
 
     #[test]
-    fn a_session_uses_a_kept_connection_but_never_becomes_one() {
+    fn a_session_s_own_connection_is_kept_unless_ssh_debugs() {
         let argv = ssh(true).argv(&node("fit01"), "true");
+        assert!(argv.contains(&"ControlMaster=auto".to_owned()));
+        assert!(argv.contains(&"ControlPersist=60s".to_owned()));
+        assert!(ssh(true).master_argv(&node("fit01")).is_none());
+        // With -v, a master would keep writing to our stderr: a separate one.
+        let mut debug = ssh(true);
+        debug.base.insert(1, "-vF".into());
+        debug.base.insert(2, "/etc/ssh/x".into());
+        let argv = debug.argv(&node("fit01"), "true");
         assert!(argv.contains(&"ControlMaster=no".to_owned()));
-        let (socket, master) = ssh(true).master_argv(&node("fit01")).unwrap();
+        let (socket, master) = debug.master_argv(&node("fit01")).unwrap();
         assert!(argv.contains(&format!("ControlPath={}", socket.display())));
         let dashes = master.iter().position(|w| w == "--").unwrap();
         assert_eq!(&master[dashes - 2..], ["-N", "-f", "--", "fit01"]);
@@ -274,6 +332,22 @@ mod tests {
         assert!(options
             .windows(4)
             .any(|w| w == ["-o", "ControlMaster=no", "-o", "ControlPath=none"]));
+    }
+
+    #[test]
+    fn debugging_is_told_from_options_and_their_arguments() {
+        let asks = |words: &[&str]| {
+            asks_for_debugging(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+        };
+        assert!(asks(&["ssh", "-v"]));
+        assert!(asks(&["ssh", "-F", "cfg", "-qvv"]));
+        assert!(asks(&["ssh", "-4v"]));
+        // A `v` in an option's argument is no -v.
+        assert!(!asks(&["ssh", "-F", "-v"]));
+        assert!(!asks(&["ssh", "-ovisualhostkey=yes"]));
+        assert!(!asks(&["ssh", "-l", "vagrant", "-i", "/home/v/key"]));
+        assert!(!asks(&["-v"])); // the program itself
+        assert!(!asks(&["ssh", "--", "-v"]));
     }
 
     #[test]

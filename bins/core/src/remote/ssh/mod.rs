@@ -46,11 +46,9 @@ pub use argv::Ssh;
 pub use capture::{LineFeed, OutputFile, PayloadWiring, SessionIo, Sink, StageEvents, StdinGate};
 
 impl Ssh {
-    /// Opens the connection kept for `node`, unless one is open: a separate
-    /// `ssh -N -f` whose stdio is never ours, so that no persisting master
-    /// can hold a session's pipes open (a known trap of ControlPersist when
-    /// the master is the first session's own ssh). Returns ssh's complaint
-    /// if the node cannot be reached at all.
+    /// Opens the connection kept for `node`, unless one is open, when it is
+    /// a separate `ssh -N -f` (see `Ssh::separate_master`), whose stdio is
+    /// never ours. Returns ssh's complaint if the node cannot be reached.
     fn open_master(&self, node: &NodeName, deadline: Instant) -> Result<(), String> {
         let Some((socket, argv)) = self.master_argv(node) else {
             return Ok(());
@@ -89,13 +87,6 @@ impl Ssh {
             // Anything else: let the session try on its own.
             _ => Ok(()),
         }
-    }
-
-    /// Opens the kept connection to `node` now (when connections are kept),
-    /// so that a session started later skips the key exchange; `Err` with
-    /// ssh's complaint if the node cannot be reached.
-    pub fn connect(&self, node: &NodeName, timeout: Duration) -> Result<(), String> {
-        self.open_master(node, Instant::now() + timeout)
     }
 
     /// Runs `remote_command` on `node` and waits, killing ssh when `timeout`
