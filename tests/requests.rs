@@ -364,3 +364,36 @@ fn a_container_left_aside_by_a_cut_deploy_is_put_back_and_never_lost() {
     let names = tb.ssh_ok("fit02", "docker ps -a --format '{{.Names}}'");
     assert!(!names.contains("baleine-previous"), "{names}");
 }
+
+/// A container made by someone else, whose image label holds a backslash,
+/// a tab, a newline and a `|`: the record says exactly what it replaced,
+/// and none of that text passes for another field or container.
+#[test]
+fn what_a_deploy_replaced_is_said_exactly_whatever_its_labels_hold() {
+    let tb = Testbed::get();
+    let _nodes = tb.exclusive();
+    let env = TestEnv::new();
+    let label = "a\\b|c\td\n/container.baleine-previous|running|\nrestored_previous=true";
+    let quoted = baleine::remote::quote::quote_word(&format!("org.r2lab.baleine.image={label}"));
+    tb.ssh_ok(
+        "fit02",
+        &format!(
+            "docker rm -f container container.baleine-previous >/dev/null 2>&1; \
+             docker run -d --name container --label {quoted} busybox sleep 100003 >/dev/null"
+        ),
+    );
+    let records = deploy(&tb, &env.path("state"))
+        .args(&["-i", "busybox", "fit02", "--", "sleep", "100004"])
+        .status(0)
+        .nodes(1)
+        .run();
+    assert_eq!(records[0]["previous_image"], label, "{}", records[0]);
+    assert_eq!(records[0]["replaced"], true, "{}", records[0]);
+    assert!(
+        records[0].get("restored_previous").is_none(),
+        "{}",
+        records[0]
+    );
+    let now = running(&tb, "fit02");
+    assert!(now.contains("100004"), "{now}");
+}

@@ -661,7 +661,7 @@ fn keep_previous(script: &mut Script, docker: &Docker, stop_timeout: Option<u64>
          if [ -n \"$managed\" ]; then\n\
          had=true\n\
          pstate=$(state_of \"$managed\")\n\
-         echo \"previous=$managed\"\n\
+         printf 'previous=%s\\n' \"$managed\"\n\
          [ -z \"$BALEINE_STAGE\" ] || echo \"$pstate\" >\"$BALEINE_STAGE.previous\" 2>/dev/null\n\
          {stop} >/dev/null 2>&1\n\
          out=$({aside} 2>&1) || {{ [ \"$pstate\" != running ] || {start} >/dev/null 2>&1; printf '%s\\n' \"$out\" >&2; exit 1; }}\n\
@@ -968,8 +968,8 @@ impl PinInner {
     fn tell(&mut self, node: String, mut stdin: std::process::ChildStdin, word: &str) {
         use std::io::Write;
         timeline(&node, "pin written");
-        let _ = stdin.write_all(format!("{word}\n").as_bytes());
-        if word != "stop" {
+        let written = stdin.write_all(format!("{word}\n").as_bytes()).is_ok();
+        if written && word != "stop" {
             self.told.insert(node);
         }
     }

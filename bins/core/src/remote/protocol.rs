@@ -286,6 +286,9 @@ fn is_progress_noise(line: &str) -> bool {
     line.is_empty()
         // ssh falling back from a kept connection that died: not the error.
         || line.starts_with("Control socket connect(")
+        // Another tool opened the node's kept connection first: this
+        // session goes on without one.
+        || (line.starts_with("ControlSocket ") && line.ends_with("disabling multiplexing"))
         || line.starts_with("Unable to find image")
         || line.starts_with("Digest: ")
         || line.starts_with("Status: ")

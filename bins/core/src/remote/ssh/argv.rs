@@ -15,6 +15,8 @@ pub struct Ssh {
     base: Vec<String>,
     /// Where connections kept for reuse live, and for how long.
     reuse: Option<Reuse>,
+    /// The client is no OpenSSH 8.0 or later (see `separate_master`).
+    old_client: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +49,12 @@ impl Ssh {
                 dir,
                 persist: config.ssh_control_persist,
             });
-        Ssh { base, reuse }
+        let old_client = reuse.is_some() && !base.first().is_some_and(|p| openssh_8_or_later(p));
+        Ssh {
+            base,
+            reuse,
+            old_client,
+        }
     }
 
     /// The gateway itself as the "node": a session's command runs in a
@@ -57,6 +64,7 @@ impl Ssh {
         Ssh {
             base: Vec::new(),
             reuse: None,
+            old_client: false,
         }
     }
 
@@ -154,12 +162,13 @@ fn prefer_mlkem(ssh: &[String]) -> bool {
 
 impl Ssh {
     /// Whether kept connections are opened by an `ssh -N -f` of their own
-    /// rather than by a session: when SSH asks for debugging output (`-v`),
-    /// which a persisting master keeps writing to the stderr it started
-    /// with, so a session's master would hold our pipe open for
-    /// SSH_CONTROL_PERSIST seconds after its session.
+    /// rather than by a session: when a persisting master would keep the
+    /// stderr it started with, so a session's master would hold our pipe
+    /// open for SSH_CONTROL_PERSIST seconds after its session. It does with
+    /// `-v` (its debugging output), and before OpenSSH 8.0 a ProxyJump's
+    /// ssh kept it (7.3 and earlier: the master itself).
     pub(super) fn separate_master(&self) -> bool {
-        self.reuse.is_some() && asks_for_debugging(&self.base)
+        self.reuse.is_some() && (self.old_client || asks_for_debugging(&self.base))
     }
 
     /// The control socket for `node` and the argv of the separate `ssh -N -f`
@@ -207,6 +216,28 @@ fn connection_reuse(master: &str, socket: &Path, persist: Duration) -> Vec<Strin
     .into_iter()
     .flat_map(|option| ["-o".to_owned(), option])
     .collect()
+}
+
+/// Whether `program -V` says OpenSSH 8.0 or later (anything else, or no
+/// answer, is taken as older).
+fn openssh_8_or_later(program: &str) -> bool {
+    let Ok(out) = std::process::Command::new(program)
+        .arg("-V")
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return false;
+    };
+    // `OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026`, on stderr.
+    let said = String::from_utf8_lossy(&out.stderr);
+    openssh_version(&said).is_some_and(|(major, _)| major >= 8)
+}
+
+/// The major and minor version in `ssh -V`'s words.
+fn openssh_version(said: &str) -> Option<(u32, u32)> {
+    let version = said.split("OpenSSH_").nth(1)?;
+    let mut numbers = version.split(|c: char| !c.is_ascii_digit());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
 }
 
 /// Whether ssh's words ask for debugging output (`-v`, alone or in a
@@ -281,6 +312,7 @@ mod tests {
                 dir: PathBuf::from("/run/user/0/baleine-ssh"),
                 persist: Duration::from_secs(60),
             }),
+            old_client: false,
         }
     }
 
@@ -318,6 +350,12 @@ mod tests {
         debug.base.insert(2, "/etc/ssh/x".into());
         let argv = debug.argv(&node("fit01"), "true");
         assert!(argv.contains(&"ControlMaster=no".to_owned()));
+        // So with a client older than OpenSSH 8.0 (its ProxyJump's ssh).
+        let old = Ssh {
+            old_client: true,
+            ..ssh(true)
+        };
+        assert!(old.master_argv(&node("fit01")).is_some());
         let (socket, master) = debug.master_argv(&node("fit01")).unwrap();
         assert!(argv.contains(&format!("ControlPath={}", socket.display())));
         let dashes = master.iter().position(|w| w == "--").unwrap();
@@ -332,6 +370,19 @@ mod tests {
         assert!(options
             .windows(4)
             .any(|w| w == ["-o", "ControlMaster=no", "-o", "ControlPath=none"]));
+    }
+
+    #[test]
+    fn openssh_s_version_is_read_from_its_words() {
+        let said = "OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026";
+        assert_eq!(openssh_version(said), Some((9, 2)));
+        assert_eq!(
+            openssh_version("OpenSSH_7.4p1, OpenSSL 1.0.2k-fips"),
+            Some((7, 4))
+        );
+        assert_eq!(openssh_version("OpenSSH_for_Windows_8.1p1"), None);
+        assert_eq!(openssh_version("Dropbear v2022.83"), None);
+        assert!(!openssh_8_or_later("/nonexistent/ssh"));
     }
 
     #[test]
