@@ -15,8 +15,9 @@ pub struct Ssh {
     base: Vec<String>,
     /// Where connections kept for reuse live, and for how long.
     reuse: Option<Reuse>,
-    /// The client is no OpenSSH 8.0 or later (see `separate_master`).
-    old_client: bool,
+    /// Kept connections are opened by an `ssh -N -f` of their own, not by
+    /// a session (see `needs_separate_master`).
+    separate_master: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +41,8 @@ impl Ssh {
         if let Some(user) = &config.ssh_user {
             base.extend(["-l".into(), user.clone()]);
         }
-        if prefer_mlkem(&config.ssh) {
+        let mlkem = prefer_mlkem(&config.ssh);
+        if mlkem {
             base.extend(["-o".into(), format!("KexAlgorithms=^{MLKEM}")]);
         }
         let reuse = control_dir()
@@ -49,11 +51,11 @@ impl Ssh {
                 dir,
                 persist: config.ssh_control_persist,
             });
-        let old_client = reuse.is_some() && !base.first().is_some_and(|p| openssh_8_or_later(p));
+        let separate_master = reuse.is_some() && needs_separate_master(&base, mlkem);
         Ssh {
             base,
             reuse,
-            old_client,
+            separate_master,
         }
     }
 
@@ -64,7 +66,7 @@ impl Ssh {
         Ssh {
             base: Vec::new(),
             reuse: None,
-            old_client: false,
+            separate_master: false,
         }
     }
 
@@ -80,8 +82,8 @@ impl Ssh {
             // The session's own connection becomes the kept one if none is
             // open (one process, one handshake): OpenSSH puts a persisting
             // master's stdio on /dev/null, so it holds none of our pipes,
-            // unless `-v` keeps its stderr, the case of `separate_master`.
-            Some(reuse) if !self.separate_master() => argv.extend(connection_reuse(
+            // unless it keeps its stderr (see `needs_separate_master`).
+            Some(reuse) if !self.separate_master => argv.extend(connection_reuse(
                 "auto",
                 &reuse.socket(&self.base, node),
                 reuse.persist,
@@ -161,21 +163,11 @@ fn prefer_mlkem(ssh: &[String]) -> bool {
 }
 
 impl Ssh {
-    /// Whether kept connections are opened by an `ssh -N -f` of their own
-    /// rather than by a session: when a persisting master would keep the
-    /// stderr it started with, so a session's master would hold our pipe
-    /// open for SSH_CONTROL_PERSIST seconds after its session. It does with
-    /// `-v` (its debugging output), and before OpenSSH 8.0 a ProxyJump's
-    /// ssh kept it (7.3 and earlier: the master itself).
-    pub(super) fn separate_master(&self) -> bool {
-        self.reuse.is_some() && (self.old_client || asks_for_debugging(&self.base))
-    }
-
     /// The control socket for `node` and the argv of the separate `ssh -N -f`
     /// that keeps its connection open, when connections are kept that way
-    /// (see `separate_master`).
+    /// (see `needs_separate_master`).
     pub(super) fn master_argv(&self, node: &NodeName) -> Option<(PathBuf, Vec<String>)> {
-        let reuse = self.reuse.as_ref().filter(|_| self.separate_master())?;
+        let reuse = self.reuse.as_ref().filter(|_| self.separate_master)?;
         let socket = reuse.socket(&self.base, node);
         let mut argv = self.base.clone();
         argv.extend(connection_reuse("yes", &socket, reuse.persist));
@@ -216,6 +208,17 @@ fn connection_reuse(master: &str, socket: &Path, persist: Duration) -> Vec<Strin
     .into_iter()
     .flat_map(|option| ["-o".to_owned(), option])
     .collect()
+}
+
+/// Whether kept connections must be opened by an `ssh -N -f` of their own
+/// rather than by a session: when a persisting master would keep the
+/// stderr it started with, so a session's master would hold our pipe open
+/// for SSH_CONTROL_PERSIST seconds after its session. It does with `-v`
+/// (its debugging output), and before OpenSSH 8.0 a ProxyJump's ssh kept
+/// it (7.3 and earlier: the master itself). An ssh offering ML-KEM is 9.9
+/// or later: its version need not be asked.
+fn needs_separate_master(ssh: &[String], mlkem: bool) -> bool {
+    asks_for_debugging(ssh) || !(mlkem || ssh.first().is_some_and(|p| openssh_8_or_later(p)))
 }
 
 /// Whether `program -V` says OpenSSH 8.0 or later (anything else, or no
@@ -312,7 +315,7 @@ mod tests {
                 dir: PathBuf::from("/run/user/0/baleine-ssh"),
                 persist: Duration::from_secs(60),
             }),
-            old_client: false,
+            separate_master: false,
         }
     }
 
@@ -344,19 +347,22 @@ mod tests {
         assert!(argv.contains(&"ControlMaster=auto".to_owned()));
         assert!(argv.contains(&"ControlPersist=60s".to_owned()));
         assert!(ssh(true).master_argv(&node("fit01")).is_none());
-        // With -v, a master would keep writing to our stderr: a separate one.
-        let mut debug = ssh(true);
-        debug.base.insert(1, "-vF".into());
-        debug.base.insert(2, "/etc/ssh/x".into());
-        let argv = debug.argv(&node("fit01"), "true");
-        assert!(argv.contains(&"ControlMaster=no".to_owned()));
-        // So with a client older than OpenSSH 8.0 (its ProxyJump's ssh).
-        let old = Ssh {
-            old_client: true,
+        // With -v, a master would keep writing to our stderr: a separate
+        // one; so with a client older than OpenSSH 8.0 (its ProxyJump's ssh).
+        let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert!(needs_separate_master(
+            &words(&["ssh", "-vF", "/etc/ssh/x"]),
+            true
+        ));
+        assert!(needs_separate_master(&words(&["/nonexistent/ssh"]), false));
+        assert!(!needs_separate_master(&words(&["/nonexistent/ssh"]), true));
+        let separate = Ssh {
+            separate_master: true,
             ..ssh(true)
         };
-        assert!(old.master_argv(&node("fit01")).is_some());
-        let (socket, master) = debug.master_argv(&node("fit01")).unwrap();
+        let argv = separate.argv(&node("fit01"), "true");
+        assert!(argv.contains(&"ControlMaster=no".to_owned()));
+        let (socket, master) = separate.master_argv(&node("fit01")).unwrap();
         assert!(argv.contains(&format!("ControlPath={}", socket.display())));
         let dashes = master.iter().position(|w| w == "--").unwrap();
         assert_eq!(&master[dashes - 2..], ["-N", "-f", "--", "fit01"]);

@@ -47,7 +47,7 @@ pub use capture::{LineFeed, OutputFile, PayloadWiring, SessionIo, Sink, StageEve
 
 impl Ssh {
     /// Opens the connection kept for `node`, unless one is open, when it is
-    /// a separate `ssh -N -f` (see `Ssh::separate_master`), whose stdio is
+    /// a separate `ssh -N -f` (see `argv::needs_separate_master`), whose stdio is
     /// never ours. Returns ssh's complaint if the node cannot be reached.
     fn open_master(&self, node: &NodeName, deadline: Instant) -> Result<(), String> {
         let Some((socket, argv)) = self.master_argv(node) else {
