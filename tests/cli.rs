@@ -1926,14 +1926,14 @@ fn file_names_need_not_be_utf8_but_commands_and_options_must_be() {
     }
 }
 
-/// Every follower's session starts at once, while the first node pulls:
-/// its key exchange and login overlap the pull, and it waits for its pin
-/// on stdin. Held here by a pull that waits for the test's word.
-#[test]
-fn followers_start_their_session_while_the_first_node_pulls() {
-    let env = common::harness::TestEnv::new();
+/// A deploy of busybox on three local nodes whose first node's pull waits
+/// until `gate` exists, once every node has its session (the followers
+/// waiting for their pin).
+fn deploy_held_at_the_first_pull(
+    env: &common::harness::TestEnv,
+    gate: &std::path::Path,
+) -> std::process::Child {
     let conf = env.write("baleine.conf", &(env.base_config() + &env.local_nodes()));
-    let gate = env.path("pull-may-end");
     let sessions = env.path("sessions");
     let mut command = std::process::Command::new(common::binary("baleine-deploy"));
     common::scrub_environment(&mut command);
@@ -1943,16 +1943,27 @@ fn followers_start_their_session_while_the_first_node_pulls() {
         ])
         .env("BALEINE_CONFIG", &conf)
         .env("HOME", env.path("home"))
-        .env("FAKE_PULL_GATE", &gate)
+        .env("FAKE_PULL_GATE", gate)
         .env("LOCAL_SESSIONS", &sessions)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The first node's pull cannot end, yet every node has its session.
     common::wait_until("a session on every node", 30, || {
         std::fs::read_to_string(&sessions).is_ok_and(|s| s.lines().count() == 3)
     });
+    child
+}
+
+/// Every follower's session starts at once, while the first node pulls:
+/// its key exchange and login overlap the pull, and it waits for its pin
+/// on stdin. Held here by a pull that waits for the test's word.
+#[test]
+fn followers_start_their_session_while_the_first_node_pulls() {
+    let env = common::harness::TestEnv::new();
+    let gate = env.path("pull-may-end");
+    // The first node's pull cannot end, yet every node has its session.
+    let child = deploy_held_at_the_first_pull(&env, &gate);
     std::fs::write(&gate, "").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -1961,10 +1972,7 @@ fn followers_start_their_session_while_the_first_node_pulls() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = common::records(&out);
     assert_eq!(records.len(), 3);
     // Two followers, pinned to what the first node resolved.
     assert_eq!(records.iter().filter(|r| r["pinned"] == true).count(), 2);
@@ -1976,37 +1984,12 @@ fn followers_start_their_session_while_the_first_node_pulls() {
 #[test]
 fn followers_stopped_before_their_pin_leave_the_node_as_it_was() {
     let env = common::harness::TestEnv::new();
-    let conf = env.write("baleine.conf", &(env.base_config() + &env.local_nodes()));
-    let sessions = env.path("sessions");
-    let mut command = std::process::Command::new(common::binary("baleine-deploy"));
-    common::scrub_environment(&mut command);
-    let child = command
-        .args([
-            "-i", "busybox", "fit01", "fit02", "fit03", "--", "sleep", "1",
-        ])
-        .env("BALEINE_CONFIG", &conf)
-        .env("HOME", env.path("home"))
-        // A pull that never ends: the first node never has the digest.
-        .env("FAKE_PULL_GATE", env.path("never"))
-        .env("LOCAL_SESSIONS", &sessions)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::wait_until("a session on every node", 30, || {
-        std::fs::read_to_string(&sessions).is_ok_and(|s| s.lines().count() == 3)
-    });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    // A pull that never ends: the first node never has the digest.
+    let child = deploy_held_at_the_first_pull(&env, &env.path("never"));
+    common::signal(&child, nix::sys::signal::Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143));
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = common::records(&out);
     assert_eq!(records.len(), 3);
     for record in &records {
         assert_eq!(record["stage"], "interrupted", "{record}");
